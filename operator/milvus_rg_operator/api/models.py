@@ -1,0 +1,467 @@
+"""The API of milvusrg.io/v1alpha1 as pydantic models: the single source of the CRDs and docs/api.md.
+
+Field descriptions become the CRD descriptions (`kubectl explain`). Kubernetes-only schema keywords
+(CEL rules, list types, preserve-unknown-fields) ride along in `json_schema_extra`; the models also check
+the same cross-field rules themselves, so manifests that never went through an API server are refused too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+GROUP = "milvusrg.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+POOL_KIND = "QueryNodePool"
+POOL_PLURAL = "querynodepools"
+RESOURCE_GROUP_KIND = "ResourceGroup"
+RESOURCE_GROUP_PLURAL = "resourcegroups"
+CATEGORY = "milvus"
+
+DEFAULT_RESOURCE_GROUP = "__default_resource_group"
+DEFAULT_PENDING_GROUP = "__pending_nodes"
+DEFAULT_MANAGEMENT_PORT = 9091
+
+LABEL_RESOURCE_GROUP = f"{GROUP}/resource-group"
+LABEL_NODE_ID = f"{GROUP}/node-id"
+LABEL_STATE = f"{GROUP}/state"
+ANNOTATION_PAUSED = f"{GROUP}/paused"
+FINALIZER = f"{GROUP}/finalizer"
+
+MILVUS_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MILVUS_NAME_RULE = "must start with a letter or _ and contain only letters, digits and _"
+MILVUS_NAME_MAX_LENGTH = 255
+NODE_LABEL_KEY_PATTERN = r"^[A-Za-z0-9_]+$"
+DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+HOST_PORT_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$"
+MILVUS_URI_PATTERN = r"^(https?|tcp|grpc)://" + HOST_PORT_PATTERN
+MANAGEMENT_URI_PATTERN = r"^https?://" + HOST_PORT_PATTERN
+MAX_TRANSFER_GROUPS = 64
+MAX_NODE_LABELS = 32
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
+    """One `x-kubernetes-validations` entry (a CEL rule the API server enforces at admission)."""
+    entry: JsonDict = {"rule": rule, "message": message}
+    if field_path is not None:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def _check_milvus_name(name: str) -> str:
+    # A hand-written check instead of a pydantic pattern, for an error message people understand.
+    if re.fullmatch(MILVUS_NAME_PATTERN, name) is None:
+        raise ValueError(MILVUS_NAME_RULE)
+    return name
+
+
+MilvusGroupName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MILVUS_NAME_MAX_LENGTH),
+    AfterValidator(_check_milvus_name),
+    Field(description=f"A Milvus resource group name: {MILVUS_NAME_RULE}.", json_schema_extra={
+        "pattern": MILVUS_NAME_PATTERN,
+        "x-kubernetes-validations": [_cel(f"self.matches('{MILVUS_NAME_PATTERN}')", MILVUS_NAME_RULE)],
+    }),
+]
+NodeLabelKey = Annotated[str, StringConstraints(min_length=1, max_length=MILVUS_NAME_MAX_LENGTH,
+                                                pattern=NODE_LABEL_KEY_PATTERN)]
+NodeLabelValue = Annotated[str, StringConstraints(max_length=MILVUS_NAME_MAX_LENGTH)]
+Timestamp = Annotated[datetime.datetime, Field(description="An RFC 3339 date-time.")]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire; snake_case in Python; both accepted when parsing."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, validate_by_name=True)
+
+
+class SpecModel(ApiModel):
+    """Specs refuse unknown fields: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StatusModel(ApiModel):
+    """Status is written by the operator; older or newer operators may add fields, so extras are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- QueryNodePool spec
+
+
+class SecretKeyRef(SpecModel):
+    """A key of a Secret in the pool's namespace."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = (
+        Field(description="Name of the Secret (in the pool's namespace).")
+    )
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        default="token", description="Key in the Secret whose value is a Milvus token or `user:password`.")
+
+
+class MilvusConnection(SpecModel):
+    """How the operator reaches Milvus."""
+
+    uri: Annotated[str, StringConstraints(max_length=2048, pattern=MILVUS_URI_PATTERN)] = Field(
+        description="gRPC endpoint of the Milvus proxy, `scheme://host:port` with scheme http, https, tcp "
+                    "or grpc, e.g. `http://my-release-milvus.milvus.svc:19530`.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret holding the credentials (a token or `user:password`). Absent: no authentication.")
+    management_uri: Annotated[str, StringConstraints(max_length=2048, pattern=MANAGEMENT_URI_PATTERN)] | None = (
+        Field(default=None,
+              description="Milvus management (HTTP) endpoint, used for node suspend/resume during drains. "
+                          f"Default: the host of `uri` on port {DEFAULT_MANAGEMENT_PORT}.")
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=300,
+                                 description="Timeout of each call to Milvus, in seconds.")
+
+
+class PodTemplateMetadata(SpecModel):
+    """Labels and annotations of the query-node pods."""
+
+    labels: dict[str, str] | None = Field(default=None, description="Labels of the pods.")
+    annotations: dict[str, str] | None = Field(default=None, description="Annotations of the pods.")
+
+
+class PodTemplate(SpecModel):
+    """A pod template (like a StatefulSet's `spec.template`) for query nodes."""
+
+    metadata: PodTemplateMetadata | None = Field(default=None, description="Metadata of the pods.")
+    spec: dict[str, Any] = Field(
+        description="A core/v1 PodSpec for the query-node pods (not validated by this CRD).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class ScaleDownPolicy(SpecModel):
+    """How query nodes are removed."""
+
+    max_unavailable: int = Field(default=1, ge=1,
+                                 description="How many query nodes may be draining or terminating at once.")
+    drain_timeout_seconds: int = Field(default=600, ge=1,
+                                       description="How long a node may take to move its data elsewhere.")
+    force_after_timeout: bool = Field(
+        default=False,
+        description="Remove a node whose drain timed out anyway (otherwise it stays, marked Stalled).")
+
+
+class QueryNodePoolSpec(SpecModel):
+    """A Milvus instance and the StatefulSet of its query nodes."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("!has(self.maxNodes) || self.minNodes <= self.maxNodes",
+             "spec.minNodes must be <= spec.maxNodes", ".minNodes"),
+        _cel(f"self.pendingGroup != '{DEFAULT_RESOURCE_GROUP}'",
+             f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}", ".pendingGroup"),
+    ]})
+
+    milvus: MilvusConnection = Field(description="How the operator reaches Milvus.")
+    stateful_set_name: Annotated[str, StringConstraints(min_length=1, max_length=63,
+                                                        pattern=DNS1123_LABEL_PATTERN)] = Field(
+        description="Name of the query-node StatefulSet in the pool's namespace. Without `template` the "
+                    "operator adopts (scales) an existing StatefulSet, e.g. the one of milvus-operator or "
+                    "the Helm chart.")
+    template: PodTemplate | None = Field(
+        default=None,
+        description="When set, the operator creates and owns a StatefulSet named `statefulSetName` "
+                    "with this pod template.")
+    pending_group: MilvusGroupName = Field(
+        default=DEFAULT_PENDING_GROUP,
+        description="Milvus group holding nodes no declared group uses: new nodes join here and nodes "
+                    f"leave from here. Must not be `{DEFAULT_RESOURCE_GROUP}`.",
+    )
+    spare_nodes: int = Field(default=0, ge=0,
+                             description="Warm query nodes kept in the pending group beyond the groups' needs.")
+    min_nodes: int = Field(default=0, ge=0, description="Lower bound of the StatefulSet's replicas.")
+    max_nodes: int | None = Field(default=None, ge=0,
+                                  description="Upper bound of the StatefulSet's replicas. Absent: unbounded.")
+    scale_down: ScaleDownPolicy = Field(default_factory=ScaleDownPolicy,
+                                        description="How query nodes are removed.",
+                                        json_schema_extra={"default": {}})
+    resync_seconds: int = Field(default=30, ge=5, le=3600,
+                                description="Period of the resync against Milvus, in seconds.")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> QueryNodePoolSpec:
+        if self.max_nodes is not None and self.min_nodes > self.max_nodes:
+            raise ValueError("spec.minNodes must be <= spec.maxNodes")
+        if self.pending_group == DEFAULT_RESOURCE_GROUP:
+            raise ValueError(f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}")
+        return self
+
+    def management_uri(self) -> str:
+        """Milvus's management endpoint: `milvus.managementUri`, or http://<host of milvus.uri>:9091."""
+        if self.milvus.management_uri:
+            return self.milvus.management_uri
+        return f"http://{urlsplit(self.milvus.uri).hostname}:{DEFAULT_MANAGEMENT_PORT}"
+
+
+# ---------------------------------------------------------------- shared status parts
+
+
+class Condition(StatusModel):
+    """A condition in the usual Kubernetes shape."""
+
+    type: str = Field(description="Condition type: Ready, Progressing, Degraded or Paused.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="CamelCase reason of the last transition.")
+    message: str | None = Field(default=None, description="Human-readable details.")
+    last_transition_time: Timestamp | None = Field(default=None,
+                                                   description="When the status last changed.")
+    observed_generation: int | None = Field(default=None,
+                                            description="The metadata.generation this condition is about.")
+
+
+CONDITIONS_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+class NodeCount(StatusModel):
+    """A node count (Milvus's requests or limits)."""
+
+    node_num: int | None = Field(default=None, description="Number of query nodes.")
+
+
+# ---------------------------------------------------------------- QueryNodePool status
+
+
+class PoolMember(StatusModel):
+    """One query-node pod and where Milvus placed it."""
+
+    pod: str = Field(description="Pod name.")
+    ordinal: int = Field(description="StatefulSet ordinal of the pod.")
+    node_id: int | None = Field(default=None, description="Milvus node ID (changes on every restart).")
+    group: str | None = Field(default=None, description="Milvus resource group of the node (exact Milvus name).")
+    state: Literal["Serving", "Pending", "Draining", "Joining", "Unregistered", "Terminating"] = Field(
+        description="Serving (in a declared group), Pending (in the pending group), Draining, Joining "
+                    "(registered, not yet placed), Unregistered (no Milvus node) or Terminating.")
+
+
+class DrainingNode(StatusModel):
+    """A node being emptied before its pod is removed."""
+
+    pod: str = Field(description="Pod name.")
+    node_id: int = Field(description="Milvus node ID.")
+    group: str | None = Field(default=None, description="Milvus group the node served when the drain began.")
+    started_at: Timestamp | None = Field(default=None, description="When the drain began.")
+    phase: Literal["Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled"] = Field(
+        description="Progress of the drain.")
+
+
+class ScaleDownStatus(StatusModel):
+    """Scale-in progress, persisted so a restarted operator resumes it."""
+
+    victims: list[str] | None = Field(default=None, description="Pods chosen for removal.")
+    draining: list[DrainingNode] | None = Field(default=None, description="Nodes being drained.")
+    suspended_nodes: list[int] | None = Field(default=None,
+                                              description="Milvus node IDs the operator suspended.")
+
+
+class GroupSummary(StatusModel):
+    """A Milvus resource group served by this pool."""
+
+    name: str = Field(description="Milvus group name.")
+    requests: int | None = Field(default=None, description="requests.nodeNum applied in Milvus.")
+    limits: int | None = Field(default=None, description="limits.nodeNum applied in Milvus.")
+    nodes: int | None = Field(default=None, description="Nodes Milvus currently places in the group.")
+
+
+class QueryNodePoolStatus(StatusModel):
+    """Observed state of the pool."""
+
+    observed_generation: int | None = Field(default=None, description="The last metadata.generation acted on.")
+    conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, Paused.",
+                                               json_schema_extra=CONDITIONS_LIST)
+    desired_replicas: int | None = Field(default=None, description="Replicas the operator wants.")
+    current_replicas: int | None = Field(default=None, description="The StatefulSet's current replicas.")
+    ready_replicas: int | None = Field(default=None, description="The StatefulSet's ready replicas.")
+    milvus_version: str | None = Field(default=None, description="Version reported by Milvus.")
+    members: list[PoolMember] | None = Field(default=None, description="Query-node pods and their placement.")
+    scale_down: ScaleDownStatus | None = Field(default=None, description="Scale-in progress.")
+    groups: list[GroupSummary] | None = Field(default=None, description="Milvus groups of this pool.")
+
+
+# ---------------------------------------------------------------- ResourceGroup
+
+
+class NodeRequest(SpecModel):
+    """A number of query nodes."""
+
+    node_num: int = Field(default=0, ge=0, description="Number of query nodes.")
+
+
+class NodeLimit(SpecModel):
+    """An upper bound of query nodes."""
+
+    node_num: int = Field(ge=0, description="Maximum number of query nodes.")
+
+
+TransferGroups = Annotated[list[MilvusGroupName], Field(max_length=MAX_TRANSFER_GROUPS)]
+
+
+def _not_containing_group_name(field: str) -> JsonDict:
+    return _cel(f"!has(self.groupName) || !has(self.{field}) || !(self.groupName in self.{field})",
+                f"spec.{field} must not contain spec.groupName", f".{field}")
+
+
+class ResourceGroupSpec(SpecModel):
+    """A Milvus resource group and how many query nodes it gets."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("has(self.groupName) == has(oldSelf.groupName) && "
+             "(!has(self.groupName) || self.groupName == oldSelf.groupName)",
+             "spec.groupName is immutable", ".groupName"),
+        _cel("!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum",
+             "spec.limits.nodeNum must be >= spec.requests.nodeNum", ".limits.nodeNum"),
+        _not_containing_group_name("transferFrom"),
+        _not_containing_group_name("transferTo"),
+    ]})
+
+    pool: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = (
+        Field(description="Name of the QueryNodePool (same namespace) whose nodes this group uses.")
+    )
+    group_name: MilvusGroupName | None = Field(
+        default=None,
+        description=f"Name of the group in Milvus ({MILVUS_NAME_RULE}). Default: metadata.name with `-` "
+                    f"replaced by `_`. Immutable. `{DEFAULT_RESOURCE_GROUP}` manages Milvus's default group.")
+    requests: NodeRequest = Field(default_factory=NodeRequest,
+                                  description="Nodes Milvus keeps in the group (requests.nodeNum). "
+                                              "`kubectl scale` sets this.",
+                                  json_schema_extra={"default": {}})
+    limits: NodeLimit | None = Field(
+        default=None,
+        description="Most nodes Milvus may place in the group. Absent: equal to requests.")
+    transfer_from: TransferGroups | None = Field(
+        default=None,
+        description="Groups Milvus takes missing nodes from, in order. Absent: the pool's pending group.")
+    transfer_to: TransferGroups | None = Field(
+        default=None,
+        description="Groups Milvus gives surplus nodes to, in order. Absent: the pool's pending group.")
+    node_labels: Annotated[dict[NodeLabelKey, NodeLabelValue], Field(max_length=MAX_NODE_LABELS)] | None = Field(
+        default=None,
+        description="Milvus node filter: only nodes with all these labels (from MILVUS_SERVER_LABEL_<KEY> "
+                    "env vars; use role-free keys such as ZONE) may join the group.",
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel(f"self.all(k, k.matches('{NODE_LABEL_KEY_PATTERN}'))",
+                 "spec.nodeLabels keys must contain only letters, digits and _"),
+        ]},
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ResourceGroupSpec:
+        if self.limits is not None and self.limits.node_num < self.requests.node_num:
+            raise ValueError("spec.limits.nodeNum must be >= spec.requests.nodeNum")
+        for field, names in (("transferFrom", self.transfer_from), ("transferTo", self.transfer_to)):
+            if self.group_name is not None and names is not None and self.group_name in names:
+                raise ValueError(f"spec.{field} must not contain spec.groupName")
+        return self
+
+    def milvus_group_name(self, metadata_name: str) -> str:
+        """The Milvus name: groupName, or the object's name with `-` -> `_`."""
+        return self.group_name if self.group_name is not None else metadata_name.replace("-", "_")
+
+
+class ResourceGroupMember(StatusModel):
+    """A query node Milvus places in the group."""
+
+    pod: str | None = Field(default=None, description="Pod name (absent when Milvus reports an unknown node).")
+    node_id: int = Field(description="Milvus node ID.")
+
+
+class AppliedMilvusConfig(StatusModel):
+    """The group's config as applied in Milvus."""
+
+    requests: NodeCount | None = Field(default=None, description="requests in Milvus.")
+    limits: NodeCount | None = Field(default=None, description="limits in Milvus.")
+    transfer_from: list[str] | None = Field(default=None, description="transfer_from in Milvus.")
+    transfer_to: list[str] | None = Field(default=None, description="transfer_to in Milvus.")
+    node_labels: dict[str, str] | None = Field(default=None, description="node_filter.node_labels in Milvus.")
+
+
+class ResourceGroupStatus(StatusModel):
+    """Observed state of the group."""
+
+    observed_generation: int | None = Field(default=None, description="The last metadata.generation acted on.")
+    conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, Paused.",
+                                               json_schema_extra=CONDITIONS_LIST)
+    group_name: str | None = Field(default=None, description="The resolved Milvus group name.")
+    nodes: int | None = Field(default=None, description="Nodes Milvus currently places in the group.")
+    selector: str | None = Field(default=None,
+                                 description=f"Label selector of the group's pods ({LABEL_RESOURCE_GROUP}=...).")
+    members: list[ResourceGroupMember] | None = Field(default=None, description="Nodes of the group.")
+    milvus_config: AppliedMilvusConfig | None = Field(default=None, description="What is applied in Milvus.")
+
+
+# ---------------------------------------------------------------- whole objects
+
+
+class ObjectMeta(BaseModel):
+    """The few metadata fields the operator reads; everything else is kept as is."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True,
+                              validate_by_name=True)
+
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    finalizers: list[str] | None = None
+    deletion_timestamp: datetime.datetime | None = None
+
+    def paused(self) -> bool:
+        """The object carries `milvusrg.io/paused: "true"`."""
+        return (self.annotations or {}).get(ANNOTATION_PAUSED, "").lower() == "true"
+
+
+class QueryNodePool(ApiModel):
+    """QueryNodePool: one Milvus and the StatefulSet of its query nodes; the operator scales it for the
+    declared ResourceGroups."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str = API_VERSION
+    kind: str = POOL_KIND
+    metadata: ObjectMeta
+    spec: QueryNodePoolSpec
+    status: QueryNodePoolStatus = Field(default_factory=QueryNodePoolStatus)
+
+
+# Without spec.groupName the Milvus name comes from metadata.name, which may hold `.` or start with a digit.
+# Checked here only: a root-level CEL rule on metadata.name would be refused by the sandbox's validator.
+DERIVABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_-]*$"
+
+
+class ResourceGroup(ApiModel):
+    """ResourceGroup: a Milvus resource group whose config (requests, limits, transfers, node labels) the
+    operator keeps applied; its node count drives the pool's StatefulSet."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str = API_VERSION
+    kind: str = RESOURCE_GROUP_KIND
+    metadata: ObjectMeta
+    spec: ResourceGroupSpec
+    status: ResourceGroupStatus = Field(default_factory=ResourceGroupStatus)
+
+    @model_validator(mode="after")
+    def _check_derived_name(self) -> ResourceGroup:
+        if self.spec.group_name is None and re.fullmatch(DERIVABLE_NAME_PATTERN, self.metadata.name) is None:
+            raise ValueError(f"metadata.name {self.metadata.name!r} gives no valid Milvus name: set spec.groupName")
+        return self
+
+    def milvus_group_name(self) -> str:
+        return self.spec.milvus_group_name(self.metadata.name)
+

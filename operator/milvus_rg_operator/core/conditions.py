@@ -1,0 +1,247 @@
+"""Status of pools and groups as plain dicts in the CRDs' camelCase shape.
+
+Everything here is a pure function of observations, and `merge_conditions` keeps lastTransitionTime
+when a condition's status did not change, so a steady state renders an identical status: no write.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from milvus_rg_operator.core.configs import MilvusPlan
+from milvus_rg_operator.core.labels import LABEL_RESOURCE_GROUP, pod_placement
+from milvus_rg_operator.core.names import label_value, resolve_group_name
+from milvus_rg_operator.core.scaling import ScalePlan
+from milvus_rg_operator.core.types import (
+    DeclaredGroup,
+    DeclaredPool,
+    GroupConfig,
+    MilvusState,
+    PodState,
+    Problem,
+    StatefulSetState,
+)
+
+READY, PROGRESSING, DEGRADED, PAUSED = "Ready", "Progressing", "Degraded", "Paused"
+DEGRADING_BLOCKS = frozenset({"ManagementAPIUnavailable", "ReplicasNeedNodes", "DrainStalled"})
+MEMBER_STATES = {"serving": "Serving", "pending": "Pending", "draining": "Draining", "joining": "Joining",
+                 "terminating": "Terminating"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+    observed_generation: int
+
+
+def iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def find(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def find_new(conditions: Sequence[Condition], type_: str) -> Condition:
+    return next(c for c in conditions if c.type == type_)
+
+
+def merge_conditions(old: Sequence[Mapping[str, Any]], new: Sequence[Condition], now_iso: str) -> list[dict[str, Any]]:
+    merged = []
+    for condition in new:
+        previous = find(old, condition.type)
+        changed = previous is None or previous.get("status") != condition.status
+        merged.append({
+            "type": condition.type, "status": condition.status, "reason": condition.reason,
+            "message": condition.message, "observedGeneration": condition.observed_generation,
+            "lastTransitionTime": now_iso if changed or previous is None
+            else previous.get("lastTransitionTime", now_iso),
+        })
+    return merged
+
+
+def _standard(generation: int, *, ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
+              degraded: tuple[bool, str, str], paused: bool = False) -> list[Condition]:
+    def make(type_: str, value: tuple[bool, str, str]) -> Condition:
+        return Condition(type_, "True" if value[0] else "False", value[1], value[2], generation)
+
+    return [make(READY, ready), make(PROGRESSING, progressing), make(DEGRADED, degraded),
+            make(PAUSED, (paused, "Paused" if paused else "Active",
+                          "milvusrg.io/paused is \"true\": no changes are made" if paused else "reconciling"))]
+
+
+def paused_pool_conditions(generation: int) -> list[Condition]:
+    return _standard(generation, ready=(False, "Paused", "reconciliation is paused"),
+                     progressing=(False, "Paused", "reconciliation is paused"),
+                     degraded=(False, "Paused", "reconciliation is paused"), paused=True)
+
+
+def _problem_text(problems: Sequence[Problem]) -> str:
+    return "; ".join(f"{p.kind} {p.name}: {p.field}: {p.message}" for p in problems)
+
+
+def validation_failed_conditions(problems: Sequence[Problem], generation: int) -> list[Condition]:
+    text = _problem_text(problems)
+    return _standard(generation, ready=(False, "ValidationFailed", "nothing applied: " + text),
+                     progressing=(False, "ValidationFailed", "nothing applied until the problem is fixed"),
+                     degraded=(True, "ValidationFailed", text))
+
+
+def group_problem_conditions(own: Sequence[Problem], all_problems: Sequence[Problem],
+                             generation: int) -> list[Condition]:
+    if own:
+        text = "; ".join(f"{p.field}: {p.message}" for p in own)
+        return _standard(generation, ready=(False, "ValidationFailed", text),
+                         progressing=(False, "ValidationFailed", "nothing applied until the problem is fixed"),
+                         degraded=(True, "ValidationFailed", text))
+    text = "the pool has problems, nothing applied: " + _problem_text(all_problems)
+    return _standard(generation, ready=(False, "PoolInvalid", text),
+                     progressing=(False, "PoolInvalid", text), degraded=(False, "PoolInvalid", text))
+
+
+def milvus_failed_conditions(message: str, code: int | None, generation: int) -> list[Condition]:
+    reason = "MilvusUnavailable" if code is None else "MilvusError"
+    text = message if code is None else f"{message} (code {code})"
+    return _standard(generation, ready=(False, reason, text),
+                     progressing=(False, reason, "retrying with backoff; no scale-in while Milvus cannot "
+                                                 "confirm where nodes are"),
+                     degraded=(True, reason, text))
+
+
+def group_satisfied(group: DeclaredGroup, milvus: MilvusState) -> bool:
+    found = milvus.groups.get(resolve_group_name(group))
+    return found is not None and group.requests <= len(found.node_ids) <= group.effective_limits
+
+
+def groups_satisfied(groups: Sequence[DeclaredGroup], milvus: MilvusState) -> bool:
+    return all(group_satisfied(g, milvus) for g in groups if not g.deleting)
+
+
+def pool_members(pods: Sequence[PodState], milvus: MilvusState, pending_group: str,
+                 draining: Collection[str]) -> list[dict[str, Any]]:
+    members = []
+    for pod in sorted(pods, key=lambda p: p.ordinal):
+        group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
+        member: dict[str, Any] = {"pod": pod.name, "ordinal": pod.ordinal,
+                                  "state": MEMBER_STATES[state] if node_id is not None or pod.terminating
+                                  else "Unregistered" if pod.ready else "Joining"}
+        if node_id is not None:
+            member["nodeId"] = node_id
+        if group is not None:
+            member["group"] = group
+        members.append(member)
+    return members
+
+
+def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_replicas: int,
+                sts: StatefulSetState, pods: Sequence[PodState], milvus: MilvusState, scale: ScalePlan,
+                milvus_plan: MilvusPlan, *, generation: int, previous: Mapping[str, Any], now: float,
+                scale_down: list[dict[str, Any]], converged: bool) -> dict[str, Any]:
+    draining = {d.pod for d in scale.drains}
+    if converged:
+        ready = (True, "Converged", f"{desired_replicas} query nodes, every group at its requests")
+        progressing = (False, "Converged", "nothing to do")
+    else:
+        reason, message = _progress(desired_replicas, sts, scale, milvus_plan, groups, milvus)
+        ready = (False, reason, message)
+        progressing = (True, reason, message)
+    degraded = (False, "AsExpected", "no problem")
+    blocked_groups = {g: why for g, why in milvus_plan.waiting.items() if "replicas loaded" in why}
+    if scale.blocked_reason in DEGRADING_BLOCKS:
+        degraded = (True, scale.blocked_reason or "", scale.blocked or "")
+    elif blocked_groups:
+        degraded = (True, "GroupDeletionBlocked",
+                    "; ".join(f"cannot drop {g}: {why}" for g, why in sorted(blocked_groups.items())))
+    conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded)
+    return {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous.get("conditions", []), conditions, iso(now)),
+        "desiredReplicas": desired_replicas,
+        "currentReplicas": sts.replicas,
+        "readyReplicas": sts.ready_replicas,
+        "members": pool_members(pods, milvus, pool.pending_group, draining),
+        "scaleDown": {"victims": list(scale.victims), "draining": scale_down,
+                      "suspendedNodes": sorted({d.node_id for d in scale.drains})},
+        "groups": [
+            {"name": name, "requests": g.config.requests, "limits": g.config.limits, "nodes": len(g.node_ids)}
+            for name, g in sorted(milvus.groups.items())
+            if name in {resolve_group_name(d) for d in groups} | {pool.pending_group}
+        ],
+    }
+
+
+def _progress(desired: int, sts: StatefulSetState, scale: ScalePlan, plan: MilvusPlan,
+              groups: Sequence[DeclaredGroup], milvus: MilvusState) -> tuple[str, str]:
+    if not plan.empty:
+        return "ApplyingConfigs", "writing resource-group configs to Milvus"
+    if desired > sts.replicas or (scale.replicas or 0) > sts.replicas:
+        return "ScalingOut", f"scaling query nodes {sts.replicas} -> {desired}"
+    if scale.blocked:
+        return scale.blocked_reason or "ScalingIn", scale.blocked
+    if desired < sts.replicas:
+        return "ScalingIn", f"scaling query nodes {sts.replicas} -> {desired}"
+    if sts.ready_replicas < sts.replicas:
+        return "WaitingForPods", f"{sts.ready_replicas}/{sts.replicas} query-node pods ready"
+    short = [f"{resolve_group_name(g)} ({len(milvus.groups[resolve_group_name(g)].node_ids)}/{g.requests})"
+             for g in groups if not g.deleting and resolve_group_name(g) in milvus.groups
+             and not group_satisfied(g, milvus)]
+    if short:
+        return "WaitingForMilvus", "waiting for Milvus to place nodes: " + ", ".join(short)
+    if plan.waiting:
+        return "DeletingGroups", "; ".join(f"{g}: {why}" for g, why in sorted(plan.waiting.items()))
+    return "WaitingForMilvus", "waiting for Milvus to converge"
+
+
+def milvus_config_status(config: GroupConfig) -> dict[str, Any]:
+    return {"requests": {"nodeNum": config.requests}, "limits": {"nodeNum": config.limits},
+            "transferFrom": list(config.transfer_from), "transferTo": list(config.transfer_to),
+            "nodeLabels": dict(config.node_labels)}
+
+
+def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodState], plan: MilvusPlan, *,
+                 generation: int, previous: Mapping[str, Any], now: float) -> dict[str, Any]:
+    name = resolve_group_name(group)
+    found = milvus.groups.get(name)
+    node_ids = set(found.node_ids) if found else set()
+    members = []
+    for pod in sorted(pods, key=lambda p: p.ordinal):
+        node = milvus.node_of_pod(pod.name)
+        if node is not None and node.node_id in node_ids:
+            members.append({"pod": pod.name, "nodeId": node.node_id})
+    count = len(node_ids)
+    degraded = (False, "AsExpected", "no problem")
+    if group.deleting:
+        why = plan.waiting.get(name, "dropping")
+        ready = (False, "Deleting", why)
+        progressing = (True, "Deleting", why)
+        if "replicas loaded" in why:
+            degraded = (True, "GroupDeletionBlocked", why)
+    elif found is None:
+        ready = (False, "Creating", f"creating resource group {name} in Milvus")
+        progressing = (True, "Creating", ready[2])
+    elif group_satisfied(group, milvus):
+        ready = (True, "Converged", f"{count} node(s) in {name}")
+        progressing = (False, "Converged", "nothing to do")
+    else:
+        text = f"{count} node(s) in {name}, requests {group.requests}, limits {group.effective_limits}"
+        ready = (False, "WaitingForNodes", text)
+        progressing = (True, "WaitingForNodes", text)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous.get("conditions", []),
+                                       _standard(generation, ready=ready, progressing=progressing,
+                                                 degraded=degraded), iso(now)),
+        "groupName": name,
+        "nodes": count,
+        "selector": f"{LABEL_RESOURCE_GROUP}={label_value(name)}",
+        "members": members,
+    }
+    if found is not None:
+        status["milvusConfig"] = milvus_config_status(found.config)
+    return status

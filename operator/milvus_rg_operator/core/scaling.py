@@ -1,0 +1,298 @@
+"""How many query nodes, and which pod may leave.
+
+A StatefulSet always removes its highest ordinals, while Milvus picks at random which node it moves to
+the pending group. So scale-in lowers replicas only past pods that serve no group: already in the
+pending group, never registered, or drained. Draining a serving victim means asking Milvus (management
+API `node/suspend`) to take its node out of its group, which then pulls a replacement from the pending
+group; once the group is back at its requests and the node holds no segments or channels, the pod goes.
+Each drain is recorded (in the pool's status, by the caller) before the node is suspended, so a
+restarted operator finishes or undoes it; a node left suspended without a record is resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from milvus_rg_operator.core.names import resolve_group_name
+from milvus_rg_operator.core.types import (
+    DeclaredGroup,
+    DeclaredPool,
+    DrainRecord,
+    MilvusNode,
+    MilvusState,
+    PodState,
+    StatefulSetState,
+)
+
+SUSPENDING = "Suspending"
+WAITING_FOR_REPLACEMENT = "WaitingForReplacement"
+MOVING_DATA = "MovingData"
+DRAINED = "Drained"
+STALLED = "Stalled"
+STOPPING_STATES = frozenset({"Stopping", "Offline", "Down"})
+
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    replicas: int | None = None  # None: leave the StatefulSet alone
+    suspend: tuple[int, ...] = ()
+    resume: tuple[int, ...] = ()
+    drains: tuple[DrainRecord, ...] = ()  # the complete set to persist
+    victims: tuple[str, ...] = ()
+    blocked: str | None = None  # why scale-in waits, in words
+    blocked_reason: str | None = None  # ... as a condition reason
+    stalled: tuple[str, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> int:
+    wanted = sum(g.requests for g in groups if not g.deleting) + pool.spare_nodes
+    wanted = max(wanted, pool.min_nodes)
+    return wanted if pool.max_nodes is None else min(wanted, pool.max_nodes)
+
+
+def pod_name(statefulset: str, ordinal: int) -> str:
+    return f"{statefulset}-{ordinal}"
+
+
+def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, sts: StatefulSetState,
+               pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
+               *, milvus_plan_empty: bool, now: float) -> ScalePlan:
+    return _Planner(pool, groups, desired, sts, pods, milvus, drains, milvus_plan_empty, now).plan()
+
+
+class _Planner:
+    def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
+                 sts: StatefulSetState, pods: Sequence[PodState], milvus: MilvusState,
+                 drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float) -> None:
+        self.pool, self.desired, self.sts, self.milvus, self.now = pool, desired, sts, milvus, now
+        self.milvus_plan_empty = milvus_plan_empty
+        self.pods = {p.name: p for p in pods}
+        self.records = {d.pod: d for d in drains}
+        self.requests = {resolve_group_name(g): g.requests for g in groups if not g.deleting}
+        self.labels = {resolve_group_name(g): dict(g.node_labels) for g in groups if not g.deleting}
+        self.events: list[Event] = []
+        self.resume: list[int] = []
+        self.suspend: list[int] = []
+
+    # --- facts -----------------------------------------------------------------------------------
+
+    def node(self, pod: str) -> MilvusNode | None:
+        return self.milvus.node_of_pod(pod)
+
+    def live(self, pod: str) -> bool:
+        state = self.pods.get(pod)
+        return state is not None and not state.terminating
+
+    def group_size(self, group: str) -> int:
+        found = self.milvus.groups.get(group)
+        return len(found.node_ids) if found else 0
+
+    def group_requests(self, group: str) -> int:
+        if group in self.requests:
+            return self.requests[group]
+        found = self.milvus.groups.get(group)
+        return found.config.requests if found else 0
+
+    # --- plan ------------------------------------------------------------------------------------
+
+    def plan(self) -> ScalePlan:
+        current = self.sts.replicas
+        victims = [pod_name(self.pool.stateful_set_name, o) for o in range(current - 1, self.desired - 1, -1)]
+        kept = self.settle_records(set(victims))
+        self.resume_orphans(set(victims), kept)
+        if self.desired > current:
+            self.events.append(("Normal", "ScaledOut", f"scaling query nodes {current} -> {self.desired}"))
+            return self.result(self.desired, kept, ())
+        if not victims:
+            return self.result(None, kept, ())
+        if not self.milvus_plan_empty:
+            waiting = ("WaitingForMilvus", "waiting for Milvus to accept the new configs")
+            return self.result(None, kept, victims, waiting)
+        records = self.progress(kept, victims)
+        lowest = current
+        for victim in victims:  # highest first: a StatefulSet removes from the top
+            if not self.removable(victim, records.get(victim)):
+                break
+            lowest -= 1
+        blocked: tuple[str, str] | None = None
+        if lowest > self.desired:
+            blocked = self.start_drains(victims[current - lowest:], records)
+        replicas = lowest if lowest < current else None
+        if replicas is not None:
+            self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {replicas}"))
+        remaining = {pod_name(self.pool.stateful_set_name, o) for o in range(replicas or current)}
+        final = {pod: r for pod, r in records.items() if pod in remaining}
+        return self.result(replicas, final, victims, blocked)
+
+    def result(self, replicas: int | None, records: Mapping[str, DrainRecord], victims: Sequence[str],
+               blocked: tuple[str, str] | None = None) -> ScalePlan:
+        ordered = tuple(sorted(records.values(), key=lambda r: r.pod))
+        return ScalePlan(
+            replicas=replicas, suspend=tuple(self.suspend), resume=tuple(sorted(set(self.resume))),
+            drains=ordered, victims=tuple(victims), blocked=blocked[1] if blocked else None,
+            blocked_reason=blocked[0] if blocked else None,
+            stalled=tuple(r.pod for r in ordered if r.phase == STALLED), events=tuple(self.events),
+        )
+
+    def settle_records(self, victims: set[str]) -> dict[str, DrainRecord]:
+        """Keep the drains still wanted; undo those of pods that are no longer victims."""
+        kept: dict[str, DrainRecord] = {}
+        for pod, record in self.records.items():
+            if not self.live(pod):
+                continue  # removed or leaving: the drain is over
+            if pod in victims:
+                node = self.node(pod)
+                kept[pod] = record if node is None else replace(record, node_id=node.node_id)
+                continue
+            node = self.node(pod)
+            if node is not None and self.milvus.group_of_node(node.node_id) is None:
+                self.resume.append(node.node_id)
+            self.events.append(("Normal", "DrainCancelled", f"{pod} is no longer leaving; node resumed"))
+        return kept
+
+    def resume_orphans(self, victims: set[str], kept: Mapping[str, DrainRecord]) -> None:
+        """A node out of every group whose pod stays is resumed: only a recorded drain may hold one out.
+        (Milvus 2.5+ `suspend` is "leave the group"; resume re-runs incoming assignment, harmless for a
+        node that is merely joining.)"""
+        if not self.milvus.management_available:
+            return
+        in_group = {n for g in self.milvus.groups.values() for n in g.node_ids}
+        for node in self.milvus.nodes.values():
+            pod = self.pods.get(node.hostname)
+            if (node.node_id in in_group or node.state in STOPPING_STATES or pod is None or pod.terminating
+                    or not pod.ready or node.hostname in kept or self.node(node.hostname) != node):
+                continue
+            self.resume.append(node.node_id)
+
+    def progress(self, records: Mapping[str, DrainRecord], victims: Sequence[str]) -> dict[str, DrainRecord]:
+        """Advance every recorded drain from what Milvus shows now."""
+        updated: dict[str, DrainRecord] = {}
+        for pod, record in records.items():
+            node = self.node(pod)
+            phase = record.phase
+            if node is not None and self.milvus.group_of_node(node.node_id) not in (None, self.pool.pending_group):
+                phase = SUSPENDING  # recorded but not (yet) out of its group: suspend (again)
+                self.suspend.append(node.node_id)
+            elif node is None or self.milvus.group_of_node(node.node_id) == self.pool.pending_group:
+                phase = DRAINED
+            elif self.group_size(record.group) < self.group_requests(record.group):
+                phase = WAITING_FOR_REPLACEMENT
+            elif node.holds_data is not False:
+                phase = MOVING_DATA
+            else:
+                phase = DRAINED
+            timed_out = self.now - record.started_at > self.pool.drain_timeout_seconds
+            if timed_out and phase != DRAINED:
+                phase = STALLED
+            if phase != record.phase and phase in (DRAINED, STALLED):
+                reason = "Drained" if phase == DRAINED else "Stalled"
+                kind = "Normal" if phase == DRAINED else "Warning"
+                detail = (f"{pod} (node {record.node_id}) left {record.group} and holds no data"
+                          if phase == DRAINED else
+                          f"{pod} (node {record.node_id}) not drained after {self.pool.drain_timeout_seconds:.0f}s"
+                          f"; holding (spec.scaleDown.forceAfterTimeout is "
+                          f"{str(self.pool.force_after_timeout).lower()})")
+                self.events.append((kind, reason, detail))
+            updated[pod] = replace(record, phase=phase)
+        return updated
+
+    def removable(self, pod: str, record: DrainRecord | None) -> bool:
+        if not self.live(pod):
+            return True
+        node = self.node(pod)
+        if node is None:
+            return True  # never registered: serves nothing
+        group = self.milvus.group_of_node(node.node_id)
+        if group == self.pool.pending_group:
+            return True
+        if record is not None:
+            return record.phase == DRAINED or (record.phase == STALLED and self.pool.force_after_timeout)
+        return group is None and node.holds_data is False
+
+    def start_drains(self, blocking: Sequence[str], records: dict[str, DrainRecord]) -> tuple[str, str] | None:
+        """Drain the highest serving victims, at most maxUnavailable at a time.
+        Returns (reason, message) saying why scale-in waits."""
+        active = sum(1 for r in records.values() if r.phase != DRAINED)
+        reasons: list[tuple[str, str]] = []
+        stalled = [r.pod for r in records.values() if r.phase == STALLED]
+        if stalled:
+            reasons.append(("DrainStalled", f"drain of {', '.join(sorted(stalled))} timed out"))
+        elif active:
+            reasons.append(("Draining", f"draining {', '.join(sorted(r.pod for r in records.values()))}"))
+        claimed: dict[str, int] = {}
+        for record in records.values():
+            if record.phase in (SUSPENDING, WAITING_FOR_REPLACEMENT):
+                claimed[record.group] = claimed.get(record.group, 0) + 1
+        for pod in blocking:
+            if pod in records or self.removable(pod, None):
+                continue
+            if active >= self.pool.max_unavailable:
+                if not reasons:
+                    reasons.append(("Draining", f"{active} drain(s) in progress (spec.scaleDown.maxUnavailable="
+                                                f"{self.pool.max_unavailable})"))
+                break
+            node = self.node(pod)
+            assert node is not None  # not removable implies registered
+            group = self.milvus.group_of_node(node.node_id)
+            if group is None:
+                reasons.append(("Draining", f"{pod} (node {node.node_id}) is out of its group; waiting for its "
+                                            "data to move"))
+                break
+            why = self.cannot_drain(pod, node, group, claimed.get(group, 0))
+            if why:
+                reasons.append(why)
+                break
+            claimed[group] = claimed.get(group, 0) + 1
+            records[pod] = DrainRecord(pod, node.node_id, group, self.now, SUSPENDING)
+            self.suspend.append(node.node_id)
+            active += 1
+            self.events.append(("Normal", "Draining", f"draining {pod} (node {node.node_id}) out of {group}"))
+        if not reasons:
+            return None
+        return reasons[0][0], "; ".join(message for _, message in reasons)
+
+    def cannot_drain(self, pod: str, node: MilvusNode, group: str, claimed: int) -> tuple[str, str] | None:
+        if not self.milvus.management_available:
+            return ("ManagementAPIUnavailable",
+                    f"management API unavailable: cannot drain {pod} (node {node.node_id} serving {group}); "
+                    f"waiting for Milvus to move it to {self.pool.pending_group}")
+        size = self.group_size(group) - claimed
+        if size - 1 >= self.group_requests(group):
+            # Above its requests: the group shrinks without a replacement, but never below its replicas.
+            loaded = self.milvus.groups[group].loaded_replicas
+            need = max(loaded.values(), default=0)
+            if size - 1 < need:
+                names = ", ".join(sorted(c for c, n in loaded.items() if n == need))
+                return ("ReplicasNeedNodes",
+                        f"{group} needs {need} nodes for the replicas of {names}; not draining {pod}")
+            return None
+        if self.replacements(group, node) <= claimed:
+            return ("WaitingForReplacement", f"{pod} (node {node.node_id}) serves {group} at its requests and no "
+                    "replacement node "
+                    f"is free yet (in {self.pool.pending_group} or above another group's requests)")
+        return None
+
+    def replacements(self, group: str, leaving: MilvusNode) -> int:
+        """Nodes Milvus could move into `group`: surplus of other groups, on pods that stay, labels matching."""
+        wanted = self.labels.get(group, {})
+        stays = {pod_name(self.pool.stateful_set_name, o) for o in range(self.desired)}
+        count = 0
+        for other in self.milvus.groups.values():
+            if other.name == group:
+                continue
+            surplus = len(other.node_ids) - self.group_requests(other.name)
+            for node_id in other.node_ids:
+                if surplus <= 0:
+                    break
+                node = self.milvus.nodes.get(node_id)
+                pod = self.pods.get(node.hostname) if node else None
+                if node is None or pod is None or node == leaving or node.hostname not in stays:
+                    continue
+                if all(pod.milvus_labels.get(k) == v for k, v in wanted.items()):
+                    count += 1
+                    surplus -= 1
+        return count

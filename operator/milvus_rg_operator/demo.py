@@ -1,0 +1,145 @@
+"""`milvus-rg-operator demo`: the Milvus docs' scaling practice, done by the operator on the sandbox.
+
+Starts the sandbox (Kubernetes API + Milvus simulator) with a one-node query-node StatefulSet,
+installs the CRDs, runs the operator, then applies each numbered folder of `examples/` in turn.
+After each step it waits until Milvus itself (asked over pymilvus, not through the operator)
+shows every group at its requested size and the StatefulSet at the expected size, and prints
+a table of pods, their group labels and Milvus's placement. Exit code 1 if a step does not converge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
+from pymilvus import AsyncMilvusClient
+
+from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, new_api_client
+from milvus_rg_operator.api.crds import render_crds
+from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
+from milvus_rg_operator.manifests import apply_manifests, load_manifests
+from milvus_rg_operator.runner import run_operator
+from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
+
+NAMESPACE = "default"
+STATEFULSET = "milvus-querynode"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What Milvus says, per group: the pod names (hostnames) of its nodes."""
+
+    groups: dict[str, list[str]]
+
+    def group_of(self, pod: str) -> str:
+        return next((group for group, pods in self.groups.items() if pod in pods), "-")
+
+
+async def milvus_placement(uri: str) -> Placement:
+    client = AsyncMilvusClient(uri=uri)
+    try:
+        names = await client.list_resource_groups(timeout=5)
+        groups = {}
+        for name in names:
+            info = await client.describe_resource_group(name, timeout=5)
+            groups[name] = sorted(node.hostname for node in info.nodes)
+        return Placement(groups)
+    finally:
+        await client.close()
+
+
+def expected_sizes(custom: CustomObjectsApi) -> tuple[dict[str, int], int]:
+    """Group name -> requested nodes (the pending group -> spare nodes), and the replicas to expect."""
+    pool = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, POOL_PLURAL)["items"][0]["spec"]
+    sizes: dict[str, int] = {pool.get("pendingGroup", "__pending_nodes"): pool.get("spareNodes", 0)}
+    for group in custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, GROUP_PLURAL)["items"]:
+        name = group["spec"].get("groupName") or group["metadata"]["name"].replace("-", "_")
+        sizes[name] = group["spec"]["requests"]["nodeNum"]
+    replicas = min(max(sum(sizes.values()), pool.get("minNodes", 0)), pool.get("maxNodes", 1 << 30))
+    return sizes, replicas
+
+
+def pods_table(core: CoreV1Api, placement: Placement) -> list[list[str]]:
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=querynode").items
+    rows = [["POD", "READY", "LABEL " + LABEL_RESOURCE_GROUP, "MILVUS GROUP"]]
+    for pod in sorted(pods, key=lambda p: int(p.metadata.name.rsplit("-", 1)[1])):
+        ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+        label = (pod.metadata.labels or {}).get(LABEL_RESOURCE_GROUP, "-")
+        terminating = " (terminating)" if pod.metadata.deletion_timestamp else ""
+        rows.append([pod.metadata.name + terminating, str(ready).lower(), label,
+                     placement.group_of(pod.metadata.name)])
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+async def converged(api: Any, uri: str) -> tuple[bool, str, Placement]:
+    custom, apps, core = CustomObjectsApi(api), AppsV1Api(api), CoreV1Api(api)
+    sizes, replicas = await asyncio.to_thread(expected_sizes, custom)
+    placement = await milvus_placement(uri)
+    sts = await asyncio.to_thread(apps.read_namespaced_stateful_set, STATEFULSET, NAMESPACE)
+    pods = await asyncio.to_thread(core.list_namespaced_pod, NAMESPACE,
+                                   label_selector="app.kubernetes.io/component=querynode")
+    wrong = [f"{name}: {len(placement.groups.get(name, []))}/{want}" for name, want in sizes.items()
+             if len(placement.groups.get(name, [])) != want]
+    labels_ok = all((p.metadata.labels or {}).get(LABEL_RESOURCE_GROUP) for p in pods.items)
+    ready = (sts.spec.replicas == replicas and (sts.status.ready_replicas or 0) == replicas
+             and len(pods.items) == replicas and labels_ok)
+    why = f"groups {wrong or 'ok'}; replicas {sts.spec.replicas}/{replicas}, pods {len(pods.items)}"
+    return not wrong and ready, why, placement
+
+
+async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int | None) -> int:
+    steps = sorted(p for p in examples.iterdir() if p.is_dir())  # noqa: ASYNC240 - before anything runs
+    if not steps:
+        print(f"no step folders in {examples}", file=sys.stderr)
+        return 2
+    config = SandboxConfig(kube_port=0, milvus_port=0, management_port=0, workdir=workdir, seed=seed,
+                           check_interval=1.0, pod_start_delay=0.3, session_ttl=5.0)
+    async with Sandbox(config) as sandbox:
+        os.environ["KUBECONFIG"] = str(sandbox.kubeconfig_path)
+        print("sandbox up:", ", ".join(f"{k}={v}" for k, v in sandbox.endpoints().items()))
+        api = new_api_client()
+        await apply_manifests(api, render_crds())
+        await sandbox.create_query_node_statefulset(name=STATEFULSET, replicas=1, namespace=NAMESPACE)
+        stop = asyncio.Event()
+        operator = asyncio.create_task(run_operator(namespace=NAMESPACE, stop_flag=stop))
+        try:
+            for step in steps:
+                manifests = load_manifests([step])
+                # The sandbox Milvus listens on a free port: point the pool at it.
+                for obj in manifests:
+                    if obj.get("kind") == "QueryNodePool":
+                        obj["spec"]["milvus"]["uri"] = sandbox.milvus.uri
+                        obj["spec"]["milvus"]["managementUri"] = sandbox.milvus.management_url
+                print(f"\n== step {step.name}")
+                for line in await apply_manifests(api, manifests):
+                    print("  " + line)
+                started = time.monotonic()
+                ok, why, placement = False, "", Placement({})
+                while time.monotonic() - started < step_timeout and not operator.done():
+                    ok, why, placement = await converged(api, sandbox.milvus.uri)
+                    if ok:
+                        break
+                    await asyncio.sleep(0.25)
+                print(f"  {'converged' if ok else 'NOT converged'} in {time.monotonic() - started:.1f}s")
+                print_table(await asyncio.to_thread(pods_table, CoreV1Api(api), placement))
+                print("  milvus: " + ", ".join(f"{g}={len(p)}" for g, p in sorted(placement.groups.items())))
+                if not ok:
+                    print(f"  step {step.name} did not converge within {step_timeout}s: {why}", file=sys.stderr)
+                    return 1
+            return 0
+        finally:
+            stop.set()
+            await asyncio.wait_for(operator, timeout=30)
+            api.close()

@@ -1,0 +1,300 @@
+"""The Milvus gRPC service (the proto pymilvus speaks), backed by a `ResourceManager`."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import functools
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, rg_pb2, schema_pb2
+
+from .resource_manager import MilvusError, ResourceManager, RGConfig
+
+Request = Any
+Response = TypeVar("Response")
+Handler = Callable[["MilvusServicer", Request, grpc.aio.ServicerContext], Awaitable[Any]]
+
+# The error_code a real server sets next to a merr `code` (pymilvus only needs one of them non-zero).
+UNEXPECTED_ERROR = common_pb2.UnexpectedError
+
+
+@dataclass
+class ServerControls:
+    """State the simulator shares with its servers: fault injection, auth and the write counter."""
+
+    version: str = "v2.5.4"
+    token: str | None = None
+    unavailable: bool = False
+    management_enabled: bool = True
+    write_rpcs: collections.Counter[str] = field(default_factory=collections.Counter)
+    on_change: Callable[[], None] = lambda: None
+    # Guards the ResourceManager when node lifecycle calls come from another thread.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+def error_status(error: MilvusError) -> common_pb2.Status:
+    return common_pb2.Status(error_code=UNEXPECTED_ERROR, code=error.code, reason=error.message)
+
+
+def to_rg_config(proto: rg_pb2.ResourceGroupConfig) -> RGConfig:
+    return RGConfig(
+        requests=proto.requests.node_num if proto.HasField("requests") else None,
+        limits=proto.limits.node_num if proto.HasField("limits") else None,
+        transfer_from=tuple(t.resource_group for t in proto.transfer_from),
+        transfer_to=tuple(t.resource_group for t in proto.transfer_to),
+        node_labels=tuple((kv.key, kv.value) for kv in proto.node_filter.node_labels),
+    )
+
+
+def to_rg_proto(config: RGConfig) -> rg_pb2.ResourceGroupConfig:
+    return rg_pb2.ResourceGroupConfig(
+        requests=rg_pb2.ResourceGroupLimit(node_num=config.req),
+        limits=rg_pb2.ResourceGroupLimit(node_num=config.lim),
+        transfer_from=[rg_pb2.ResourceGroupTransfer(resource_group=name) for name in config.transfer_from],
+        transfer_to=[rg_pb2.ResourceGroupTransfer(resource_group=name) for name in config.transfer_to],
+        node_filter=rg_pb2.ResourceGroupNodeFilter(
+            node_labels=[common_pb2.KeyValuePair(key=k, value=v) for k, v in config.node_labels]
+        ),
+    )
+
+
+def rpc(response_type: type[Any], mutating: bool = False) -> Callable[[Handler], Handler]:
+    """Fault injection, auth, write counting and merr error replies around one RPC handler.
+
+    A handler returns either a `Status` or a dict of the response fields other than `status`.
+    """
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(self: MilvusServicer, request: Request, context: grpc.aio.ServicerContext) -> Any:
+            controls = self.controls
+            if controls.unavailable:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "milvus simulator is unavailable")
+            await self.check_auth(context)
+            if mutating:
+                controls.write_rpcs[handler.__name__] += 1
+            try:
+                with controls.lock:
+                    result = await handler(self, request, context)  # handlers never await inside
+            except MilvusError as error:
+                status = error_status(error)
+                return status if response_type is common_pb2.Status else response_type(status=status)
+            if mutating:
+                controls.on_change()
+            if response_type is common_pb2.Status:
+                return result if result is not None else common_pb2.Status()
+            return response_type(status=common_pb2.Status(), **(result or {}))
+
+        return wrapper
+
+    return decorate
+
+
+class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
+    """Implements the RPCs MilvusClient needs for resource groups, collections and loads.
+
+    Every other RPC keeps the generated base behaviour: gRPC UNIMPLEMENTED.
+    """
+
+    def __init__(self, rm: ResourceManager, controls: ServerControls) -> None:
+        self.rm = rm
+        self.controls = controls
+
+    async def check_auth(self, context: grpc.aio.ServicerContext) -> None:
+        """Milvus's proxy AuthenticationInterceptor (plain gRPC status, not a merr Status)."""
+        token = self.controls.token
+        if token is None:
+            return
+        metadata = dict(context.invocation_metadata() or ())
+        supplied = metadata.get("authorization")
+        if supplied is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header")
+        expected = base64.b64encode(token.encode()).decode()
+        if supplied != expected:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "auth check failure, please check username and password are correct",
+            )
+
+    # ------------------------------------------------------------------ connection
+    @rpc(milvus_pb2.ConnectResponse)
+    async def Connect(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"server_info": common_pb2.ServerInfo(build_tags=self.controls.version), "identifier": 1}
+
+    @rpc(milvus_pb2.GetVersionResponse)
+    async def GetVersion(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"version": self.controls.version}
+
+    @rpc(milvus_pb2.CheckHealthResponse)
+    async def CheckHealth(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"isHealthy": True}
+
+    # ------------------------------------------------------------------ resource groups
+    @rpc(common_pb2.Status, mutating=True)
+    async def CreateResourceGroup(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        config = to_rg_config(request.config) if request.HasField("config") else None
+        self.rm.create_resource_group(request.resource_group, config)
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def UpdateResourceGroups(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.update_resource_groups(
+            {name: to_rg_config(config) for name, config in request.resource_groups.items()}
+        )
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def DropResourceGroup(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.drop_resource_group(request.resource_group)
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def TransferNode(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.transfer_node(request.source_resource_group, request.target_resource_group, request.num_node)
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def TransferReplica(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.transfer_replica(
+            request.source_resource_group,
+            request.target_resource_group,
+            request.collection_name,
+            request.num_replica,
+        )
+
+    @rpc(milvus_pb2.ListResourceGroupsResponse)
+    async def ListResourceGroups(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"resource_groups": self.rm.list_resource_groups()}
+
+    @rpc(milvus_pb2.DescribeResourceGroupResponse)
+    async def DescribeResourceGroup(
+        self, request: Request, context: grpc.aio.ServicerContext
+    ) -> dict[str, Any]:
+        info = self.rm.describe_resource_group(request.resource_group)
+        group = milvus_pb2.ResourceGroup(
+            name=info.name,
+            capacity=info.capacity,
+            num_available_node=info.num_available_node,
+            num_loaded_replica=info.num_loaded_replica,
+            num_outgoing_node=info.num_outgoing_node,
+            num_incoming_node=info.num_incoming_node,
+            config=to_rg_proto(info.config),
+            nodes=[
+                common_pb2.NodeInfo(node_id=n.node_id, address=n.address, hostname=n.hostname)
+                for n in info.nodes
+            ],
+        )
+        return {"resource_group": group}
+
+    # ------------------------------------------------------------------ collections
+    @rpc(common_pb2.Status)
+    async def CreateCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.create_collection(request.collection_name)
+
+    @rpc(common_pb2.Status)
+    async def DropCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.drop_collection(request.collection_name)
+
+    @rpc(milvus_pb2.BoolResponse)
+    async def HasCollection(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"value": request.collection_name in self.rm.collections}
+
+    @rpc(milvus_pb2.ShowCollectionsResponse)
+    async def ShowCollections(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        collections_ = list(self.rm.collections.values())
+        return {
+            "collection_names": [c.name for c in collections_],
+            "collection_ids": [c.collection_id for c in collections_],
+        }
+
+    @rpc(milvus_pb2.DescribeCollectionResponse)
+    async def DescribeCollection(
+        self, request: Request, context: grpc.aio.ServicerContext
+    ) -> dict[str, Any]:
+        collection = self.rm.collections.get(request.collection_name)
+        if collection is None:
+            raise MilvusError(100, f"collection not found[collection={request.collection_name}]")
+        return {
+            "collectionID": collection.collection_id,
+            "collection_name": collection.name,
+            "shards_num": len(collection.channels),
+            "virtual_channel_names": list(collection.channels),
+            "schema": schema_pb2.CollectionSchema(name=collection.name),
+        }
+
+    @rpc(common_pb2.Status)
+    async def CreateIndex(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        """Accepted so that `MilvusClient.create_collection(name, dimension)` (quick setup) works."""
+        self.rm.get_collection(request.collection_name)
+
+    @rpc(milvus_pb2.DescribeIndexResponse)
+    async def DescribeIndex(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """Every index is built at once (there is no data)."""
+        self.rm.get_collection(request.collection_name)
+        finished = milvus_pb2.IndexDescription(index_name=request.index_name, state=common_pb2.Finished)
+        return {"index_descriptions": [finished]}
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def LoadCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.load_collection(request.collection_name, request.replica_number, request.resource_groups)
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def ReleaseCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        self.rm.release_collection(request.collection_name)
+
+    @rpc(milvus_pb2.GetLoadingProgressResponse)
+    async def GetLoadingProgress(
+        self, request: Request, context: grpc.aio.ServicerContext
+    ) -> dict[str, Any]:
+        loaded = self.rm.get_collection(request.collection_name).loaded
+        return {"progress": 100 if loaded else 0, "refresh_progress": 100 if loaded else 0}
+
+    @rpc(milvus_pb2.GetLoadStateResponse)
+    async def GetLoadState(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        collection = self.rm.collections.get(request.collection_name)
+        if collection is None:
+            return {"state": common_pb2.LoadStateNotExist}
+        return {"state": common_pb2.LoadStateLoaded if collection.loaded else common_pb2.LoadStateNotLoad}
+
+    @rpc(milvus_pb2.GetReplicasResponse)
+    async def GetReplicas(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        name = request.collection_name or next(
+            (c.name for c in self.rm.collections.values() if c.collection_id == request.collectionID), ""
+        )
+        collection = self.rm.get_collection(name)
+        replicas = []
+        for replica in self.rm.replicas_of(name):
+            outbound: collections.Counter[str] = collections.Counter()
+            for node_id in replica.rw_nodes | set(replica.ro_nodes):
+                group = self.rm.group_of(node_id)
+                if group is not None and group != replica.resource_group:
+                    outbound[group] += 1
+            replicas.append(
+                milvus_pb2.ReplicaInfo(
+                    replicaID=replica.replica_id,
+                    collectionID=collection.collection_id,
+                    node_ids=sorted(replica.rw_nodes),
+                    resource_group_name=replica.resource_group,
+                    num_outbound_node=dict(outbound),
+                    shard_replicas=[
+                        milvus_pb2.ShardReplica(
+                            leaderID=leader,
+                            leader_addr=self.rm.nodes[leader].address if leader in self.rm.nodes else "",
+                            dm_channel_name=channel,
+                            node_ids=sorted(replica.rw_nodes),
+                        )
+                        for channel, leader in sorted(replica.channels.items())
+                    ],
+                )
+            )
+        return {"replicas": replicas}
+
+
+async def start_grpc_server(servicer: MilvusServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """Start the server; returns it with the bound port (port 0 = OS-assigned)."""
+    server = grpc.aio.server()
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    return server, bound

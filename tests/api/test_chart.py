@@ -1,0 +1,153 @@
+"""The Helm chart: lints, renders the expected objects, and grants the operator every verb it uses."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from milvus_rg_operator.api.crds import render_crds_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "milvus-rg-operator"
+
+# (apiGroup, resource) -> verbs the operator calls (kopf, the kube adapter, the drain logic).
+REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
+    **{("milvusrg.io", r): {"get", "list", "watch", "patch", "update"} for r in ("querynodepools", "resourcegroups")},
+    **{("milvusrg.io", f"{r}/{sub}"): {"get", "patch", "update"}
+       for r in ("querynodepools", "resourcegroups") for sub in ("status", "finalizers")},
+    ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch"},
+    ("apps", "statefulsets/scale"): {"get", "patch", "update"},
+    ("", "pods"): {"get", "list", "watch", "patch"},
+    ("", "secrets"): {"get"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+
+
+# Kubernetes client calls of the operator's adapter -> the (apiGroup, resource, verb) they need.
+CUSTOM = [("milvusrg.io", "querynodepools"), ("milvusrg.io", "resourcegroups")]
+CLIENT_CALLS: dict[str, list[tuple[str, str, str]]] = {
+    "get_namespaced_custom_object": [(g, r, "get") for g, r in CUSTOM],
+    "list_namespaced_custom_object": [(g, r, "list") for g, r in CUSTOM],
+    "patch_namespaced_custom_object": [(g, r, "patch") for g, r in CUSTOM],
+    "patch_namespaced_custom_object_status": [(g, f"{r}/status", "patch") for g, r in CUSTOM],
+    "read_namespaced_stateful_set": [("apps", "statefulsets", "get")],
+    "create_namespaced_stateful_set": [("apps", "statefulsets", "create")],
+    "patch_namespaced_stateful_set_scale": [("apps", "statefulsets/scale", "patch")],
+    "list_namespaced_pod": [("", "pods", "list")],
+    "patch_namespaced_pod": [("", "pods", "patch")],
+    "read_namespaced_secret": [("", "secrets", "get")],
+    "create_namespaced_event": [("", "events", "create")],
+}
+KUBE_ADAPTER = ROOT / "operator" / "milvus_rg_operator" / "adapters" / "kube.py"
+
+
+def helm_binary() -> str:
+    local = ROOT / ".tools" / "bin" / "helm"
+    found = shutil.which("helm") or (str(local) if local.exists() else None)
+    if found is None:
+        pytest.skip("helm is not installed (neither on PATH nor at .tools/bin/helm; `make setup` fetches it)")
+    return found
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=60)
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    flags = [flag for value in sets for flag in ("--set", value)]
+    result = helm("template", "rel", str(CHART), "--namespace", "ops", "--include-crds", *flags)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def granted(docs: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for doc in docs:
+        if doc["kind"] in ("Role", "ClusterRole"):
+            for rule in doc["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        verbs.setdefault((group, resource), set()).update(rule["verbs"])
+    return verbs
+
+
+def deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(doc for doc in docs if doc["kind"] == "Deployment")
+
+
+def test_chart_crds_are_the_generated_crds() -> None:
+    for name, text in render_crds_yaml().items():
+        assert (CHART / "crds" / name).read_text() == text
+
+
+def test_chart_lints_strictly() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cluster_wide_install_renders_the_expected_objects() -> None:
+    docs = render()
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == sorted(["CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
+                            "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+                            "Deployment"])
+    command = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["milvus-rg-operator", "run", "--liveness", "http://0.0.0.0:8080/healthz"]
+
+
+def test_namespaced_install_uses_a_role_and_watches_one_namespace() -> None:
+    docs = render("watchNamespace=milvus")
+    roles = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")]
+    assert {doc["kind"] for doc in roles} == {"Role", "RoleBinding"}
+    assert all(doc["metadata"]["namespace"] == "milvus" for doc in roles)
+    command = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[-2:] == ["--namespace", "milvus"]
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespace=milvus",)], ids=["cluster", "namespaced"])
+def test_rbac_covers_every_verb_the_operator_needs(sets: tuple[str, ...]) -> None:
+    verbs = granted(render(*sets))
+    missing = {key: needed - verbs.get(key, set()) for key, needed in REQUIRED_RULES.items()
+               if needed - verbs.get(key, set())}
+    assert missing == {}
+
+
+def test_deployment_is_a_single_recreated_non_root_pod_with_a_liveness_probe() -> None:
+    spec = deployment(render())["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    assert container["ports"][0]["containerPort"] == 8080
+
+
+def test_values_schema_refuses_unsupported_values() -> None:
+    for value in ("metrics.enabled=true", "logLevel=TRACE", "watchNamespace=Not_A_Namespace"):
+        result = helm("template", "rel", str(CHART), "--set", value)
+        assert result.returncode != 0, f"{value} should be refused"
+
+
+def test_debug_log_level_makes_the_operator_verbose() -> None:
+    command = deployment(render("logLevel=DEBUG"))["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--verbose" in command
+
+
+def test_rbac_covers_every_call_of_the_kube_adapter() -> None:
+    calls = set(re.findall(r"self\._(?:apps|core|custom)\.(\w+)", KUBE_ADAPTER.read_text()))
+    assert calls, "no Kubernetes client calls found in the adapter"
+    unknown = calls - set(CLIENT_CALLS)
+    assert unknown == set(), f"map these client calls to RBAC rules (here and in the chart): {unknown}"
+    verbs = granted(render())
+    missing = [need for call in calls for need in CLIENT_CALLS[call] if need[2] not in verbs.get(need[:2], set())]
+    assert missing == []

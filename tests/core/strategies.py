@@ -1,0 +1,100 @@
+"""Hypothesis strategies: pools, groups and consistent observations of a StatefulSet and Milvus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from milvus_rg_operator.core.types import (
+    DeclaredGroup,
+    DeclaredPool,
+    DrainRecord,
+    GroupConfig,
+    MilvusGroup,
+    MilvusNode,
+    MilvusState,
+    PodState,
+    StatefulSetState,
+)
+
+PENDING = "__pending_nodes"
+STS = "qn"
+group_names = st.from_regex(r"\A[a-z_][a-z0-9_]{0,12}\Z").filter(lambda n: n != PENDING)
+
+
+@st.composite
+def pools(draw: st.DrawFn) -> DeclaredPool:
+    max_nodes = draw(st.none() | st.integers(0, 12))
+    min_nodes = draw(st.integers(0, max_nodes if max_nodes is not None else 6))
+    return DeclaredPool(name="pool", pending_group=PENDING, spare_nodes=draw(st.integers(0, 2)),
+                        min_nodes=min_nodes, max_nodes=max_nodes, stateful_set_name=STS,
+                        max_unavailable=draw(st.integers(1, 3)), drain_timeout_seconds=600,
+                        force_after_timeout=draw(st.booleans()))
+
+
+@st.composite
+def groups(draw: st.DrawFn, max_groups: int = 4) -> list[DeclaredGroup]:
+    names = draw(st.lists(group_names, min_size=0, max_size=max_groups, unique=True))
+    result = []
+    for name in names:
+        requests = draw(st.integers(0, 4))
+        limits = draw(st.none() | st.integers(requests, requests + 3))
+        others = [n for n in names if n != name]
+        transfer = st.none() | st.lists(st.sampled_from([PENDING, *others]), max_size=2, unique=True)
+        result.append(DeclaredGroup(cr_name=name.replace("_", "-").strip("-") or "x", pool="pool",
+                                    group_name=name, requests=requests, limits=limits,
+                                    transfer_from=draw(transfer), transfer_to=draw(transfer),
+                                    deleting=draw(st.booleans()) if draw(st.integers(0, 4)) == 0 else False))
+    return result
+
+
+@dataclass(frozen=True)
+class World:
+    pool: DeclaredPool
+    groups: list[DeclaredGroup]
+    sts: StatefulSetState
+    pods: list[PodState]
+    milvus: MilvusState
+    drains: list[DrainRecord]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    """A StatefulSet with pods, each maybe registered in Milvus, placed in some group or none."""
+    pool = draw(pools())
+    declared = draw(groups())
+    replicas = draw(st.integers(0, 8))
+    group_pool = [PENDING, "__default_resource_group", *(g.group_name or "" for g in declared if not g.deleting)]
+    members: dict[str, list[int]] = {name: [] for name in group_pool}
+    pods: list[PodState] = []
+    nodes: dict[int, MilvusNode] = {}
+    for ordinal in range(replicas):
+        name = f"{STS}-{ordinal}"
+        ready = draw(st.booleans()) or draw(st.booleans())
+        pods.append(PodState(name=name, ordinal=ordinal, ready=ready, terminating=draw(st.integers(0, 9)) == 0))
+        if ready and draw(st.integers(0, 5)) > 0:
+            node_id = 100 + ordinal
+            has_data = draw(st.booleans())
+            nodes[node_id] = MilvusNode(node_id, name, f"127.0.0.{ordinal + 2}:21123", "Healthy",
+                                        segments=int(has_data), channels=0)
+            placement = draw(st.none() | st.sampled_from(group_pool))
+            if placement is not None:
+                members[placement].append(node_id)
+    milvus_groups = {}
+    for name, node_ids in members.items():
+        declared_group = next((g for g in declared if g.group_name == name), None)
+        requests = declared_group.requests if declared_group else 0
+        limits = declared_group.effective_limits if declared_group else 1_000_000
+        loaded = draw(st.dictionaries(st.sampled_from(["books", "films"]), st.integers(1, 3), max_size=1))
+        milvus_groups[name] = MilvusGroup(name, GroupConfig(requests, limits), tuple(node_ids), loaded)
+    state = MilvusState(milvus_groups, nodes, management_available=draw(st.booleans()) or draw(st.booleans()))
+    drains = []
+    for pod in pods:
+        node = state.node_of_pod(pod.name)
+        if node is not None and draw(st.integers(0, 5)) == 0:
+            drains.append(DrainRecord(pod.name, node.node_id, state.group_of_node(node.node_id) or "rg",
+                                      started_at=draw(st.sampled_from([0.0, 990.0])),
+                                      phase=draw(st.sampled_from(["Suspending", "MovingData", "Drained"]))))
+    ready_count = sum(p.ready for p in pods)
+    return World(pool, declared, StatefulSetState(STS, replicas, ready_count, replicas), pods, state, drains)

@@ -1,0 +1,240 @@
+"""The real operator (kopf + kubernetes client + pymilvus) against a fresh sandbox, over HTTP and gRPC.
+
+`OperatorHarness` installs the CRDs through the API, creates a query-node StatefulSet, runs the
+operator in the test's event loop (as `milvus-rg-operator run` would), and offers ways to apply
+manifests, wait on conditions, restart the operator and read Milvus directly over pymilvus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+from pymilvus import AsyncMilvusClient
+
+from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubernetesClientGateway, new_api_client
+from milvus_rg_operator.api.crds import render_crds
+from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
+from milvus_rg_operator.manifests import apply_manifests
+from milvus_rg_operator.reconcile import PoolReconciler
+from milvus_rg_operator.runner import run_operator
+from milvus_rg_operator.scheduler import PoolScheduler
+from tests.support import wait_for
+
+NAMESPACE = "default"
+STATEFULSET = "milvus-querynode"
+
+
+def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
+    body = {"milvus": {"uri": "placeholder"}, "statefulSetName": STATEFULSET, **spec}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": name},
+            "spec": body}
+
+
+def group_manifest(name: str, requests: int, pool: str = "milvus", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourceGroup", "metadata": {"name": name},
+            "spec": {"pool": pool, "requests": {"nodeNum": requests}, **spec}}
+
+
+@dataclass
+class OperatorHarness:
+    sandbox: Any
+    api: ApiClient = field(init=False)
+    reconciler: PoolReconciler | None = None
+    scheduler: PoolScheduler | None = None
+    _stop: asyncio.Event | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        os.environ["KUBECONFIG"] = str(self.sandbox.kubeconfig_path)
+        self.api = new_api_client()
+        self.custom = CustomObjectsApi(self.api)
+        self.core = CoreV1Api(self.api)
+        self.apps = AppsV1Api(self.api)
+
+    # --- setup --------------------------------------------------------------------------------
+
+    async def install(self, replicas: int = 1, env: Mapping[str, str] | None = None) -> None:
+        await apply_manifests(self.api, render_crds())
+        await self.sandbox.create_query_node_statefulset(name=STATEFULSET, replicas=replicas,
+                                                         namespace=NAMESPACE, env=env)
+        await wait_for(lambda: self.milvus_node_count() == replicas, timeout=10,
+                       message=f"{replicas} query nodes registered in Milvus")
+
+    def milvus_node_count(self) -> int:
+        return len(self.sandbox.milvus.rm.nodes) if hasattr(self.sandbox.milvus.rm, "nodes") else 0
+
+    async def start_operator(self) -> None:
+        self.reconciler = PoolReconciler(KubernetesClientGateway(self.api))
+        self.scheduler = PoolScheduler(self.reconciler.reconcile)
+        self._stop = asyncio.Event()
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(run_operator(
+            namespace=NAMESPACE, stop_flag=self._stop, ready_flag=ready,
+            memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}))
+        await asyncio.wait_for(ready.wait(), timeout=15)
+
+    async def stop_operator(self) -> None:
+        if self._task is not None and self._stop is not None:
+            self._stop.set()
+            # pytest-asyncio may already have cancelled it at the end of the test: never re-raise that.
+            await asyncio.wait({self._task}, timeout=30)
+        self._task = None
+
+    async def kill_operator(self) -> None:
+        """Like kill -9: no cleanup handlers, in-memory state is lost."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=30)  # never raises the operator's own cancellation
+        self._task = None
+
+    # --- objects ------------------------------------------------------------------------------
+
+    def point_at_sandbox(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        if obj["kind"] == "QueryNodePool":
+            milvus = obj["spec"].setdefault("milvus", {})
+            if milvus.get("uri") == "placeholder":
+                milvus["uri"] = self.sandbox.milvus.uri
+                milvus.setdefault("managementUri", self.sandbox.milvus.management_url)
+        return obj
+
+    async def apply(self, *objects: dict[str, Any]) -> list[str]:
+        return await apply_manifests(self.api, [self.point_at_sandbox(o) for o in objects], NAMESPACE)
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create and return the API server's answer; raises ApiException on admission errors."""
+        obj = self.point_at_sandbox(obj)
+        plural = POOL_PLURAL if obj["kind"] == "QueryNodePool" else GROUP_PLURAL
+        return dict(await asyncio.to_thread(
+            self.custom.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE, plural, obj))
+
+    async def patch(self, kind_plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name, patch))
+
+    async def delete(self, kind_plural: str, name: str) -> None:
+        await asyncio.to_thread(
+            self.custom.delete_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name)
+
+    async def get(self, kind_plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def condition(self, kind_plural: str, name: str, type_: str) -> dict[str, Any] | None:
+        obj = await self.get(kind_plural, name)
+        for c in ((obj or {}).get("status") or {}).get("conditions", []):
+            if c["type"] == type_:
+                return dict(c)
+        return None
+
+    async def events(self, reason: str | None = None) -> list[Any]:
+        events = (await asyncio.to_thread(self.core.list_namespaced_event, NAMESPACE)).items
+        return [e for e in events if reason is None or e.reason == reason]
+
+    # --- Milvus, read over real pymilvus ------------------------------------------------------
+
+    async def placement(self) -> dict[str, list[str]]:
+        """Milvus group -> hostnames (pod names) of its nodes."""
+        client = AsyncMilvusClient(uri=self.sandbox.milvus.uri)
+        try:
+            result = {}
+            for name in await client.list_resource_groups(timeout=5):
+                info = await client.describe_resource_group(name, timeout=5)
+                result[name] = sorted(node.hostname for node in info.nodes)
+            return result
+        finally:
+            await client.close()
+
+    async def group_config(self, name: str) -> Any:
+        client = AsyncMilvusClient(uri=self.sandbox.milvus.uri)
+        try:
+            return (await client.describe_resource_group(name, timeout=5)).config
+        finally:
+            await client.close()
+
+    async def pods(self) -> list[Any]:
+        pods = await asyncio.to_thread(self.core.list_namespaced_pod, NAMESPACE,
+                                       label_selector="app.kubernetes.io/component=querynode")
+        return sorted(pods.items, key=lambda p: p.metadata.name)
+
+    async def replicas(self) -> int:
+        sts = await asyncio.to_thread(self.apps.read_namespaced_stateful_set, STATEFULSET, NAMESPACE)
+        return int(sts.spec.replicas)
+
+    async def converged(self, sizes: Mapping[str, int], replicas: int) -> bool:
+        """Milvus's own placement matches `sizes`, the StatefulSet has `replicas` ready pods, each
+        labelled with its Milvus group, and the pool reports Ready."""
+        placement = await self.placement()
+        if any(len(placement.get(group, [])) != n for group, n in sizes.items()):
+            return False
+        pods = [p for p in await self.pods() if not p.metadata.deletion_timestamp]
+        if len(pods) != replicas or await self.replicas() != replicas:
+            return False
+        by_host = {host: group for group, hosts in placement.items() for host in hosts}
+        for pod in pods:
+            label = (pod.metadata.labels or {}).get(LABEL_RESOURCE_GROUP)
+            if label is None or pod.metadata.name not in by_host:
+                return False
+        ready = await self.condition(POOL_PLURAL, "milvus", "Ready")
+        return bool(ready and ready["status"] == "True")
+
+    async def wait_converged(self, sizes: Mapping[str, int], replicas: int, timeout: float = 30) -> None:
+        async def probe() -> bool:
+            return await self.converged(sizes, replicas)
+
+        try:
+            await wait_for(probe, timeout=timeout, interval=0.1, message=f"convergence to {sizes}, {replicas}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nplacement={await self.placement()}\n"
+                                 f"pool={await self.get(POOL_PLURAL, 'milvus')}") from None
+
+    def kube_writes(self) -> int:
+        return len(self.sandbox.kube.mutations)
+
+    def milvus_writes(self) -> int:
+        return sum(self.sandbox.milvus.write_rpcs.values())
+
+    async def resync_passes(self, count: int = 2, pool: str = "milvus") -> None:
+        """Make the operator run `count` full passes now and wait until they are done."""
+        assert self.reconciler is not None and self.scheduler is not None
+        passes = self.reconciler.passes
+        for _ in range(count):
+            done = passes[(NAMESPACE, pool)]
+            self.scheduler.trigger(NAMESPACE, pool)
+            await wait_for(lambda done=done: passes[(NAMESPACE, pool)] > done, timeout=10, message="a reconcile pass")
+
+    async def close(self) -> None:
+        await self.stop_operator()
+        if self.reconciler is not None:
+            await self.reconciler.close()
+        self.api.close()
+
+
+@contextlib.asynccontextmanager
+async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, **overrides: Any
+                              ) -> AsyncIterator[OperatorHarness]:
+    """A fresh sandbox with `replicas` query nodes, the CRDs installed and the operator running.
+
+    A context manager inside the test rather than a fixture, so that the operator starts and stops in
+    the test's own task (pytest-asyncio cancels tasks left behind by an async fixture's setup)."""
+    sandbox = await sandbox_factory(**{"seed": 7, **overrides})
+    harness = OperatorHarness(sandbox)
+    try:
+        await harness.install(replicas=replicas)
+        await harness.start_operator()
+        yield harness
+    finally:
+        await harness.close()
