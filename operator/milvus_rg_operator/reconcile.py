@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubeError, KubeGateway
-from milvus_rg_operator.adapters.milvus import MilvusError, MilvusGateway, PymilvusGateway
+from milvus_rg_operator.adapters.milvus import MilvusAuthError, MilvusError, MilvusGateway, PymilvusGateway
 from milvus_rg_operator.api.models import ANNOTATION_PAUSED, FINALIZER
 from milvus_rg_operator.core import conditions as cond
 from milvus_rg_operator.core import configs, labels, scaling, validation
@@ -127,6 +127,7 @@ class _Pass:
     async def run(self) -> PassOutcome:
         pool_obj = await self.kube.get_pool(self.namespace, self.name)
         if pool_obj is None:
+            await self.report_missing_pool()
             return PassOutcome(requeue_after=0, pool_gone=True)
         self.pool_obj = pool_obj
         group_objs = [g for g in await self.kube.list_groups(self.namespace)
@@ -154,6 +155,14 @@ class _Pass:
         milvus = self.owner.milvus_for(conn)
         try:
             observed = await milvus.observe()
+        except MilvusAuthError as exc:
+            # Wrong input, not a transient failure: refused like a spec problem, naming the field.
+            ref = pool_spec(pool_obj)["milvus"].get("secretRef")
+            where = (f"the credentials in Secret {self.namespace}/{ref['name']} (key {ref.get('key', 'token')!r})"
+                     if ref else "no credentials (Milvus requires authentication: set spec.milvus.secretRef)")
+            await self.fail_validation([Problem("QueryNodePool", self.name, "spec.milvus.secretRef",
+                                                f"Milvus refused {where}: {exc.message}")])
+            return PassOutcome(requeue_after=resync)
         except MilvusError as exc:
             await self.fail_milvus(exc)
             raise
@@ -389,15 +398,35 @@ class _Pass:
         if not old_degraded or old_degraded.get("message") != cond.find_new(conditions, "Degraded").message:
             await self.event(self.pool_obj, "Warning", "ValidationFailed", message)
         for obj in self.group_objs:
-            mine = [p for p in problems if p.kind == "ResourceGroup" and p.name == obj["metadata"]["name"]]
-            group_conditions = cond.group_problem_conditions(mine, problems, self.generation(obj))
-            status = {"observedGeneration": self.generation(obj),
-                      "conditions": cond.merge_conditions((obj.get("status") or {}).get("conditions", []),
-                                                          group_conditions, cond.iso(self.now))}
-            await self.write_status(GROUP_PLURAL, obj, status)
-            if mine and cond.find((obj.get("status") or {}).get("conditions", []), "Degraded") is None:
-                await self.event(obj, "Warning", "ValidationFailed",
-                                 "; ".join(f"{p.field}: {p.message}" for p in mine))
+            await self.fail_group(obj, problems)
+
+    async def report_missing_pool(self) -> None:
+        """Groups naming this pool while it does not exist: Degraded + a Warning event naming spec.pool."""
+        orphans = [g for g in await self.kube.list_groups(self.namespace)
+                   if g.get("spec", {}).get("pool") == self.name]
+        problems = [Problem("ResourceGroup", g["metadata"]["name"], "spec.pool",
+                            f"QueryNodePool {self.name!r} does not exist in this namespace") for g in orphans]
+        for obj in orphans:
+            finalizers = list(obj["metadata"].get("finalizers") or [])
+            if obj["metadata"].get("deletionTimestamp") and FINALIZER in finalizers:
+                # Without its pool there is no Milvus to empty the group in: let the object go.
+                await self.kube.set_finalizers(GROUP_PLURAL, obj, [f for f in finalizers if f != FINALIZER])
+                continue
+            await self.fail_group(obj, problems)
+
+    async def fail_group(self, obj: Mapping[str, Any], problems: Sequence[Problem]) -> None:
+        mine = [p for p in problems if p.kind == "ResourceGroup" and p.name == obj["metadata"]["name"]]
+        group_conditions = cond.group_problem_conditions(mine, problems, self.generation(obj))
+        status = {"observedGeneration": self.generation(obj),
+                  "conditions": cond.merge_conditions((obj.get("status") or {}).get("conditions", []),
+                                                      group_conditions, cond.iso(self.now))}
+        await self.write_status(GROUP_PLURAL, obj, status)
+        # Once per transition, as for the pool: the group had no Degraded=True with this message yet.
+        old_group_degraded = cond.find((obj.get("status") or {}).get("conditions", []), "Degraded") or {}
+        new_group_degraded = cond.find_new(group_conditions, "Degraded")
+        if mine and (old_group_degraded.get("status") != "True"
+                     or old_group_degraded.get("message") != new_group_degraded.message):
+            await self.event(obj, "Warning", "ValidationFailed", new_group_degraded.message)
 
     async def fail_milvus(self, exc: MilvusError) -> None:
         conditions = cond.milvus_failed_conditions(exc.message, exc.code, self.generation(self.pool_obj))

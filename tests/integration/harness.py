@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import os
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kopf._cogs.aiokits import aiotasks as kopf_aiotasks
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from pymilvus import AsyncMilvusClient
@@ -30,6 +33,37 @@ from tests.support import wait_for
 
 NAMESPACE = "default"
 STATEFULSET = "milvus-querynode"
+
+# kopf, when stopped or cancelled, cancels *every* task created in the loop since it started ("hung
+# tasks"): here those include the sandbox's own (gRPC and HTTP request handlers, pod lifecycles), which
+# broke Milvus's gRPC server after `kill_operator`. Tasks spawned inside the operator's context are
+# tagged, and kopf only ever sees those: stopping or killing it leaves the sandbox alone, as killing a
+# real operator process would.
+_IN_OPERATOR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_operator", default=False)
+_OPERATOR_TASKS: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+_kopf_all_tasks = kopf_aiotasks.all_tasks
+
+
+async def _operator_tasks_only(ignored: Any = frozenset()) -> Any:
+    return {task for task in await _kopf_all_tasks(ignored=ignored) if task in _OPERATOR_TASKS}
+
+
+kopf_aiotasks.all_tasks = _operator_tasks_only
+
+
+def _tag_operator_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    previous = loop.get_task_factory()
+    if getattr(previous, "tags_operator_tasks", False):
+        return
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        task = previous(loop, coro, **kwargs) if previous else asyncio.Task(coro, loop=loop, **kwargs)
+        if _IN_OPERATOR.get():
+            _OPERATOR_TASKS.add(task)
+        return task
+
+    factory.tags_operator_tasks = True  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
 
 
 def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
@@ -76,9 +110,13 @@ class OperatorHarness:
         self.scheduler = PoolScheduler(self.reconciler.reconcile)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
+        _tag_operator_tasks(asyncio.get_running_loop())
+        context = contextvars.copy_context()
+        context.run(_IN_OPERATOR.set, True)
         self._task = asyncio.create_task(run_operator(
             namespace=NAMESPACE, stop_flag=self._stop, ready_flag=ready,
-            memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}))
+            memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}),
+            context=context)
         await asyncio.wait_for(ready.wait(), timeout=15)
 
     async def stop_operator(self) -> None:
@@ -146,9 +184,13 @@ class OperatorHarness:
 
     # --- Milvus, read over real pymilvus ------------------------------------------------------
 
+    def milvus_client(self) -> AsyncMilvusClient:
+        """A pymilvus client with the sandbox's own token (when it requires one)."""
+        return AsyncMilvusClient(uri=self.sandbox.milvus.uri, token=self.sandbox.config.token or "")
+
     async def placement(self) -> dict[str, list[str]]:
         """Milvus group -> hostnames (pod names) of its nodes."""
-        client = AsyncMilvusClient(uri=self.sandbox.milvus.uri)
+        client = self.milvus_client()
         try:
             result = {}
             for name in await client.list_resource_groups(timeout=5):
@@ -159,7 +201,7 @@ class OperatorHarness:
             await client.close()
 
     async def group_config(self, name: str) -> Any:
-        client = AsyncMilvusClient(uri=self.sandbox.milvus.uri)
+        client = self.milvus_client()
         try:
             return (await client.describe_resource_group(name, timeout=5)).config
         finally:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+import grpc
 from pymilvus import AsyncMilvusClient
 from pymilvus.client.types import ResourceGroupConfig
 from pymilvus.exceptions import MilvusException
@@ -35,6 +36,23 @@ class MilvusError(Exception):
     @property
     def unreachable(self) -> bool:
         return self.code is None
+
+
+class MilvusAuthError(MilvusError):
+    """Milvus refused the credentials (gRPC UNAUTHENTICATED): the token or user:password is wrong or missing."""
+
+
+def unauthenticated_details(exc: BaseException) -> str | None:
+    """The details of a gRPC UNAUTHENTICATED answer in `exc` or its causes (pymilvus wraps it in a
+    generic "Fail connecting to server" MilvusException)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, grpc.aio.AioRpcError) and current.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return str(current.details())
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class ManagementUnavailable(MilvusError):
@@ -103,6 +121,16 @@ class PymilvusGateway:
         return self._client
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._call_unchecked(method, *args, **kwargs)
+        except MilvusError as exc:
+            details = unauthenticated_details(exc)
+            if details is None:
+                raise
+            await self._reset()
+            raise MilvusAuthError(f"{method}: Milvus at {self.uri} refused the credentials: {details}") from exc
+
+    async def _call_unchecked(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return await asyncio.wait_for(
                 getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs),

@@ -1,0 +1,189 @@
+"""Scale-in never drops serving capacity: the docs' scenario under the InvariantChecker, with faults.
+
+Every test scales out to default 1 / rg1 3 / rg2 1 (5 pods), then scales in while the checker runs:
+no watched group stays below its requests longer than Milvus's own recovery time, and no pod whose
+node serves a group is deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from milvus_rg_operator.adapters.kube import POOL_PLURAL
+from tests.integration.harness import STATEFULSET, OperatorHarness, group_manifest, operator_on_sandbox, pool_manifest
+from tests.integration.invariants import InvariantChecker
+from tests.support import wait_for
+
+PENDING = "__pending_nodes"
+DEFAULT = "__default_resource_group"
+WATCHED = (DEFAULT, "rg1", "rg2")
+SCALED_OUT = {DEFAULT: 1, "rg1": 3, "rg2": 1, PENDING: 0}
+DOCS_SCALED_IN = {DEFAULT: 1, "rg1": 2, "rg2": 1, PENDING: 0}
+VICTIM = f"{STATEFULSET}-4"  # the StatefulSet removes its highest ordinal
+
+
+async def scale_out(harness: OperatorHarness) -> None:
+    await harness.apply(pool_manifest(), group_manifest("default", 1, groupName=DEFAULT),
+                        group_manifest("rg1", 3), group_manifest("rg2", 1))
+    await harness.wait_converged(SCALED_OUT, replicas=5)
+
+
+def group_of_pod(harness: OperatorHarness, pod: str) -> str | None:
+    rm = harness.sandbox.milvus.rm
+    for node in rm.nodes.values():
+        if node.hostname == pod and node.state.value == "Healthy":
+            return rm.group_of(node.node_id)  # type: ignore[no-any-return]
+    return None
+
+
+async def shrink_forcing_drain(harness: OperatorHarness) -> dict[str, int]:
+    """Scale in by one node such that Milvus can never pick the victim pod itself: it must be drained.
+    rg1 -> 2 when the victim serves another group; otherwise rg2 -> 0."""
+    victim_group = group_of_pod(harness, VICTIM)
+    assert victim_group in WATCHED, victim_group
+    if victim_group == "rg1":
+        await harness.apply(group_manifest("rg2", 0))
+        return {DEFAULT: 1, "rg1": 3, "rg2": 0, PENDING: 0}
+    await harness.apply(group_manifest("rg1", 2))
+    return DOCS_SCALED_IN
+
+
+async def drain_recorded(harness: OperatorHarness) -> bool:
+    pool = await harness.get(POOL_PLURAL, "milvus") or {}
+    return bool(((pool.get("status") or {}).get("scaleDown") or {}).get("draining"))
+
+
+def victim_suspended(harness: OperatorHarness) -> bool:
+    rm = harness.sandbox.milvus.rm
+    return any(n.hostname == VICTIM and n.state.value == "Suspend" for n in rm.nodes.values())
+
+
+def assert_no_node_left_out(harness: OperatorHarness) -> None:
+    """Every live node (not stopping, not crashed) is in some group; none is suspended."""
+    rm = harness.sandbox.milvus.rm
+    with harness.sandbox.milvus.controls.lock:
+        left_out = [(n.node_id, n.hostname, n.state.value) for n in rm.nodes.values()
+                    if n.state.value not in ("Stopping", "Offline") and rm.group_of(n.node_id) is None]
+        suspended = [n.node_id for n in rm.nodes.values() if n.state.value == "Suspend"]
+    assert not left_out, f"nodes in no group: {left_out}"
+    assert not suspended, f"nodes still suspended: {suspended}"
+
+
+async def assert_drains_cleared(harness: OperatorHarness) -> None:
+    pool = await harness.get(POOL_PLURAL, "milvus") or {}
+    scale_down = (pool.get("status") or {}).get("scaleDown") or {}
+    assert not scale_down.get("draining"), scale_down
+    assert not scale_down.get("suspendedNodes"), scale_down
+
+
+def assert_safe(checker: InvariantChecker, removed: str = VICTIM) -> None:
+    checker.assert_ok()
+    removed_pods = [pod for pod, _ in checker.removed]
+    assert removed in removed_pods, checker.removed
+    assert all(group is None for _, group in checker.removed), f"removed while serving: {checker.removed}"
+    assert checker.samples > 10
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+async def test_docs_scale_in_keeps_capacity(sandbox_factory: Any, seed: int) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=seed) as harness:
+        await scale_out(harness)
+        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
+            await harness.apply(group_manifest("rg1", 2))
+            await harness.wait_converged(DOCS_SCALED_IN, replicas=4)
+        assert_safe(checker)
+        assert_no_node_left_out(harness)
+
+
+@pytest.mark.parametrize("kill_when", ["drain-recorded", "node-suspended"])
+async def test_operator_killed_mid_drain_converges(sandbox_factory: Any, kill_when: str) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=11) as harness:
+        await scale_out(harness)
+        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
+            expected = await shrink_forcing_drain(harness)
+            if kill_when == "drain-recorded":
+                await wait_for(lambda: drain_recorded(harness), timeout=15, message="a draining entry")
+            else:
+                await wait_for(lambda: victim_suspended(harness), timeout=15, message=f"{VICTIM} suspended")
+            await harness.kill_operator()
+            await harness.start_operator()
+            await harness.wait_converged(expected, replicas=4, timeout=40)
+        assert_safe(checker)
+        assert_no_node_left_out(harness)
+        await assert_drains_cleared(harness)
+
+
+async def test_milvus_unavailable_mid_drain_recovers(sandbox_factory: Any) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=12) as harness:
+        await scale_out(harness)
+        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
+            expected = await shrink_forcing_drain(harness)
+            await wait_for(lambda: drain_recorded(harness), timeout=15, message="a draining entry")
+            harness.sandbox.milvus.set_unavailable(True)
+
+            async def degraded() -> bool:
+                found = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
+                return bool(found and found["status"] == "True"
+                            and found["reason"] in ("MilvusUnavailable", "MilvusError"))
+
+            await wait_for(degraded, timeout=15, message="pool Degraded by Milvus being unavailable")
+            harness.sandbox.milvus.set_unavailable(False)
+            await harness.wait_converged(expected, replicas=4, timeout=40)
+        assert_safe(checker)
+        assert_no_node_left_out(harness)
+
+
+async def test_management_api_disabled_blocks_drain(sandbox_factory: Any) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=13) as harness:
+        await scale_out(harness)
+        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
+            harness.sandbox.milvus.set_management_enabled(False)
+            expected = await shrink_forcing_drain(harness)
+
+            async def degraded() -> dict[str, Any] | None:
+                found = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
+                return found if found and found["status"] == "True" else None
+
+            found = await wait_for(degraded, timeout=15, message="pool Degraded")
+            assert found["reason"] == "ManagementAPIUnavailable", found
+            assert VICTIM in found["message"], found
+            await harness.resync_passes(2)
+            assert await harness.replicas() == 5
+            victim = next(p for p in await harness.pods() if p.metadata.name == VICTIM)
+            assert victim.metadata.deletion_timestamp is None
+            assert group_of_pod(harness, VICTIM) in WATCHED  # still serving, untouched
+            assert checker.removed == []
+
+            # Back on: the drain goes ahead and the scale-in completes.
+            harness.sandbox.milvus.set_management_enabled(True)
+            await harness.wait_converged(expected, replicas=4, timeout=40)
+        assert_safe(checker)
+        assert_no_node_left_out(harness)
+
+
+KUBE_FAULTS = [
+    ("PATCH", r"/statefulsets/milvus-querynode/scale$", 409, 2),
+    ("PATCH", r"/statefulsets/milvus-querynode/scale$", 500, 2),
+    ("PATCH", r"/querynodepools/milvus/status$", 409, 3),
+    ("PATCH", r"/querynodepools/milvus/status$", 429, 3),
+    ("GET", r"/api/v1/namespaces/default/pods$", 500, 3),
+    ("PATCH", r"/api/v1/namespaces/default/pods/", 429, 3),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "times"), KUBE_FAULTS,
+                         ids=[f"{m}-{p.split('/')[-2] if p.endswith('/') else p.split('/')[-1]}-{s}"
+                              .replace("$", "") for m, p, s, _ in KUBE_FAULTS])
+async def test_kube_api_errors_during_scale_in_converge(sandbox_factory: Any, method: str, path: str,
+                                                        status: int, times: int) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=14) as harness:
+        await scale_out(harness)
+        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
+            fault = harness.sandbox.kube.inject_fault(method, path, status, times)
+            expected = await shrink_forcing_drain(harness)
+            await harness.wait_converged(expected, replicas=4, timeout=60)
+        assert fault.hits > 0, "the injected fault was never hit"
+        assert_safe(checker)
+        assert_no_node_left_out(harness)
