@@ -173,7 +173,8 @@ class _Pass:
             return PassOutcome(requeue_after=resync)
 
         await self.ensure_finalizers()
-        desired = configs.desired_configs(pool, groups)
+        drains = drain_records(pool_obj)
+        desired = configs.desired_configs(pool, groups, scaling.surge_of(drains))
         deletable = {resolve_group_name(g) for g in groups if g.deleting}
         milvus_plan = configs.plan_milvus(desired, observed, deletable)
         try:
@@ -193,7 +194,6 @@ class _Pass:
                     if owned_by(p, pool.stateful_set_name)]
         pods = [pod_state(p) for p in pod_objs]
         sts = statefulset_state(sts_obj)
-        drains = drain_records(pool_obj)
         observed = await self.with_distribution(milvus, observed, drains, pods, pool, groups)
 
         desired_replicas = scaling.desired_replicas(pool, groups)

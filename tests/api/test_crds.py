@@ -182,7 +182,7 @@ def test_status_is_declared_with_a_map_list_of_conditions() -> None:
     drain = node_at(schema_of("QueryNodePool"), ".status.scaleDown.draining[]")
     assert drain["properties"]["startedAt"]["format"] == "date-time"
     assert drain["properties"]["phase"]["enum"] == [
-        "Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled"]
+        "Surging", "Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled"]
 
 
 def test_only_the_pod_spec_preserves_unknown_fields() -> None:

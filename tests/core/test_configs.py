@@ -105,3 +105,12 @@ def test_undeclared_default_group_is_left_alone_and_declared_one_is_managed() ->
     deleting = replace(default, deleting=True)
     plan = plan_milvus(desired_configs(pool, [deleting]), EMPTY_MILVUS, {DEFAULT_GROUP})
     assert plan.released == (DEFAULT_GROUP,) and DEFAULT_GROUP not in plan.update and not plan.drop
+
+
+def test_surge_raises_requests_and_limits_of_the_drained_group_only() -> None:
+    rg1 = DeclaredGroup("rg1", "pool", None, 2, None, None, None)
+    rg2 = DeclaredGroup("rg2", "pool", None, 1, 3, None, None)
+    desired = desired_configs(POOL, [rg1, rg2], {"rg1": 1, "rg2": 1})
+    assert (desired["rg1"].requests, desired["rg1"].limits) == (3, 3)
+    assert (desired["rg2"].requests, desired["rg2"].limits) == (2, 3)
+    assert desired_configs(POOL, [rg1, rg2])["rg1"] == GroupConfig(2, 2, (PENDING,), (PENDING,))

@@ -139,9 +139,25 @@ def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> Non
     milvus = state({"__default_resource_group": [0], "rg1": [1, 4], "rg2": [3], PENDING: [2]})
     result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
-    assert result.replicas is None
+    # rg1 is at its requests: replacement first (config raised by one), no suspend yet.
+    assert result.replicas is None and result.suspend == ()
+    assert [(d.pod, d.group, d.phase) for d in result.drains] == [(f"{STS}-4", "rg1", "Surging")]
+    assert scaling.surge_of(result.drains) == {"rg1": 1}
+    # Milvus added the pending node to rg1: now the victim is suspended.
+    surged = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
+    after = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), surged,
+                               result.drains, milvus_plan_empty=True, now=NOW)
+    assert after.suspend == (4,)
+    assert [d.phase for d in after.drains] == ["Suspending"]
+    assert scaling.surge_of(after.drains) == {}
+
+
+def test_a_group_above_its_requests_is_drained_without_surge() -> None:
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
+    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+                                (), milvus_plan_empty=True, now=NOW)
     assert result.suspend == (4,)
-    assert [(d.pod, d.group, d.phase) for d in result.drains] == [(f"{STS}-4", "rg1", "Suspending")]
+    assert [d.phase for d in result.drains] == ["Suspending"]
 
 
 def test_scale_in_waits_without_a_replacement() -> None:

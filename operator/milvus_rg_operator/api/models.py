@@ -254,8 +254,10 @@ class DrainingNode(StatusModel):
     node_id: int = Field(description="Milvus node ID.")
     group: str | None = Field(default=None, description="Milvus group the node served when the drain began.")
     started_at: Timestamp | None = Field(default=None, description="When the drain began.")
-    phase: Literal["Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled"] = Field(
-        description="Progress of the drain.")
+    phase: Literal["Surging", "Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled"] = Field(
+        description="Progress of the drain: Surging (the group's config is raised by one until Milvus "
+                    "adds the replacement), Suspending, WaitingForReplacement, MovingData, Drained, "
+                    "Stalled (timed out).")
 
 
 class ScaleDownStatus(StatusModel):

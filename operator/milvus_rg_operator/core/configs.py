@@ -37,9 +37,14 @@ class MilvusPlan:
         return not (self.create or self.update or self.drop)
 
 
-def desired_configs(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> dict[str, GroupConfig]:
+def desired_configs(pool: DeclaredPool, groups: Sequence[DeclaredGroup],
+                    surge: Mapping[str, int] | None = None) -> dict[str, GroupConfig]:
     """Pending group + every declared group. Deleting groups get (0, 0) so Milvus empties them, and
-    references to them are removed from the other groups so that they can be dropped."""
+    references to them are removed from the other groups so that they can be dropped.
+
+    `surge` (group -> n) raises requests (and limits, if needed) by n while n of the group's nodes are
+    being replaced before a drain: Milvus adds the replacements while the leaving nodes still serve."""
+    surge = surge or {}
     pending = (pool.pending_group,)
     deleting = {resolve_group_name(g) for g in groups if g.deleting}
     desired = {pool.pending_group: GroupConfig(0, PENDING_GROUP_LIMIT)}
@@ -51,8 +56,9 @@ def desired_configs(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> dict
                 desired[name] = GroupConfig(0, 0, (), _without(transfer_to, deleting)).normalized()
             continue
         transfer_from = pending if group.transfer_from is None else group.transfer_from
+        requests = group.requests + surge.get(name, 0)
         desired[name] = GroupConfig(
-            group.requests, group.effective_limits, _without(transfer_from, deleting),
+            requests, max(group.effective_limits, requests), _without(transfer_from, deleting),
             _without(transfer_to, deleting), group.node_labels,
         ).normalized()
     return desired

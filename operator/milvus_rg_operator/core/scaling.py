@@ -25,6 +25,7 @@ from milvus_rg_operator.core.types import (
     StatefulSetState,
 )
 
+SURGING = "Surging"  # the group's config is raised by one so Milvus adds the replacement first
 SUSPENDING = "Suspending"
 WAITING_FOR_REPLACEMENT = "WaitingForReplacement"
 MOVING_DATA = "MovingData"
@@ -52,6 +53,15 @@ def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> int
     wanted = sum(g.requests for g in groups if not g.deleting) + pool.spare_nodes
     wanted = max(wanted, pool.min_nodes)
     return wanted if pool.max_nodes is None else min(wanted, pool.max_nodes)
+
+
+def surge_of(drains: Sequence[DrainRecord]) -> dict[str, int]:
+    """Groups whose config is raised while a replacement is added before a drain (group -> nodes)."""
+    surge: dict[str, int] = {}
+    for record in drains:
+        if record.phase == SURGING:
+            surge[record.group] = surge.get(record.group, 0) + 1
+    return surge
 
 
 def pod_name(statefulset: str, ordinal: int) -> str:
@@ -174,7 +184,12 @@ class _Planner:
         for pod, record in records.items():
             node = self.node(pod)
             phase = record.phase
-            if node is not None and self.milvus.group_of_node(node.node_id) not in (None, self.pool.pending_group):
+            group = self.milvus.group_of_node(node.node_id) if node is not None else None
+            serving = group not in (None, self.pool.pending_group)
+            if serving and record.phase == SURGING and (
+                    self.group_size(record.group) <= self.group_requests(record.group)):
+                phase = SURGING  # Milvus has not added the replacement yet
+            elif node is not None and serving:
                 phase = SUSPENDING  # recorded but not (yet) out of its group: suspend (again)
                 self.suspend.append(node.node_id)
             elif node is None or self.milvus.group_of_node(node.node_id) == self.pool.pending_group:
@@ -225,7 +240,7 @@ class _Planner:
             reasons.append(("Draining", f"draining {', '.join(sorted(r.pod for r in records.values()))}"))
         claimed: dict[str, int] = {}
         for record in records.values():
-            if record.phase in (SUSPENDING, WAITING_FOR_REPLACEMENT):
+            if record.phase in (SURGING, SUSPENDING, WAITING_FOR_REPLACEMENT):
                 claimed[record.group] = claimed.get(record.group, 0) + 1
         for pod in blocking:
             if pod in records or self.removable(pod, None):
@@ -246,9 +261,16 @@ class _Planner:
             if why:
                 reasons.append(why)
                 break
+            at_requests = self.group_size(group) - claimed.get(group, 0) - 1 < self.group_requests(group)
             claimed[group] = claimed.get(group, 0) + 1
-            records[pod] = DrainRecord(pod, node.node_id, group, self.now, SUSPENDING)
-            self.suspend.append(node.node_id)
+            if at_requests and group in self.requests:
+                # Replacement first: the caller raises the group's config by one (see
+                # configs.desired_configs) and the node is suspended once Milvus has added the replacement,
+                # so the group never drops below its requests.
+                records[pod] = DrainRecord(pod, node.node_id, group, self.now, SURGING)
+            else:
+                records[pod] = DrainRecord(pod, node.node_id, group, self.now, SUSPENDING)
+                self.suspend.append(node.node_id)
             active += 1
             self.events.append(("Normal", "Draining", f"draining {pod} (node {node.node_id}) out of {group}"))
         if not reasons:
