@@ -14,7 +14,9 @@ from pathlib import Path
 from milvus_rg_operator.adapters.milvus import MilvusError, PymilvusGateway
 from milvus_rg_operator.core import configs, scaling, validation
 from milvus_rg_operator.core.names import resolve_group_name
-from milvus_rg_operator.core.types import GroupConfig, MilvusState
+from milvus_rg_operator.core.types import DEFAULT_GROUP, GroupConfig, MilvusGroup, MilvusState
+
+DEFAULT_GROUP_LIMIT = 1_000_000
 from milvus_rg_operator.manifests import load_manifests
 from milvus_rg_operator.translate import SpecError, declared_group, declared_pool
 
@@ -28,7 +30,9 @@ def config_json(config: GroupConfig) -> str:
 
 
 async def run_plan(files: list[Path], milvus_uri: str | None, token: str, current_replicas: int | None) -> int:
-    objects = load_manifests(files)
+    # Later manifests of the same object replace earlier ones, as applying them in order would.
+    latest = {(o.get("kind"), o.get("metadata", {}).get("name")): o for o in load_manifests(files)}
+    objects = list(latest.values())
     pools = [o for o in objects if o.get("kind") == "QueryNodePool"]
     group_objs = [o for o in objects if o.get("kind") == "ResourceGroup"]
     if len(pools) != 1:
@@ -41,7 +45,9 @@ async def run_plan(files: list[Path], milvus_uri: str | None, token: str, curren
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    observed = MilvusState(groups={}, nodes={}, management_available=False)
+    # A new Milvus holds only its default group (requests 0, limits 1,000,000).
+    default = MilvusGroup(DEFAULT_GROUP, GroupConfig(0, DEFAULT_GROUP_LIMIT), ())
+    observed = MilvusState(groups={DEFAULT_GROUP: default}, nodes={}, management_available=False)
     if milvus_uri:
         gateway = PymilvusGateway(milvus_uri, token=token)
         try:
@@ -60,7 +66,7 @@ async def run_plan(files: list[Path], milvus_uri: str | None, token: str, curren
 
     desired = configs.desired_configs(pool, groups)
     plan = configs.plan_milvus(desired, observed, {resolve_group_name(g) for g in groups if g.deleting})
-    print(f"# pool {pool.name}: Milvus {'at ' + milvus_uri if milvus_uri else '(assumed empty)'}")
+    print(f"# pool {pool.name}: Milvus {'at ' + milvus_uri if milvus_uri else '(assumed new: only its default group)'}")
     for name, config in plan.create:
         print(f"+ create_resource_group {name} {config_json(config)}")
     if plan.update:

@@ -7,7 +7,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from milvus_rg_operator.api.models import QueryNodePoolSpec, ResourceGroupSpec
 from milvus_rg_operator.core.types import DeclaredGroup, DeclaredPool, DrainRecord, PodState, StatefulSetState
@@ -25,20 +25,21 @@ class SpecError(ValueError):
         self.kind, self.name, self.field, self.reason = kind, name, field, str(first["msg"])
 
 
-def pool_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+def _spec(model: type[BaseModel], kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object's spec with the models' defaults applied (camelCase keys)."""
     try:
-        spec = QueryNodePoolSpec.model_validate(obj.get("spec", {}))
+        spec = model.model_validate(obj.get("spec", {}))
     except ValidationError as exc:
-        raise SpecError("QueryNodePool", obj["metadata"]["name"], exc) from exc
+        raise SpecError(kind, obj["metadata"]["name"], exc) from exc
     return spec.model_dump(by_alias=True, exclude_none=True)
+
+
+def pool_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return _spec(QueryNodePoolSpec, "QueryNodePool", obj)
 
 
 def group_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        spec = ResourceGroupSpec.model_validate(obj.get("spec", {}))
-    except ValidationError as exc:
-        raise SpecError("ResourceGroup", obj["metadata"]["name"], exc) from exc
-    return spec.model_dump(by_alias=True, exclude_none=True)
+    return _spec(ResourceGroupSpec, "ResourceGroup", obj)
 
 
 def declared_pool(obj: Mapping[str, Any]) -> DeclaredPool:

@@ -1,0 +1,65 @@
+"""The console script's `plan` and `crds` commands, as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from milvus_rg_operator.api.crds import render_crds_yaml
+from tests.integration.harness import group_manifest, operator_on_sandbox, pool_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "milvus_rg_operator.cli", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_crds_command_prints_exactly_the_files_in_crds() -> None:
+    code, out, _ = await cli("crds")
+    assert code == 0
+    assert out.strip() == "\n---\n".join(text.strip() for _, text in sorted(render_crds_yaml().items()))
+    for name, text in render_crds_yaml().items():
+        assert (ROOT / "crds" / name).read_text() == text
+
+
+async def test_plan_without_milvus_shows_the_batch_and_replicas() -> None:
+    code, out, err = await cli("plan", "-f", "examples/01-init", "-f", "examples/02-scale-out")
+    assert code == 0, err
+    assert "+ create_resource_group rg1" in out and '"nodeNum": 3' in out
+    assert "+ create_resource_group __default_resource_group" not in out  # Milvus always has it
+    assert "__default_resource_group:" in out  # ... so it is updated, in the one batch
+    assert out.strip().endswith("replicas 5")
+
+
+async def test_plan_refuses_invalid_manifests_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "examples/01-init/pool.yaml").read_text() + "\n---\n"
+                   "apiVersion: milvusrg.io/v1alpha1\nkind: ResourceGroup\nmetadata: {name: rg1}\n"
+                   "spec: {pool: milvus, requests: {nodeNum: 1}, transferFrom: [nowhere]}\n")
+    code, _, err = await cli("plan", "-f", str(bad))
+    assert code == 1
+    assert "spec.transferFrom[0]" in err
+
+
+async def test_plan_against_a_converged_milvus_changes_nothing(sandbox_factory: Any) -> None:
+    async with operator_on_sandbox(sandbox_factory) as harness:
+        await harness.apply(pool_manifest(), group_manifest("rg1", 1))
+        await harness.wait_converged({"rg1": 1}, replicas=1)
+        writes = harness.milvus_writes()
+        manifest = Path(harness.sandbox.config.workdir) / "pool.yaml"
+        manifest.write_text(
+            "apiVersion: milvusrg.io/v1alpha1\nkind: QueryNodePool\nmetadata: {name: milvus}\n"
+            f"spec: {{milvus: {{uri: '{harness.sandbox.milvus.uri}'}}, statefulSetName: milvus-querynode}}\n"
+            "---\napiVersion: milvusrg.io/v1alpha1\nkind: ResourceGroup\nmetadata: {name: rg1}\n"
+            "spec: {pool: milvus, requests: {nodeNum: 1}}\n")
+        code, out, err = await cli("plan", "-f", str(manifest), "--milvus", harness.sandbox.milvus.uri)
+        assert code == 0, err
+        assert "(Milvus already matches)" in out
+        assert harness.milvus_writes() == writes  # a dry run writes nothing
