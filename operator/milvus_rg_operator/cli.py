@@ -30,7 +30,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         kube_port=args.kube_port, milvus_port=args.milvus_port, management_port=args.management_port,
         workdir=Path(args.workdir), seed=args.seed, check_interval=args.check_interval,
     )
-    asyncio.run(run_sandbox_forever(config))
+    asyncio.run(run_sandbox_forever(config, query_nodes=args.query_nodes))
     return 0
 
 
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--milvus-port", type=int, default=19530)
     sandbox.add_argument("--management-port", type=int, default=9091)
     sandbox.add_argument("--workdir", default=".sandbox", help="where the kubeconfig is written")
+    sandbox.add_argument("--query-nodes", type=int, default=1,
+                         help="replicas of the query-node StatefulSet milvus-querynode created at start (0: none)")
     sandbox.add_argument("--seed", type=int, default=None, help="seed Milvus's random node choice")
     sandbox.add_argument("--check-interval", type=float, default=10.0,
                          help="Milvus's resource-group check interval in seconds")

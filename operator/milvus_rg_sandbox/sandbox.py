@@ -145,8 +145,10 @@ def query_node_statefulset(name: str, replicas: int, namespace: str,
 
 
 async def run_sandbox_forever(config: SandboxConfig,
-                              on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly."""
+                              on_ready: Callable[[dict[str, str]], None] | None = None,
+                              query_nodes: int = 0) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly. With `query_nodes`, a query-node
+    StatefulSet `milvus-querynode` of that many replicas is created first (something to operate on)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM)
@@ -154,6 +156,9 @@ async def run_sandbox_forever(config: SandboxConfig,
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Sandbox(config) as sandbox:
+            if query_nodes:
+                await sandbox.create_query_node_statefulset(replicas=query_nodes, namespace=config.namespace)
+                print(f"statefulset: {config.namespace}/milvus-querynode ({query_nodes} query nodes)")
             endpoints = sandbox.endpoints()
             for key, value in endpoints.items():
                 print(f"{key}: {value}")
