@@ -55,6 +55,7 @@ def declared_pool(obj: Mapping[str, Any]) -> DeclaredPool:
         max_unavailable=scale_down.get("maxUnavailable", 1),
         drain_timeout_seconds=float(scale_down.get("drainTimeoutSeconds", 600)),
         force_after_timeout=bool(scale_down.get("forceAfterTimeout", False)),
+        pod_ready_timeout_seconds=float(spec.get("podReadyTimeoutSeconds", 300)),
     )
 
 

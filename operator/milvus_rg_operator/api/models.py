@@ -191,6 +191,10 @@ class QueryNodePoolSpec(SpecModel):
                                         json_schema_extra={"default": {}})
     resync_seconds: int = Field(default=30, ge=5, le=3600,
                                 description="Period of the resync against Milvus, in seconds.")
+    pod_ready_timeout_seconds: int = Field(
+        default=300, ge=1, le=86400,
+        description="A query-node pod not Ready or not registered in Milvus this long after its creation is "
+                    "reported (Degraded, reason PodsNotReady); it never counts as capacity.")
 
     @model_validator(mode="after")
     def _check_bounds(self) -> QueryNodePoolSpec:

@@ -158,6 +158,10 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
     elif blocked_groups:
         degraded = (True, "GroupDeletionBlocked",
                     "; ".join(f"cannot drop {g}: {why}" for g, why in sorted(blocked_groups.items())))
+    elif stuck := stuck_pods(pool, pods, milvus, now):
+        degraded = (True, "PodsNotReady",
+                    f"not Ready or not registered in Milvus after {pool.pod_ready_timeout_seconds:.0f}s "
+                    f"(not counted as capacity): {', '.join(stuck)}")
     conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded)
     return {
         "observedGeneration": generation,
@@ -174,6 +178,13 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
             if name in {resolve_group_name(d) for d in groups} | {pool.pending_group}
         ],
     }
+
+
+def stuck_pods(pool: DeclaredPool, pods: Sequence[PodState], milvus: MilvusState, now: float) -> list[str]:
+    """Pods that should have joined Milvus by now: never Ready, or Ready without a Milvus node."""
+    return [p.name for p in sorted(pods, key=lambda p: p.ordinal)
+            if not p.terminating and now - p.created_at > pool.pod_ready_timeout_seconds
+            and (not p.ready or milvus.node_of_pod(p.name) is None)]
 
 
 def _progress(desired: int, sts: StatefulSetState, scale: ScalePlan, plan: MilvusPlan,

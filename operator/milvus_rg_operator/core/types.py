@@ -39,6 +39,7 @@ class DeclaredPool:
     max_unavailable: int = 1
     drain_timeout_seconds: float = 600.0
     force_after_timeout: bool = False
+    pod_ready_timeout_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
