@@ -187,3 +187,28 @@ async def test_kube_api_errors_during_scale_in_converge(sandbox_factory: Any, me
         assert fault.hits > 0, "the injected fault was never hit"
         assert_safe(checker)
         assert_no_node_left_out(harness)
+
+
+@pytest.mark.parametrize("kill_when", ["configs-written", "replicas-raised"])
+async def test_operator_killed_during_scale_out_converges(sandbox_factory: Any, kill_when: str) -> None:
+    async with operator_on_sandbox(sandbox_factory) as harness:
+        await harness.apply(pool_manifest(), group_manifest("default", 1, groupName=DEFAULT),
+                            group_manifest("rg1", 0), group_manifest("rg2", 0))
+        await harness.wait_converged({DEFAULT: 1, "rg1": 0, "rg2": 0, PENDING: 0}, replicas=1)
+        updates = harness.sandbox.milvus.write_rpcs["UpdateResourceGroups"]
+        async with InvariantChecker(harness.sandbox, groups=(), pending=PENDING) as checker:
+            await harness.apply(group_manifest("rg1", 3), group_manifest("rg2", 1))
+            if kill_when == "configs-written":
+                await wait_for(lambda: harness.sandbox.milvus.write_rpcs["UpdateResourceGroups"] > updates,
+                               timeout=15, message="the Milvus update")
+            else:
+                await wait_for(lambda: _replicas_at_least(harness, 5), timeout=15, message="replicas raised")
+            await harness.kill_operator()
+            await harness.start_operator()
+            await harness.wait_converged(SCALED_OUT, replicas=5)
+        assert not checker.removal_violations, checker.removal_violations
+        assert_no_node_left_out(harness)
+
+
+async def _replicas_at_least(harness: OperatorHarness, count: int) -> bool:
+    return await harness.replicas() >= count
