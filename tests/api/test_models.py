@@ -31,6 +31,7 @@ def test_pool_spec_defaults_match_the_api() -> None:
         "minNodes": 0,
         "scaleDown": {"maxUnavailable": 1, "drainTimeoutSeconds": 600, "forceAfterTimeout": False},
         "resyncSeconds": 30,
+        "podReadyTimeoutSeconds": 300,
     }
 
 
