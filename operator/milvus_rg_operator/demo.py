@@ -1,7 +1,8 @@
 """`milvus-rg-operator demo`: the Milvus docs' scaling practice, done by the operator on the sandbox.
 
-Starts the sandbox (Kubernetes API + Milvus simulator) with a one-node query-node StatefulSet,
-installs the CRDs, runs the operator, then applies each numbered folder of `examples/` in turn.
+Starts the sandbox (Kubernetes API + Milvus simulator) with a one-node query-node StatefulSet in a
+process of its own (`milvus-rg-operator sandbox`: the other side of the wire, as a cluster would be),
+installs the CRDs, runs the operator in this process, then applies each numbered folder of `examples/`.
 After each step it waits until Milvus itself (asked over pymilvus, not through the operator)
 shows every group at its requested size and the StatefulSet at the expected size, and prints
 a table of pods, their group labels and Milvus's placement. Exit code 1 if a step does not converge.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +27,6 @@ from milvus_rg_operator.api.crds import render_crds
 from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
 from milvus_rg_operator.manifests import apply_manifests, load_manifests
 from milvus_rg_operator.runner import run_operator
-from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
 
 NAMESPACE = "default"
 STATEFULSET = "milvus-querynode"
@@ -104,14 +105,12 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
     if not steps:
         print(f"no step folders in {examples}", file=sys.stderr)
         return 2
-    config = SandboxConfig(kube_port=0, milvus_port=0, management_port=0, workdir=workdir, seed=seed,
-                           check_interval=1.0, pod_start_delay=0.3, session_ttl=5.0)
-    async with Sandbox(config) as sandbox:
-        os.environ["KUBECONFIG"] = str(sandbox.kubeconfig_path)
-        print("sandbox up:", ", ".join(f"{k}={v}" for k, v in sandbox.endpoints().items()))
+    sandbox, endpoints = await start_sandbox(workdir, seed)
+    try:
+        os.environ["KUBECONFIG"] = endpoints["kubeconfig"]
+        print("sandbox up:", ", ".join(f"{k}={v}" for k, v in endpoints.items()))
         api = new_api_client()
         await apply_manifests(api, render_crds())
-        await sandbox.create_query_node_statefulset(name=STATEFULSET, replicas=1, namespace=NAMESPACE)
         stop = asyncio.Event()
         operator = asyncio.create_task(run_operator(namespace=NAMESPACE, stop_flag=stop))
         try:
@@ -120,15 +119,15 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
                 # The sandbox Milvus listens on a free port: point the pool at it.
                 for obj in manifests:
                     if obj.get("kind") == "QueryNodePool":
-                        obj["spec"]["milvus"]["uri"] = sandbox.milvus.uri
-                        obj["spec"]["milvus"]["managementUri"] = sandbox.milvus.management_url
+                        obj["spec"]["milvus"]["uri"] = endpoints["milvus"]
+                        obj["spec"]["milvus"]["managementUri"] = endpoints["management"]
                 print(f"\n== step {step.name}")
                 for line in await apply_manifests(api, manifests):
                     print("  " + line)
                 started = time.monotonic()
                 ok, why, placement = False, "", Placement({})
                 while time.monotonic() - started < step_timeout and not operator.done():
-                    ok, why, placement = await converged(api, sandbox.milvus.uri)
+                    ok, why, placement = await converged(api, endpoints["milvus"])
                     if ok:
                         break
                     await asyncio.sleep(0.25)
@@ -141,5 +140,36 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
             return 0
         finally:
             stop.set()
-            await asyncio.wait_for(operator, timeout=30)
+            await asyncio.wait({operator}, timeout=30)
             api.close()
+    finally:
+        await stop_sandbox(sandbox)
+
+
+async def start_sandbox(workdir: Path, seed: int | None) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """`milvus-rg-operator sandbox` on free ports; its endpoints, read from what it prints."""
+    args = [sys.executable, "-m", "milvus_rg_operator.cli", "sandbox", "--kube-port", "0", "--milvus-port", "0",
+            "--management-port", "0", "--workdir", str(workdir), "--check-interval", "1", "--query-nodes", "1"]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    endpoints: dict[str, str] = {}
+    while True:
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+        if not line:
+            raise RuntimeError(f"the sandbox exited early (code {await process.wait()})")
+        if line.startswith("export KUBECONFIG="):
+            return process, endpoints
+        key, _, value = line.strip().partition(": ")
+        endpoints[key] = value
+
+
+async def stop_sandbox(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -63,3 +63,10 @@ async def test_plan_against_a_converged_milvus_changes_nothing(sandbox_factory: 
         assert code == 0, err
         assert "(Milvus already matches)" in out
         assert harness.milvus_writes() == writes  # a dry run writes nothing
+
+
+async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path) -> None:
+    code, out, err = await cli("demo", "--workdir", str(tmp_path))
+    assert code == 0, out + err
+    assert out.count("converged in") == 3 and "NOT converged" not in out
+    assert "milvus: __default_resource_group=1, __pending_nodes=0, rg1=2, rg2=1" in out
