@@ -14,11 +14,9 @@ from pathlib import Path
 from milvus_rg_operator.adapters.milvus import MilvusError, PymilvusGateway
 from milvus_rg_operator.core import configs, scaling, validation
 from milvus_rg_operator.core.names import resolve_group_name
-from milvus_rg_operator.core.types import DEFAULT_GROUP, GroupConfig, MilvusGroup, MilvusState
+from milvus_rg_operator.core.types import DEFAULT_GROUP, DEFAULT_GROUP_LIMIT, GroupConfig, MilvusGroup, MilvusState
 from milvus_rg_operator.manifests import load_manifests
 from milvus_rg_operator.translate import SpecError, declared_group, declared_pool
-
-DEFAULT_GROUP_LIMIT = 1_000_000  # a new Milvus's default group: requests 0, limits 1,000,000
 
 
 def config_json(config: GroupConfig) -> str:

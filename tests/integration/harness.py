@@ -178,6 +178,15 @@ class OperatorHarness:
                 return dict(c)
         return None
 
+    async def true_condition(self, type_: str, reasons: tuple[str, ...] = (), kind_plural: str = POOL_PLURAL,
+                             name: str = "milvus") -> dict[str, Any] | None:
+        """The condition if its status is True (and its reason one of `reasons`, when given); a probe for
+        `wait_for`."""
+        found = await self.condition(kind_plural, name, type_)
+        if found and found["status"] == "True" and (not reasons or found["reason"] in reasons):
+            return found
+        return None
+
     async def events(self, reason: str | None = None) -> list[Any]:
         events = (await asyncio.to_thread(self.core.list_namespaced_event, NAMESPACE)).items
         return [e for e in events if reason is None or e.reason == reason]

@@ -207,8 +207,8 @@ async def assert_refused_without_change(harness: OperatorHarness, degraded: tupl
     plural, name = degraded
 
     async def degraded_naming_field() -> dict[str, Any] | None:
-        condition = await harness.condition(plural, name, "Degraded")
-        return condition if condition and condition["status"] == "True" and field in condition["message"] else None
+        condition = await harness.true_condition("Degraded", kind_plural=plural, name=name)
+        return condition if condition and field in condition["message"] else None
 
     await wait_for(degraded_naming_field, timeout=10, message=f"{plural}/{name} Degraded naming {field}")
     ready = await harness.condition(plural, name, "Ready")

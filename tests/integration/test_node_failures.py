@@ -50,14 +50,9 @@ async def test_a_pod_that_never_becomes_ready_is_reported_and_not_counted(sandbo
     async with operator_on_sandbox(sandbox_factory) as harness:
         harness.sandbox.workloads.never_ready(NAMESPACE, "milvus-querynode-2")
         await harness.apply(pool_manifest(podReadyTimeoutSeconds=1), group_manifest("rg1", 3))
-        degraded = await wait_for(lambda: _degraded(harness, "PodsNotReady"), timeout=20,
+        degraded = await wait_for(lambda: harness.true_condition("Degraded", ("PodsNotReady",)), timeout=20,
                                   message="Degraded: PodsNotReady")
         assert "milvus-querynode-2" in degraded["message"]
         assert "milvus-querynode-2" not in (await harness.placement()).get("rg1", [])
         ready = await harness.condition(POOL_PLURAL, "milvus", "Ready")
         assert ready is not None and ready["status"] == "False"
-
-
-async def _degraded(harness: Any, reason: str) -> dict[str, Any] | None:
-    condition = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
-    return condition if condition and condition["status"] == "True" and condition["reason"] == reason else None

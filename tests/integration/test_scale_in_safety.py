@@ -122,13 +122,8 @@ async def test_milvus_unavailable_mid_drain_recovers(sandbox_factory: Any) -> No
             expected = await shrink_forcing_drain(harness)
             await wait_for(lambda: drain_recorded(harness), timeout=15, message="a draining entry")
             harness.sandbox.milvus.set_unavailable(True)
-
-            async def degraded() -> bool:
-                found = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
-                return bool(found and found["status"] == "True"
-                            and found["reason"] in ("MilvusUnavailable", "MilvusError"))
-
-            await wait_for(degraded, timeout=15, message="pool Degraded by Milvus being unavailable")
+            await wait_for(lambda: harness.true_condition("Degraded", ("MilvusUnavailable", "MilvusError")),
+                           timeout=15, message="pool Degraded by Milvus being unavailable")
             harness.sandbox.milvus.set_unavailable(False)
             await harness.wait_converged(expected, replicas=4, timeout=40)
         assert_safe(checker)
@@ -141,12 +136,7 @@ async def test_management_api_disabled_blocks_drain(sandbox_factory: Any) -> Non
         async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
             harness.sandbox.milvus.set_management_enabled(False)
             expected = await shrink_forcing_drain(harness)
-
-            async def degraded() -> dict[str, Any] | None:
-                found = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
-                return found if found and found["status"] == "True" else None
-
-            found = await wait_for(degraded, timeout=15, message="pool Degraded")
+            found = await wait_for(lambda: harness.true_condition("Degraded"), timeout=15, message="pool Degraded")
             assert found["reason"] == "ManagementAPIUnavailable", found
             assert VICTIM in found["message"], found
             await harness.resync_passes(2)

@@ -106,7 +106,7 @@ async def test_paused_pool_writes_nothing_and_says_so(sandbox_factory: Any) -> N
         await harness.apply(pool_manifest(), group_manifest("rg1", 1))
         await harness.wait_converged({"rg1": 1}, replicas=1)
         await harness.patch(POOL_PLURAL, "milvus", {"metadata": {"annotations": {ANNOTATION_PAUSED: "true"}}})
-        await wait_for(lambda: _condition_is(harness, "Paused", "True"), timeout=10, message="Paused condition")
+        await wait_for(lambda: harness.true_condition("Paused"), timeout=10, message="Paused condition")
         milvus_before = harness.milvus_writes()
         await harness.apply(group_manifest("rg1", 3))
         await harness.resync_passes(2)
@@ -114,11 +114,6 @@ async def test_paused_pool_writes_nothing_and_says_so(sandbox_factory: Any) -> N
         assert await harness.replicas() == 1
         await harness.patch(POOL_PLURAL, "milvus", {"metadata": {"annotations": {ANNOTATION_PAUSED: None}}})
         await harness.wait_converged({"rg1": 3}, replicas=3)
-
-
-async def _condition_is(harness: Any, type_: str, status: str) -> bool:
-    condition = await harness.condition(POOL_PLURAL, "milvus", type_)
-    return condition is not None and condition["status"] == status
 
 
 async def test_restarted_operator_converges_with_no_extra_change(sandbox_factory: Any) -> None:
@@ -141,13 +136,9 @@ async def test_milvus_outage_degrades_then_recovers_without_manual_steps(sandbox
         await harness.wait_converged({"rg1": 1}, replicas=1)
         harness.sandbox.milvus.set_unavailable(True)
         await harness.apply(group_manifest("rg1", 2))
-        degraded = await wait_for(lambda: _degraded(harness), timeout=20, message="Degraded: Milvus unavailable")
+        degraded = await wait_for(lambda: harness.true_condition("Degraded"), timeout=20,
+                                  message="Degraded: Milvus unavailable")
         assert degraded["reason"] == "MilvusUnavailable"
         assert await harness.replicas() == 1  # nothing scaled while Milvus cannot confirm placement
         harness.sandbox.milvus.set_unavailable(False)
         await harness.wait_converged({"rg1": 2}, replicas=2, timeout=60)
-
-
-async def _degraded(harness: Any) -> dict[str, Any] | None:
-    condition = await harness.condition(POOL_PLURAL, "milvus", "Degraded")
-    return condition if condition and condition["status"] == "True" else None

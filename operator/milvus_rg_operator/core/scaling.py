@@ -11,7 +11,8 @@ restarted operator finishes or undoes it; a node left suspended without a record
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import collections
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from milvus_rg_operator.core.names import resolve_group_name
@@ -55,13 +56,14 @@ def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> int
     return wanted if pool.max_nodes is None else min(wanted, pool.max_nodes)
 
 
+def drains_per_group(drains: Iterable[DrainRecord], phases: Collection[str]) -> dict[str, int]:
+    """How many drains of each group are in one of `phases`."""
+    return dict(collections.Counter(record.group for record in drains if record.phase in phases))
+
+
 def surge_of(drains: Sequence[DrainRecord]) -> dict[str, int]:
     """Groups whose config is raised while a replacement is added before a drain (group -> nodes)."""
-    surge: dict[str, int] = {}
-    for record in drains:
-        if record.phase == SURGING:
-            surge[record.group] = surge.get(record.group, 0) + 1
-    return surge
+    return drains_per_group(drains, (SURGING,))
 
 
 def pod_name(statefulset: str, ordinal: int) -> str:
@@ -192,7 +194,7 @@ class _Planner:
             elif node is not None and serving:
                 phase = SUSPENDING  # recorded but not (yet) out of its group: suspend (again)
                 self.suspend.append(node.node_id)
-            elif node is None or self.milvus.group_of_node(node.node_id) == self.pool.pending_group:
+            elif node is None or group == self.pool.pending_group:
                 phase = DRAINED
             elif self.group_size(record.group) < self.group_requests(record.group):
                 phase = WAITING_FOR_REPLACEMENT
@@ -238,10 +240,8 @@ class _Planner:
             reasons.append(("DrainStalled", f"drain of {', '.join(sorted(stalled))} timed out"))
         elif active:
             reasons.append(("Draining", f"draining {', '.join(sorted(r.pod for r in records.values()))}"))
-        claimed: dict[str, int] = {}
-        for record in records.values():
-            if record.phase in (SURGING, SUSPENDING, WAITING_FOR_REPLACEMENT):
-                claimed[record.group] = claimed.get(record.group, 0) + 1
+        # Drains whose group still waits for its replacement: each holds one replacement node.
+        claimed = drains_per_group(records.values(), (SURGING, SUSPENDING, WAITING_FOR_REPLACEMENT))
         for pod in blocking:
             if pod in records or self.removable(pod, None):
                 continue
@@ -261,7 +261,7 @@ class _Planner:
             if why:
                 reasons.append(why)
                 break
-            at_requests = self.group_size(group) - claimed.get(group, 0) - 1 < self.group_requests(group)
+            at_requests = not self.above_requests(group, claimed.get(group, 0))
             claimed[group] = claimed.get(group, 0) + 1
             if at_requests and group in self.requests:
                 # Replacement first: the caller raises the group's config by one (see
@@ -282,12 +282,11 @@ class _Planner:
             return ("ManagementAPIUnavailable",
                     f"management API unavailable: cannot drain {pod} (node {node.node_id} serving {group}); "
                     f"waiting for Milvus to move it to {self.pool.pending_group}")
-        size = self.group_size(group) - claimed
-        if size - 1 >= self.group_requests(group):
+        if self.above_requests(group, claimed):
             # Above its requests: the group shrinks without a replacement, but never below its replicas.
             loaded = self.milvus.groups[group].loaded_replicas
             need = max(loaded.values(), default=0)
-            if size - 1 < need:
+            if self.group_size(group) - claimed - 1 < need:
                 names = ", ".join(sorted(c for c, n in loaded.items() if n == need))
                 return ("ReplicasNeedNodes",
                         f"{group} needs {need} nodes for the replicas of {names}; not draining {pod}")
@@ -297,6 +296,10 @@ class _Planner:
                     "replacement node "
                     f"is free yet (in {self.pool.pending_group} or above another group's requests)")
         return None
+
+    def above_requests(self, group: str, claimed: int) -> bool:
+        """The group keeps its requests after losing one more node (beyond `claimed` ones leaving)."""
+        return self.group_size(group) - claimed - 1 >= self.group_requests(group)
 
     def replacements(self, group: str, leaving: MilvusNode) -> int:
         """Nodes Milvus could move into `group`: surplus of other groups, on pods that stay, labels matching."""

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_GROUP = "__default_resource_group"
-# Larger than the default group's 1_000_000 so that Milvus' "argmax room" sends incoming nodes that no
+DEFAULT_GROUP_LIMIT = 1_000_000  # the default group's limits in a new Milvus (its requests are 0)
+# Larger than the default group's limits so that Milvus' "argmax room" sends incoming nodes that no
 # group is missing to the pending group rather than to the default group.
-PENDING_GROUP_LIMIT = 10_000_000
+PENDING_GROUP_LIMIT = 10 * DEFAULT_GROUP_LIMIT
 
 
 @dataclass(frozen=True)
