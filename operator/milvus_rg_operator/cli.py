@@ -8,30 +8,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from milvus_rg_operator.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+
+DEFAULT_METRICS_PORT = 8080
 
 
 def _run(args: argparse.Namespace) -> int:
     from milvus_rg_operator.runner import run_operator
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_operator(namespace=args.namespace, liveness_endpoint=args.liveness))
+    configure_logging(args.log_level, args.log_format, verbose=args.verbose)
+    asyncio.run(run_operator(namespace=args.namespace, liveness_endpoint=args.liveness,
+                             metrics_port=args.metrics_port))
     return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from milvus_rg_sandbox.sandbox import SandboxConfig, run_sandbox_forever
+    from milvus_rg_sandbox.options import run_from_args
 
-    config = SandboxConfig(
-        kube_port=args.kube_port, milvus_port=args.milvus_port, management_port=args.management_port,
-        workdir=Path(args.workdir), seed=args.seed, check_interval=args.check_interval,
-    )
-    asyncio.run(run_sandbox_forever(config, query_nodes=args.query_nodes))
-    return 0
+    return run_from_args(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -55,7 +53,18 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_sandbox_options(parser: argparse.ArgumentParser) -> None:
+    try:
+        from milvus_rg_sandbox.options import add_sandbox_options
+    except ImportError as exc:
+        parser.error(f"the sandbox is not installed ({exc.name} missing): "
+                     "pip install 'milvus-rg-operator[sandbox]'")
+    add_sandbox_options(parser)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. The sandbox's options are added only when `command` is "sandbox": they come
+    from the sandbox package, which `run` never imports (the image does not contain it)."""
     parser = argparse.ArgumentParser(
         prog="milvus-rg-operator",
         description="Declarative Milvus resource groups and safe query-node scaling on Kubernetes.")
@@ -63,20 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the operator (KUBECONFIG or in-cluster config)")
     run.add_argument("-n", "--namespace", help="watch only this namespace (default: all namespaces)")
-    run.add_argument("--liveness", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
-    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--liveness", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz")
+    run.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+                     help=f"serve Prometheus metrics at /metrics on this port (0: off; default {DEFAULT_METRICS_PORT})")
+    run.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                     help="text lines or one JSON object per line (default: text)")
+    run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper,
+                     help="INFO: one line per write; DEBUG adds the plan of every pass (default: INFO)")
+    run.add_argument("-v", "--verbose", action="store_true", help="DEBUG, with kopf's own per-event lines")
     run.set_defaults(func=_run)
 
-    sandbox = commands.add_parser("sandbox", help="run the embedded Kubernetes API + Milvus simulator")
-    sandbox.add_argument("--kube-port", type=int, default=18443)
-    sandbox.add_argument("--milvus-port", type=int, default=19530)
-    sandbox.add_argument("--management-port", type=int, default=9091)
-    sandbox.add_argument("--workdir", default=".sandbox", help="where the kubeconfig is written")
-    sandbox.add_argument("--query-nodes", type=int, default=1,
-                         help="replicas of the query-node StatefulSet milvus-querynode created at start (0: none)")
-    sandbox.add_argument("--seed", type=int, default=None, help="seed Milvus's random node choice")
-    sandbox.add_argument("--check-interval", type=float, default=10.0,
-                         help="Milvus's resource-group check interval in seconds")
+    sandbox = commands.add_parser("sandbox", help="run the embedded Kubernetes API + Milvus simulator "
+                                                  "(needs milvus-rg-operator[sandbox])")
+    if command == "sandbox":
+        _add_sandbox_options(sandbox)
     sandbox.set_defaults(func=_sandbox)
 
     demo = commands.add_parser("demo", help="the Milvus docs' scaling practice, step by step, on the sandbox")
@@ -100,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -4,8 +4,10 @@ Starts the sandbox (Kubernetes API + Milvus simulator) with a one-node query-nod
 process of its own (`milvus-rg-operator sandbox`: the other side of the wire, as a cluster would be),
 installs the CRDs, runs the operator in this process, then applies each numbered folder of `examples/`.
 After each step it waits until Milvus itself (asked over pymilvus, not through the operator)
-shows every group at its requested size and the StatefulSet at the expected size, and prints
-a table of pods, their group labels and Milvus's placement. Exit code 1 if a step does not converge.
+shows every group at its requested size and the StatefulSet at the expected size, then prints what the
+operator did (the Kubernetes events it posted during the step, read back from the API: groups written,
+pods drained, replicas changed) and a table of pods, their group labels and Milvus's placement.
+Exit code 1 if a step does not converge.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
 from pymilvus import AsyncMilvusClient
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, new_api_client
+from milvus_rg_operator.adapters.kube import GROUP_PLURAL, OPERATOR_NAME, POOL_PLURAL, new_api_client
 from milvus_rg_operator.api.crds import render_crds
 from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
 from milvus_rg_operator.manifests import apply_manifests, load_manifests
@@ -78,10 +80,23 @@ def pods_table(core: CoreV1Api, placement: Placement) -> list[list[str]]:
     return rows
 
 
+def operator_events(core: CoreV1Api, seen: set[tuple[str, int]]) -> list[list[str]]:
+    """The operator's events not in `seen` (name and count: a repeated event counts up), oldest first, as
+    table rows; `seen` is updated."""
+    events = [event for event in core.list_namespaced_event(NAMESPACE).items
+              if OPERATOR_NAME in ((event.source.component if event.source else None), event.reporting_component)
+              and (event.metadata.name, event.count or 1) not in seen]
+    seen.update((event.metadata.name, event.count or 1) for event in events)
+    events.sort(key=lambda e: (str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp or ""),
+                               e.metadata.name))
+    return [[event.type or "", event.reason or "", f"{event.involved_object.kind}/{event.involved_object.name}",
+             event.message or ""] for event in events]
+
+
 def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print(("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))).rstrip())
 
 
 async def converged(api: Any, uri: str) -> tuple[bool, str, Placement]:
@@ -113,6 +128,7 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
         await apply_manifests(api, render_crds())
         stop = asyncio.Event()
         operator = asyncio.create_task(run_operator(namespace=NAMESPACE, stop_flag=stop))
+        seen_events: set[tuple[str, int]] = set()
         try:
             for step in steps:
                 manifests = load_manifests([step])
@@ -132,6 +148,11 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
                         break
                     await asyncio.sleep(0.25)
                 print(f"  {'converged' if ok else 'NOT converged'} in {time.monotonic() - started:.1f}s")
+                events = await asyncio.to_thread(operator_events, CoreV1Api(api), seen_events)
+                print("  what the operator did (its events):" if events else "  the operator posted no event")
+                if events:
+                    print_table([["TYPE", "REASON", "OBJECT", "MESSAGE"], *events])
+                print("  end state:")
                 print_table(await asyncio.to_thread(pods_table, CoreV1Api(api), placement))
                 print("  milvus: " + ", ".join(f"{g}={len(p)}" for g, p in sorted(placement.groups.items())))
                 if not ok:
@@ -143,7 +164,7 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
             await asyncio.wait({operator}, timeout=30)
             api.close()
     finally:
-        await stop_sandbox(sandbox)
+        await stop_process(sandbox)
 
 
 async def start_sandbox(workdir: Path, seed: int | None) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
@@ -165,7 +186,8 @@ async def start_sandbox(workdir: Path, seed: int | None) -> tuple[asyncio.subpro
         endpoints[key] = value
 
 
-async def stop_sandbox(process: asyncio.subprocess.Process) -> None:
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    """SIGINT (a clean stop), then SIGKILL if it has not exited within 15 s."""
     if process.returncode is None:
         process.send_signal(signal.SIGINT)
         try:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from milvus_rg_operator.adapters.milvus import MilvusError, PymilvusGateway
-from milvus_rg_operator.core import configs, scaling, validation
+from milvus_rg_operator.core import configs, scaling, validation, versions
 from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import DEFAULT_GROUP, DEFAULT_GROUP_LIMIT, GroupConfig, MilvusGroup, MilvusState
 from milvus_rg_operator.manifests import load_manifests
@@ -46,9 +46,16 @@ async def run_plan(files: list[Path], milvus_uri: str | None, token: str, curren
     # A new Milvus holds only its default group (requests 0, limits 1,000,000).
     default = MilvusGroup(DEFAULT_GROUP, GroupConfig(0, DEFAULT_GROUP_LIMIT), ())
     observed = MilvusState(groups={DEFAULT_GROUP: default}, nodes={}, management_available=False)
+    drain_note = ""
     if milvus_uri:
         gateway = PymilvusGateway(milvus_uri, token=token)
         try:
+            # A plan that cannot be applied is never printed: an old Milvus is refused before reading it.
+            support = versions.milvus_support(await gateway.server_version())
+            if not support.supported:
+                print(f"error: {support.message}; the operator will not change this Milvus", file=sys.stderr)
+                return 1
+            drain_note = support.message
             observed = await gateway.observe(with_node_states=False)
         except MilvusError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -71,7 +78,9 @@ async def run_plan(files: list[Path], milvus_uri: str | None, token: str, curren
         print("~ update_resource_groups (one atomic batch):")
         for name, config in sorted(plan.update.items()):
             before = observed.groups.get(name)
-            was = f"  # was {config_json(before.config)}" if before else ""
+            was = ""
+            if before is not None:
+                was = f"  # was {config_json(before.config) if before.config_known else '(not reported)'}"
             print(f"    {name}: {config_json(config)}{was}")
     for name in plan.drop:
         print(f"- drop_resource_group {name}")
@@ -80,4 +89,6 @@ async def run_plan(files: list[Path], milvus_uri: str | None, token: str, curren
     replicas = scaling.desired_replicas(pool, groups)
     change = "" if current_replicas is None else f" (now {current_replicas})"
     print(f"StatefulSet {pool.stateful_set_name}: replicas {replicas}{change}")
+    if drain_note:
+        print(f"note: {drain_note}: the operator will not scale in", file=sys.stderr)
     return 0

@@ -4,7 +4,8 @@ Handlers are `async def`: kopf runs plain functions in a thread pool, where the 
 cannot be created.
 
 No kopf change handlers are used, so kopf writes nothing to our objects (no progress annotations,
-no finalizers of its own): a steady state costs zero writes. Pods are indexed, not handled.
+no finalizers of its own): a steady state costs zero writes. The operator's own writes (status, labels,
+finalizers) come back as watch events; they do not start new passes (see `changed`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import kopf
 
 from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubernetesClientGateway
 from milvus_rg_operator.api.models import GROUP, VERSION
+from milvus_rg_operator.core.types import PodState
 from milvus_rg_operator.reconcile import PoolReconciler
 from milvus_rg_operator.scheduler import PoolScheduler
+from milvus_rg_operator.translate import pod_state
 
 WATCH_SERVER_TIMEOUT = 300  # kopf#1120: without timeouts a silently dropped watch is never noticed
 WATCH_CLIENT_TIMEOUT = 330
@@ -57,6 +60,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     memo["reconciler"] = reconciler
     memo["scheduler"] = memo.get("scheduler") or PoolScheduler(reconciler.reconcile)
     memo["group_pools"] = {}  # ResourceGroup uid -> pool it last referenced, so moving a group wakes both
+    memo["fingerprints"] = {}  # uid -> what a pass reads of the object, to tell changes from our own writes
     logger.info("milvus-rg-operator started")
 
 
@@ -66,29 +70,82 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo["reconciler"].close()
 
 
+def changed(memo: kopf.Memo, uid: str, fingerprint: Any, event_type: str | None) -> bool:
+    """Whether an object's event says something the pool's pass has not seen: the operator's own writes
+    (status, labels, finalizers) come back as watch events and must not start new full passes."""
+    seen: dict[str, Any] = memo["fingerprints"]
+    if event_type == "DELETED":
+        seen.pop(uid, None)
+        return True
+    if seen.get(uid) == fingerprint:
+        return False
+    seen[uid] = fingerprint
+    return True
+
+
+def spec_fingerprint(body: kopf.Body) -> tuple[Any, ...]:
+    meta = body.get("metadata", {})
+    return (meta.get("generation"), meta.get("deletionTimestamp"), dict(meta.get("annotations") or {}))
+
+
+def pod_fingerprint(body: kopf.Body) -> tuple[Any, ...]:
+    """What a pass reads of a pod besides the labels it writes itself."""
+    status = body.get("status", {})
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    return (body.get("metadata", {}).get("deletionTimestamp"), status.get("phase"), status.get("podIP"), ready,
+            restarts)
+
+
 @kopf.on.event(GROUP, VERSION, POOL_PLURAL, registry=_registry)
-async def pool_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["scheduler"].trigger(namespace, name)
+async def pool_event(namespace: str, name: str, uid: str, body: kopf.Body, type: str | None, memo: kopf.Memo,
+                     query_node_pods: kopf.Index[tuple[str, str], PodState], **_: Any) -> None:
+    memo["reconciler"].pod_cache = query_node_pods  # filled before any handler runs: see query_node_pods
+    if changed(memo, uid, spec_fingerprint(body), type):
+        memo["scheduler"].trigger(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, GROUP_PLURAL, registry=_registry)
-async def group_event(namespace: str, uid: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+async def group_event(namespace: str, uid: str, spec: kopf.Spec, body: kopf.Body, type: str | None,
+                      memo: kopf.Memo, **_: Any) -> None:
     pool = str(spec.get("pool", ""))
     previous = memo["group_pools"].get(uid)
     memo["group_pools"][uid] = pool
+    if not changed(memo, uid, (*spec_fingerprint(body), pool), type) and previous == pool:
+        return
     for affected in {pool, previous} - {None, ""}:
         memo["scheduler"].trigger(namespace, affected)
 
 
 @kopf.index("v1", "pods", registry=_registry)
-async def query_node_pods(namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo,
-                    **_: Any) -> dict[tuple[str, str], str] | None:
-    """Pods owned by a pool's StatefulSet, keyed by (namespace, StatefulSet); every change wakes its pool."""
+async def query_node_pods(namespace: str, uid: str, body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo,
+                          **_: Any) -> dict[tuple[str, str], PodState] | None:
+    """Pods owned by a StatefulSet, keyed by (namespace, StatefulSet), as the core's plain PodState: the
+    pool's pass reads its pods from here instead of LISTing them (kopf fills every index before any
+    handler runs). A change that matters wakes the pod's pool."""
     reconciler: PoolReconciler = memo["reconciler"]
     for owner in meta.get("ownerReferences", []):
-        if owner.get("kind") == "StatefulSet":
-            pool = reconciler.pool_of_statefulset(namespace, owner.get("name", ""))
-            if pool is not None:
-                memo["scheduler"].trigger(namespace, pool)
-                return {(namespace, owner["name"]): name}
+        if owner.get("kind") != "StatefulSet":
+            continue
+        pool = reconciler.pool_of_statefulset(namespace, owner.get("name", ""))
+        if pool is not None and changed(memo, uid, pod_fingerprint(body), None):
+            memo["scheduler"].trigger(namespace, pool)
+        try:
+            return {(namespace, owner["name"]): pod_state(body)}
+        except ValueError:  # not named <StatefulSet>-<ordinal>: not a StatefulSet replica
+            return None
     return None
+
+
+@kopf.on.event("v1", "pods", registry=_registry)
+async def pod_deleted(namespace: str, uid: str, meta: kopf.Meta, type: str | None, memo: kopf.Memo,
+                      **_: Any) -> None:
+    """A removed pod wakes its pool (the index forgets it silently)."""
+    reconciler: PoolReconciler = memo["reconciler"]
+    if type != "DELETED":
+        return
+    changed(memo, uid, None, type)
+    for owner in meta.get("ownerReferences", []):
+        pool = reconciler.pool_of_statefulset(namespace, owner.get("name", ""))
+        if owner.get("kind") == "StatefulSet" and pool is not None:
+            memo["scheduler"].trigger(namespace, pool)

@@ -1,55 +1,67 @@
-"""One reconcile pass for one pool: observe -> plan (pure core) -> act. The only place doing I/O in sequence.
+"""One reconcile pass for one pool: observe -> plan (pure core, `core.plan`) -> act -> report.
 
-Order matters for safety:
-- Milvus configs are written before replicas change (scale out: configs, then pods; scale in: configs,
-  then only pods Milvus no longer uses).
-- A drain is recorded in the pool's status *before* the node is suspended, so an operator killed in
-  between finds the record on restart and either finishes or undoes it (never leaves a node suspended).
-- Nothing is written when the plan is empty: a steady state costs zero writes to Kubernetes and Milvus.
+`_Pass.observe` reads Kubernetes and Milvus into plain data, `core.plan.plan_pass` decides every write
+with its reason, `_Pass.act` executes them in order: one INFO log line and one metric per write. Nothing
+is written when the plan is empty: a steady state costs zero writes to Kubernetes and Milvus.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubeError, KubeGateway
-from milvus_rg_operator.adapters.milvus import MilvusAuthError, MilvusError, MilvusGateway, PymilvusGateway
+from milvus_rg_operator.adapters.milvus import (
+    MilvusAuthError,
+    MilvusError,
+    MilvusGateway,
+    MilvusUnsupported,
+    PymilvusGateway,
+)
 from milvus_rg_operator.api.models import ANNOTATION_PAUSED, FINALIZER
 from milvus_rg_operator.core import conditions as cond
-from milvus_rg_operator.core import configs, labels, scaling, validation
+from milvus_rg_operator.core import plan as core_plan
+from milvus_rg_operator.core import versions
 from milvus_rg_operator.core.names import resolve_group_name
-from milvus_rg_operator.core.types import DeclaredGroup, DeclaredPool, MilvusNode, MilvusState, Problem
+from milvus_rg_operator.core.plan import GROUP_KIND, POOL_KIND, Action, GroupInput, ObjectState, PassInputs
+from milvus_rg_operator.core.types import DeclaredPool, MilvusState, PodState, Problem, with_pod_hostnames
+from milvus_rg_operator.logs import register_secret
+from milvus_rg_operator.metrics import milvus_error_code
 from milvus_rg_operator.scheduler import PassOutcome
 from milvus_rg_operator.translate import (
     SpecError,
     declared_group,
     declared_pool,
     drain_records,
-    drain_status,
+    object_state,
     owned_by,
     pod_state,
     pool_spec,
     statefulset_state,
 )
 
+if TYPE_CHECKING:
+    from milvus_rg_operator.metrics import OperatorMetrics
+
 logger = logging.getLogger(__name__)
 
-PROGRESS_REQUEUE = 1.0  # while something is in flight, look again soon
 MAX_BACKOFF = 60.0
+LABEL_CONCURRENCY = 16  # pod label patches in flight at once
 
 
 @dataclass
 class PassReport:
-    """What one pass did: tests count writes with it, the scheduler reads the requeue delay."""
+    """What one pass did: tests count writes with it, metrics and the scheduler read the outcome."""
 
     writes: list[str] = field(default_factory=list)
     converged: bool = False
     problems: list[Problem] = field(default_factory=list)
+    result: str = "progressing"  # converged | progressing | invalid | paused | failed
 
 
 @dataclass(frozen=True)
@@ -69,14 +81,17 @@ def pymilvus_factory(conn: MilvusConnection) -> MilvusGateway:
 
 class PoolReconciler:
     def __init__(self, kube: KubeGateway, milvus_factory: MilvusFactory = pymilvus_factory,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: OperatorMetrics | None = None) -> None:
         self._kube = kube
         self._milvus_factory = milvus_factory
         self._clock = clock
+        self.metrics = metrics
         self._gateways: dict[MilvusConnection, MilvusGateway] = {}
         self._statefulsets: dict[tuple[str, str], str] = {}  # (namespace, StatefulSet) -> pool
-        self._failures: dict[tuple[str, str], int] = {}
+        self._failures: dict[tuple[str, str], tuple[int, str]] = {}  # pool -> (consecutive failures, last message)
         self.last_report: dict[tuple[str, str], PassReport] = {}
+        # Pods by (namespace, StatefulSet), fed by a watch (the kopf index in handlers.py); None: LIST them.
+        self.pod_cache: Mapping[tuple[str, str], Iterable[PodState]] | None = None
         self.passes: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def pool_of_statefulset(self, namespace: str, statefulset: str) -> str | None:
@@ -91,19 +106,28 @@ class PoolReconciler:
         key = (namespace, name)
         report = PassReport()
         self.last_report[key] = report
+        started = time.perf_counter()
         try:
             outcome = await _Pass(self, namespace, name, report).run()
         except (KubeError, MilvusError) as exc:
-            # Transient trouble: back off exponentially; the error is already in the status when it
-            # could be written. Nothing half-done is left: every step is re-derived from observation.
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            delay = min(PROGRESS_REQUEUE * 2 ** failures, MAX_BACKOFF)
-            logger.warning("pool %s/%s: %s (retry in %.0fs)", namespace, name, exc, delay)
+            # Transient trouble: back off exponentially; the error is already in the status when it could be
+            # written. Nothing half-done is left: every step is re-derived from observation.
+            report.result = "failed"
+            failures, last = self._failures.get(key, (0, ""))
+            failures += 1
+            delay = min(2.0 ** failures, MAX_BACKOFF)
+            self._failures[key] = (failures, str(exc))
+            log = logger.warning if str(exc) != last else logger.debug  # once per failure transition
+            log("pool %s/%s: %s (retry %d in %.0fs)", namespace, name, exc, failures, delay)
             return PassOutcome(requeue_after=delay)
         finally:
             self.passes[key] += 1
-        self._failures.pop(key, None)
+            if self.metrics is not None:
+                self.metrics.pass_finished(f"{namespace}/{name}", report.result, time.perf_counter() - started)
+        if self._failures.pop(key, None) is not None:
+            logger.info("pool %s/%s: recovered", namespace, name)
+        if outcome.pool_gone and self.metrics is not None:
+            self.metrics.forget_pool(f"{namespace}/{name}")
         return outcome
 
     def milvus_for(self, conn: MilvusConnection) -> MilvusGateway:
@@ -119,318 +143,360 @@ class _Pass:
     def __init__(self, owner: PoolReconciler, namespace: str, name: str, report: PassReport) -> None:
         self.owner = owner
         self.kube = owner._kube
+        self.metrics = owner.metrics
         self.namespace = namespace
         self.name = name
         self.report = report
         self.now = owner._clock()
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, name) -> the object as read
+        self.milvus: MilvusGateway | None = None
+
+    @property
+    def pool_key(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
     async def run(self) -> PassOutcome:
         pool_obj = await self.kube.get_pool(self.namespace, self.name)
         if pool_obj is None:
             await self.report_missing_pool()
             return PassOutcome(requeue_after=0, pool_gone=True)
-        self.pool_obj = pool_obj
+        self.objects[(POOL_KIND, self.name)] = pool_obj
+        self.pool = object_state(pool_obj)
         group_objs = [g for g in await self.kube.list_groups(self.namespace)
                       if g.get("spec", {}).get("pool") == self.name]
-        self.group_objs = group_objs
+        for obj in group_objs:
+            self.objects[(GROUP_KIND, obj["metadata"]["name"])] = obj
+        self.group_states = [object_state(g) for g in group_objs]
         resync = float(pool_obj.get("spec", {}).get("resyncSeconds", 30))
 
         if pool_obj["metadata"].get("annotations", {}).get(ANNOTATION_PAUSED) == "true":
-            await self.write_pool_status(cond.paused_pool_conditions(self.generation(pool_obj)), {})
+            self.report.result = "paused"
+            await self.act(core_plan.status_write(
+                POOL_KIND, self.pool, core_plan.conditions_status(
+                    self.pool, cond.paused_pool_conditions(self.pool.generation), self.now),
+                f"annotation {ANNOTATION_PAUSED}=true"))
             return PassOutcome(requeue_after=resync)
 
         try:
             pool = declared_pool(pool_obj)
-            self.owner._statefulsets[(self.namespace, pool.stateful_set_name)] = self.name
-            groups, spec_problems = self.declared_groups()
         except SpecError as exc:
-            await self.fail_validation([Problem("QueryNodePool", self.name, exc.field, str(exc))])
-            return PassOutcome(requeue_after=resync)
+            return await self.refuse([Problem(POOL_KIND, self.name, exc.field, str(exc))], resync)
+        self.owner._statefulsets[(self.namespace, pool.stateful_set_name)] = self.name
+        groups = [self.group_input(obj) for obj in group_objs]
 
         conn, secret_problems = await self.milvus_connection()
-        if secret_problems:
-            await self.fail_validation(secret_problems)
-            return PassOutcome(requeue_after=resync)
-        assert conn is not None
-        milvus = self.owner.milvus_for(conn)
+        if secret_problems or conn is None:
+            return await self.refuse(secret_problems, resync)
+        milvus = self.milvus = self.owner.milvus_for(conn)
         try:
-            observed = await milvus.observe()
+            version = await milvus.server_version()
+            support = versions.milvus_support(version)
+            if not support.supported:
+                await self.fail_milvus(support.message, "UnsupportedMilvusVersion")
+                self.report.result = "invalid"
+                return PassOutcome(requeue_after=resync)
+            observed = replace(await milvus.observe(), version=version)
         except MilvusAuthError as exc:
-            # Wrong input, not a transient failure: refused like a spec problem, naming the field.
-            ref = pool_spec(pool_obj)["milvus"].get("secretRef")
-            where = (f"the credentials in Secret {self.namespace}/{ref['name']} (key {ref.get('key', 'token')!r})"
-                     if ref else "no credentials (Milvus requires authentication: set spec.milvus.secretRef)")
-            await self.fail_validation([Problem("QueryNodePool", self.name, "spec.milvus.secretRef",
-                                                f"Milvus refused {where}: {exc.message}")])
-            return PassOutcome(requeue_after=resync)
+            return await self.refuse([self.credentials_problem(exc)], resync)
         except MilvusError as exc:
-            await self.fail_milvus(exc)
+            await self.fail_milvus_error(exc)
             raise
-
-        problems = spec_problems + validation.validate(pool, self.name, groups, observed.groups.keys())
-        if problems:
-            await self.fail_validation(problems)
-            return PassOutcome(requeue_after=resync)
-
-        await self.ensure_finalizers()
-        drains = drain_records(pool_obj)
-        desired = configs.desired_configs(pool, groups, scaling.surge_of(drains))
-        deletable = {resolve_group_name(g) for g in groups if g.deleting}
-        milvus_plan = configs.plan_milvus(desired, observed, deletable)
-        try:
-            await self.apply_milvus_plan(milvus, milvus_plan)
-        except MilvusError as exc:
-            await self.fail_milvus(exc)
-            raise
-        await self.release_dropped_groups(groups, milvus_plan.released)
 
         sts_obj = await self.kube.get_statefulset(self.namespace, pool.stateful_set_name)
-        if sts_obj is None:
-            sts_obj = await self.create_statefulset(pool)
-            if sts_obj is None:
-                return PassOutcome(requeue_after=resync)
-        selector = sts_obj["spec"]["selector"].get("matchLabels", {})
-        pod_objs = [p for p in await self.kube.list_pods(self.namespace, selector)
-                    if owned_by(p, pool.stateful_set_name)]
-        pods = [pod_state(p) for p in pod_objs]
-        sts = statefulset_state(sts_obj)
-        observed = await self.with_distribution(milvus, observed, drains, pods, pool, groups)
-
-        desired_replicas = scaling.desired_replicas(pool, groups)
-        scale = scaling.plan_scale(pool, groups, desired_replicas, sts, pods, observed, drains,
-                                   milvus_plan_empty=milvus_plan.empty, now=self.now)
-        if tuple(scale.drains) != tuple(drains):
-            # Record first, act second: a restart must find every drain it may have started.
-            await self.write_pool_scale_down(scale)
+        cached = self.cached_pods(pool)
+        inputs = await self.pass_inputs(pool, groups, observed, sts_obj, cached, support)
+        plan = core_plan.plan_pass(inputs)
+        if cached is not None and any(isinstance(a, core_plan.ScaleStatefulSet) and a.replicas < a.current
+                                      for a in plan.actions):
+            # Pods are about to go: decide on an authoritative LIST, not on a watch that may lag.
+            inputs = await self.pass_inputs(pool, groups, observed, sts_obj, None, support)
+            plan = core_plan.plan_pass(inputs)
+        logger.debug("pool %s: plan %s", self.pool_key, [a.summary for a in plan.actions] or "empty")
+        self.report.problems.extend(p for g in groups for p in g.problems)
         try:
-            for node_id in scale.resume:
-                await milvus.resume_node(node_id)
-                self.report.writes.append(f"milvus resume node {node_id}")
-            for node_id in scale.suspend:
-                await milvus.suspend_node(node_id)
-                self.report.writes.append(f"milvus suspend node {node_id}")
+            await self.act(plan.actions)
         except MilvusError as exc:
-            await self.fail_milvus(exc)
+            await self.fail_milvus_error(exc)
             raise
-        if scale.replicas is not None and scale.replicas != sts.replicas:
-            await self.kube.scale_statefulset(self.namespace, pool.stateful_set_name, scale.replicas)
-            self.report.writes.append(f"scale {pool.stateful_set_name} {sts.replicas}->{scale.replicas}")
-
-        draining = {d.pod for d in scale.drains}
-        for pod_name, patch in labels.plan_pod_labels(pods, observed, pool.pending_group, draining).items():
-            await self.kube.patch_pod_metadata(self.namespace, pod_name, patch.labels, patch.annotations)
-            self.report.writes.append(f"label pod {pod_name}")
-
-        converged = (milvus_plan.empty and scale.replicas in (None, sts.replicas) and not scale.drains
-                     and not scale.victims and sts.ready_replicas == sts.replicas == desired_replicas
-                     and cond.groups_satisfied(groups, observed))
-        pool_status = cond.pool_status(
-            pool, groups, desired_replicas, sts, pods, observed, scale, milvus_plan,
-            generation=self.generation(pool_obj), previous=pool_obj.get("status", {}), now=self.now,
-            scale_down=drain_status(scale.drains), converged=converged,
-        )
-        await self.write_status(POOL_PLURAL, pool_obj, pool_status)
-        for group_obj, group in zip(self.group_objs, groups, strict=True):
-            group_status = cond.group_status(group, observed, pods, milvus_plan, generation=self.generation(group_obj),
-                                             previous=group_obj.get("status", {}), now=self.now)
-            await self.write_status(GROUP_PLURAL, group_obj, group_status)
-        for event_type, reason, message in scale.events:
-            await self.event(pool_obj, event_type, reason, message)
-        self.report.converged = converged
-        return PassOutcome(requeue_after=resync if converged else PROGRESS_REQUEUE)
+        self.report.converged = plan.converged
+        self.report.result = "converged" if plan.converged else "progressing"
+        if self.metrics is not None:
+            self.report_metrics(inputs, plan)
+        return PassOutcome(requeue_after=resync if plan.requeue_after is None else plan.requeue_after)
 
     # --- observation ------------------------------------------------------------------------------
 
-    @staticmethod
-    def generation(obj: Mapping[str, Any]) -> int:
-        return int(obj["metadata"].get("generation") or 0)
+    def cached_pods(self, pool: DeclaredPool) -> list[PodState] | None:
+        cache = self.owner.pod_cache
+        if cache is None:
+            return None
+        return list(cache.get((self.namespace, pool.stateful_set_name), ()))
 
-    def declared_groups(self) -> tuple[list[DeclaredGroup], list[Problem]]:
-        groups: list[DeclaredGroup] = []
-        problems: list[Problem] = []
-        kept = []
-        for obj in self.group_objs:
-            try:
-                groups.append(declared_group(obj))
-                kept.append(obj)
-            except SpecError as exc:
-                problems.append(Problem("ResourceGroup", exc.name, exc.field, exc.reason))
-        self.group_objs = kept
-        return groups, problems
+    async def pass_inputs(self, pool: DeclaredPool, groups: Sequence[GroupInput], observed: MilvusState,
+                          sts_obj: Mapping[str, Any] | None, pods: list[PodState] | None,
+                          support: versions.MilvusSupport) -> PassInputs:
+        """Everything the plan needs; pods from the watch-fed cache when given, else LISTed."""
+        pool_obj = self.objects[(POOL_KIND, self.name)]
+        if pods is None:
+            pods = []
+            if sts_obj is not None:
+                selector = sts_obj["spec"]["selector"].get("matchLabels", {})
+                pods = [pod_state(p) for p in await self.kube.list_pods(self.namespace, selector)
+                        if owned_by(p, pool.stateful_set_name)]
+        drains = drain_records(pool_obj)
+        observed = with_pod_hostnames(observed, pods)
+        declared = [g.declared for g in groups if g.declared is not None]
+        try:
+            observed = await self.with_distribution(
+                self.gateway, observed, core_plan.leaving_nodes(pool, declared, observed, pods, drains))
+        except MilvusError as exc:
+            await self.fail_milvus_error(exc)
+            raise
+        return PassInputs(
+            pool=pool, pool_obj=self.pool, groups=groups, milvus=observed,
+            sts=statefulset_state(sts_obj) if sts_obj is not None else None,
+            can_create_statefulset=pool_spec(pool_obj).template is not None, pods=pods, drains=drains,
+            now=self.now, drain_unsupported=None if support.suspend_leaves_group else support.message,
+        )
+
+    @property
+    def gateway(self) -> MilvusGateway:
+        assert self.milvus is not None, "connected before observing"
+        return self.milvus
+
+    def group_input(self, obj: Mapping[str, Any]) -> GroupInput:
+        state = object_state(obj)
+        try:
+            return GroupInput(state, declared_group(obj))
+        except SpecError as exc:
+            return GroupInput(state, None, (Problem(GROUP_KIND, exc.name, exc.field, exc.reason),))
 
     async def milvus_connection(self) -> tuple[MilvusConnection | None, list[Problem]]:
-        spec = pool_spec(self.pool_obj)
-        milvus = spec["milvus"]
+        milvus = pool_spec(self.objects[(POOL_KIND, self.name)]).milvus
         token = ""
-        ref = milvus.get("secretRef")
-        if ref:
-            secret = await self.kube.read_secret(self.namespace, ref["name"])
+        ref = milvus.secret_ref
+        if ref is not None:
+            secret = await self.kube.read_secret(self.namespace, ref.name)
             if secret is None:
-                return None, [Problem("QueryNodePool", self.name, "spec.milvus.secretRef.name",
-                                      f"Secret {self.namespace}/{ref['name']} not found")]
-            key = ref.get("key", "token")
-            if key not in secret:
-                return None, [Problem("QueryNodePool", self.name, "spec.milvus.secretRef.key",
-                                      f"Secret {ref['name']} has no key {key!r}")]
-            token = secret[key].strip()
-        return MilvusConnection(milvus["uri"], token, milvus.get("managementUri"),
-                                float(milvus.get("timeoutSeconds", 10))), []
+                return None, [Problem(POOL_KIND, self.name, "spec.milvus.secretRef.name",
+                                      f"Secret {self.namespace}/{ref.name} not found")]
+            if ref.key not in secret:
+                return None, [Problem(POOL_KIND, self.name, "spec.milvus.secretRef.key",
+                                      f"Secret {ref.name} has no key {ref.key!r}")]
+            token = secret[ref.key].strip()
+            register_secret(token)  # tokens never reach a log line
+        return MilvusConnection(milvus.uri, token, milvus.management_uri, float(milvus.timeout_seconds)), []
+
+    def credentials_problem(self, exc: MilvusAuthError) -> Problem:
+        ref = pool_spec(self.objects[(POOL_KIND, self.name)]).milvus.secret_ref
+        where = (f"the credentials in Secret {self.namespace}/{ref.name} (key {ref.key!r})"
+                 if ref else "no credentials (Milvus requires authentication: set spec.milvus.secretRef)")
+        return Problem(POOL_KIND, self.name, "spec.milvus.secretRef", f"Milvus refused {where}: {exc.message}")
 
     async def with_distribution(self, milvus: MilvusGateway, observed: MilvusState,
-                                drains: Sequence[Any], pods: Sequence[Any], pool: DeclaredPool,
-                                groups: Sequence[DeclaredGroup]) -> MilvusState:
-        """Fetch segment/channel counts only for nodes that may be leaving: drained or unassigned victims."""
-        if not observed.management_available:
+                                node_ids: set[int]) -> MilvusState:
+        """Segment/channel counts (`distribution/get`), fetched only for nodes that may be leaving."""
+        if not observed.management_available or not node_ids:
             return observed
-        in_group = {n for g in observed.groups.values() for n in g.node_ids}
-        desired = scaling.desired_replicas(pool, groups)
-        victim_pods = {p.name for p in pods if p.ordinal >= desired}
-        wanted = {d.node_id for d in drains} | {
-            n.node_id for n in observed.nodes.values() if n.hostname in victim_pods and n.node_id not in in_group}
         nodes = dict(observed.nodes)
-        for node_id in sorted(wanted & nodes.keys()):
+        for node_id in sorted(node_ids):
             dist = await milvus.distribution(node_id)
             node = nodes[node_id]
-            nodes[node_id] = MilvusNode(node.node_id, node.hostname, node.address, node.state,
+            nodes[node_id] = type(node)(node.node_id, node.hostname, node.address, node.state,
                                         segments=dist.segments, channels=dist.channels)
-        return MilvusState(groups=observed.groups, nodes=nodes,
-                           management_available=observed.management_available)
+        return MilvusState(groups=observed.groups, nodes=nodes, management_available=True,
+                           version=observed.version)
 
-    # --- actions ----------------------------------------------------------------------------------
+    # --- acting -----------------------------------------------------------------------------------
 
-    async def apply_milvus_plan(self, milvus: MilvusGateway, plan: configs.MilvusPlan) -> None:
-        for group_name, config in plan.create:
-            await milvus.create_group(group_name, config)
-            self.report.writes.append(f"milvus create {group_name}")
-        if plan.update:
-            await milvus.update_groups(plan.update)
-            self.report.writes.append(f"milvus update {sorted(plan.update)}")
-        for group_name in plan.drop:
-            await milvus.drop_group(group_name)
-            self.report.writes.append(f"milvus drop {group_name}")
+    async def act(self, actions: Sequence[Action]) -> None:
+        """Execute in order; consecutive pod label patches go out concurrently (bounded)."""
+        labels: list[core_plan.LabelPod] = []
+        for action in actions:
+            if isinstance(action, core_plan.LabelPod):
+                labels.append(action)
+                continue
+            await self.label_pods(labels)
+            labels = []
+            await self.execute(action)
+        await self.label_pods(labels)
 
-    async def ensure_finalizers(self) -> None:
-        for obj in self.group_objs:
-            meta = obj["metadata"]
-            finalizers = list(meta.get("finalizers") or [])
-            if not meta.get("deletionTimestamp") and FINALIZER not in finalizers:
-                await self.kube.set_finalizers(GROUP_PLURAL, obj, [*finalizers, FINALIZER])
-                self.report.writes.append(f"finalizer on {meta['name']}")
+    async def label_pods(self, batch: Sequence[core_plan.LabelPod]) -> None:
+        limit = asyncio.Semaphore(LABEL_CONCURRENCY)
 
-    async def release_dropped_groups(self, groups: Sequence[DeclaredGroup], released: Sequence[str]) -> None:
-        """A deleting group whose Milvus group is gone (dropped now or earlier) may disappear."""
-        for obj, group in zip(self.group_objs, groups, strict=True):
-            finalizers = list(obj["metadata"].get("finalizers") or [])
-            if group.deleting and resolve_group_name(group) in released and FINALIZER in finalizers:
-                await self.kube.set_finalizers(GROUP_PLURAL, obj, [f for f in finalizers if f != FINALIZER])
-                self.report.writes.append(f"release {obj['metadata']['name']}")
+        async def label(one: core_plan.LabelPod) -> None:
+            async with limit:
+                await self.execute(one)
 
-    async def create_statefulset(self, pool: DeclaredPool) -> dict[str, Any] | None:
-        template = pool_spec(self.pool_obj).get("template")
-        if not template:
-            await self.fail_validation([Problem(
-                "QueryNodePool", self.name, "spec.statefulSetName",
-                f"StatefulSet {self.namespace}/{pool.stateful_set_name} not found and spec.template is not set")])
-            return None
-        labels_ = dict(template.get("metadata", {}).get("labels") or {}) or {
+        await asyncio.gather(*(label(one) for one in batch))
+
+    async def execute(self, action: Action) -> None:
+        if isinstance(action, core_plan.PostEvent):
+            await self.event(action)
+            return
+        await self._perform(action)
+        self.wrote(action)
+        if isinstance(action, core_plan.MILVUS_ACTIONS):
+            # A Normal event on the pool for each Milvus write: writes happen only on transitions.
+            await self.event(core_plan.PostEvent(POOL_KIND, self.name, "Normal", _MILVUS_EVENT_REASONS[type(action)],
+                                                 f"{action.summary} ({action.reason})"))
+
+    def wrote(self, action: Action) -> None:
+        logger.info("pool %s: %s (%s)", self.pool_key, action.summary, action.reason)
+        self.report.writes.append(action.summary)
+        if self.metrics is not None:
+            self.metrics.write(action.target, action.verb)
+
+    async def _perform(self, action: Action) -> None:
+        match action:
+            case core_plan.AddFinalizer(group=group):
+                obj = self.objects[(GROUP_KIND, group)]
+                await self.kube.set_finalizers(GROUP_PLURAL, obj, [*(obj["metadata"].get("finalizers") or []),
+                                                                   FINALIZER])
+            case core_plan.ReleaseGroup(group=group):
+                obj = self.objects[(GROUP_KIND, group)]
+                await self.kube.set_finalizers(GROUP_PLURAL, obj, [f for f in obj["metadata"].get("finalizers") or []
+                                                                   if f != FINALIZER])
+            case core_plan.CreateGroup(name=name, config=config):
+                await self.gateway.create_group(name, config)
+            case core_plan.UpdateGroups(configs=configs_):
+                await self.gateway.update_groups(configs_)
+            case core_plan.DropGroup(name=name):
+                await self.gateway.drop_group(name)
+            case core_plan.CreateStatefulSet(name=name, replicas=replicas):
+                await self.kube.create_statefulset(self.namespace, self.statefulset_manifest(name, replicas))
+            case core_plan.RecordDrains(scale_down=scale_down):
+                await self.kube.patch_status(POOL_PLURAL, self.namespace, self.name, {"scaleDown": dict(scale_down)})
+            case core_plan.SuspendNode(node_id=node_id):
+                await self.gateway.suspend_node(node_id)
+            case core_plan.ResumeNode(node_id=node_id):
+                await self.gateway.resume_node(node_id)
+            case core_plan.LabelPod(pod=pod, patch=patch):
+                await self.kube.patch_pod_metadata(self.namespace, pod, patch.labels, patch.annotations)
+            case core_plan.ScaleStatefulSet(name=name, replicas=replicas):
+                await self.kube.scale_statefulset(self.namespace, name, replicas)
+            case core_plan.WriteStatus(kind=kind, name=name, status=status):
+                plural = POOL_PLURAL if kind == POOL_KIND else GROUP_PLURAL
+                await self.kube.patch_status(plural, self.namespace, name, dict(status))
+            case _:
+                raise TypeError(f"unknown action {action!r}")
+
+    async def event(self, action: core_plan.PostEvent) -> None:
+        obj = self.objects.get((action.kind, action.name))
+        if obj is None:
+            return
+        try:
+            await self.kube.post_event(obj, action.type, action.event_reason, action.message)
+            self.wrote(action)
+        except KubeError as exc:  # an event is best effort: never fail a pass for it
+            logger.info("pool %s: could not post event %s: %s", self.pool_key, action.event_reason, exc)
+
+    def statefulset_manifest(self, name: str, replicas: int) -> dict[str, Any]:
+        pool_obj = self.objects[(POOL_KIND, self.name)]
+        template = pool_spec(pool_obj).template
+        template_meta = (template.metadata.model_dump(exclude_none=True) if template and template.metadata
+                         else {})
+        labels_ = dict(template_meta.get("labels") or {}) or {
             "app.kubernetes.io/name": "milvus", "app.kubernetes.io/component": "querynode"}
-        meta = self.pool_obj["metadata"]
-        body = {
+        meta = pool_obj["metadata"]
+        return {
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {
-                "name": pool.stateful_set_name, "namespace": self.namespace, "labels": labels_,
-                "ownerReferences": [{"apiVersion": self.pool_obj["apiVersion"], "kind": "QueryNodePool",
+                "name": name, "namespace": self.namespace, "labels": labels_,
+                "ownerReferences": [{"apiVersion": pool_obj["apiVersion"], "kind": POOL_KIND,
                                      "name": meta["name"], "uid": meta["uid"], "controller": True,
                                      "blockOwnerDeletion": True}],
             },
             "spec": {
-                "replicas": scaling.desired_replicas(pool, self.declared_groups()[0]),
-                "serviceName": pool.stateful_set_name,
+                "replicas": replicas,
+                "serviceName": name,
                 "podManagementPolicy": "Parallel",
                 "selector": {"matchLabels": labels_},
-                "template": {"metadata": {**template.get("metadata", {}), "labels": labels_},
-                             "spec": template.get("spec", {})},
+                "template": {"metadata": {**template_meta, "labels": labels_},
+                             "spec": template.spec if template else {}},
             },
         }
-        created = await self.kube.create_statefulset(self.namespace, body)
-        self.report.writes.append(f"create statefulset {pool.stateful_set_name}")
-        return created
 
-    async def write_status(self, plural: str, obj: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        current = obj.get("status") or {}
-        changed = {k: v for k, v in status.items() if current.get(k) != v}
-        if changed:
-            await self.kube.patch_status(plural, self.namespace, obj["metadata"]["name"], changed)
-            self.report.writes.append(f"status {plural}/{obj['metadata']['name']} {sorted(changed)}")
+    # --- problems ---------------------------------------------------------------------------------
 
-    async def write_pool_status(self, conditions: Sequence[cond.Condition], extra: Mapping[str, Any]) -> None:
-        previous = self.pool_obj.get("status", {})
-        status = {
-            "observedGeneration": self.generation(self.pool_obj),
-            "conditions": cond.merge_conditions(previous.get("conditions", []), conditions,
-                                                cond.iso(self.now)),
-            **extra,
-        }
-        await self.write_status(POOL_PLURAL, self.pool_obj, status)
-
-    async def write_pool_scale_down(self, scale: scaling.ScalePlan) -> None:
-        scale_down = {"victims": list(scale.victims), "draining": drain_status(scale.drains),
-                      "suspendedNodes": sorted({d.node_id for d in scale.drains})}
-        await self.write_status(POOL_PLURAL, self.pool_obj, {"scaleDown": scale_down})
-        self.pool_obj = {**self.pool_obj,
-                         "status": {**self.pool_obj.get("status", {}), "scaleDown": scale_down}}
-
-    async def event(self, obj: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
-        try:
-            await self.kube.post_event(obj, event_type, reason, message)
-            self.report.writes.append(f"event {reason}")
-        except KubeError as exc:  # an event is best effort: never fail a pass for it
-            logger.info("could not post event %s: %s", reason, exc)
-
-    async def fail_validation(self, problems: Sequence[Problem]) -> None:
-        """Degraded + a Warning event naming each field; nothing is applied to Milvus or the cluster."""
+    async def refuse(self, problems: Sequence[Problem], resync: float) -> PassOutcome:
+        """Bad input: Degraded + a Warning event naming each field; nothing is applied to Milvus or the cluster."""
         self.report.problems.extend(problems)
-        previous = self.pool_obj.get("status", {})
-        conditions = cond.validation_failed_conditions(problems, self.generation(self.pool_obj))
-        old_degraded = cond.find(previous.get("conditions", []), "Degraded")
-        await self.write_pool_status(conditions, {})
-        message = "; ".join(f"{p.kind} {p.name}: {p.field}: {p.message}" for p in problems)
-        if not old_degraded or old_degraded.get("message") != cond.find_new(conditions, "Degraded").message:
-            await self.event(self.pool_obj, "Warning", "ValidationFailed", message)
-        for obj in self.group_objs:
-            await self.fail_group(obj, problems)
+        self.report.result = "invalid"
+        pool_conditions = cond.validation_failed_conditions(problems, self.pool.generation)
+        group_conditions = {
+            g.name: cond.group_problem_conditions(
+                [p for p in problems if p.kind == GROUP_KIND and p.name == g.name], problems, g.generation)
+            for g in self.group_states}
+        await self.act(core_plan.problem_actions(self.pool, self.group_states, pool_conditions, group_conditions,
+                                                 "ValidationFailed", self.now))
+        return PassOutcome(requeue_after=resync)
+
+    async def fail_milvus_error(self, exc: MilvusError) -> None:
+        reason = "MilvusUnavailable" if exc.unreachable else "MilvusError"
+        if isinstance(exc, MilvusUnsupported):
+            reason = "UnsupportedMilvusVersion"
+        text = exc.message if exc.code is None else f"{exc.message} (code {exc.code})"
+        if self.metrics is not None:
+            self.metrics.milvus_error(milvus_error_code(exc))
+        await self.fail_milvus(text, reason)
+
+    async def fail_milvus(self, text: str, reason: str) -> None:
+        """Every object of the pool says why nothing happens (a deleting group: why its deletion waits), with
+        one Warning event per transition. Best effort: the failure itself is what the pass reports."""
+        pool_conditions = cond.milvus_failed_conditions(text, reason, self.pool.generation)
+        group_conditions = {
+            g.name: cond.blocked_group_conditions(
+                reason, f"deletion waits: Milvus cannot be updated: {text}" if g.deleting
+                else f"the pool cannot reach a working Milvus: {text}", g.generation)
+            for g in self.group_states}
+        try:
+            await self.act(core_plan.problem_actions(self.pool, self.group_states, pool_conditions,
+                                                     group_conditions, reason, self.now))
+        except KubeError as kube_exc:
+            logger.warning("pool %s: could not record the Milvus failure in status: %s", self.pool_key, kube_exc)
 
     async def report_missing_pool(self) -> None:
         """Groups naming this pool while it does not exist: Degraded + a Warning event naming spec.pool."""
         orphans = [g for g in await self.kube.list_groups(self.namespace)
                    if g.get("spec", {}).get("pool") == self.name]
-        problems = [Problem("ResourceGroup", g["metadata"]["name"], "spec.pool",
-                            f"QueryNodePool {self.name!r} does not exist in this namespace") for g in orphans]
+        self.pool = ObjectState(self.name, 0)
         for obj in orphans:
-            finalizers = list(obj["metadata"].get("finalizers") or [])
-            if obj["metadata"].get("deletionTimestamp") and FINALIZER in finalizers:
+            state = object_state(obj)
+            self.objects[(GROUP_KIND, state.name)] = obj
+            if state.deleting and state.finalized:
                 # Without its pool there is no Milvus to empty the group in: let the object go.
-                await self.kube.set_finalizers(GROUP_PLURAL, obj, [f for f in finalizers if f != FINALIZER])
+                await self.act([core_plan.ReleaseGroup(state.name, f"QueryNodePool {self.name} does not exist")])
                 continue
-            await self.fail_group(obj, problems)
+            problem = Problem(GROUP_KIND, state.name, "spec.pool",
+                              f"QueryNodePool {self.name!r} does not exist in this namespace")
+            await self.act(core_plan.frozen_group_actions([GroupInput(state, None, (problem,))], [problem], self.now))
 
-    async def fail_group(self, obj: Mapping[str, Any], problems: Sequence[Problem]) -> None:
-        mine = [p for p in problems if p.kind == "ResourceGroup" and p.name == obj["metadata"]["name"]]
-        group_conditions = cond.group_problem_conditions(mine, problems, self.generation(obj))
-        status = {"observedGeneration": self.generation(obj),
-                  "conditions": cond.merge_conditions((obj.get("status") or {}).get("conditions", []),
-                                                      group_conditions, cond.iso(self.now))}
-        await self.write_status(GROUP_PLURAL, obj, status)
-        # Once per transition, as for the pool: the group had no Degraded=True with this message yet.
-        old_group_degraded = cond.find((obj.get("status") or {}).get("conditions", []), "Degraded") or {}
-        new_group_degraded = cond.find_new(group_conditions, "Degraded")
-        if mine and (old_group_degraded.get("status") != "True"
-                     or old_group_degraded.get("message") != new_group_degraded.message):
-            await self.event(obj, "Warning", "ValidationFailed", new_group_degraded.message)
+    def report_metrics(self, inputs: PassInputs, plan: core_plan.PassPlan) -> None:
+        assert self.metrics is not None
+        phases = collections.Counter(d.phase for d in _recorded_drains(plan, inputs))
+        self.metrics.drains(self.pool_key, phases)
+        shown = []
+        for g in inputs.groups:
+            if g.declared is None or g.declared.deleting:
+                continue
+            name = resolve_group_name(g.declared)
+            found = inputs.milvus.groups.get(name)
+            self.metrics.group_nodes(self.pool_key, name, g.declared.requests, len(found.node_ids) if found else 0)
+            shown.append(name)
+        self.metrics.retain_groups(self.pool_key, shown)
 
-    async def fail_milvus(self, exc: MilvusError) -> None:
-        conditions = cond.milvus_failed_conditions(exc.message, exc.code, self.generation(self.pool_obj))
-        try:
-            await self.write_pool_status(conditions, {})
-        except KubeError as kube_exc:
-            logger.warning("could not record Milvus failure in status: %s", kube_exc)
+
+_MILVUS_EVENT_REASONS: Mapping[type, str] = {
+    core_plan.CreateGroup: "GroupCreated", core_plan.UpdateGroups: "GroupsUpdated", core_plan.DropGroup: "GroupDropped",
+    core_plan.SuspendNode: "NodeSuspended", core_plan.ResumeNode: "NodeResumed",
+}
+
+
+def _recorded_drains(plan: core_plan.PassPlan, inputs: PassInputs) -> Sequence[Any]:
+    """The drains as this pass leaves them: the last record written, else those observed."""
+    for action in reversed(plan.actions):
+        if isinstance(action, core_plan.RecordDrains):
+            return drain_records({"status": {"scaleDown": action.scale_down}})
+    return inputs.drains
+

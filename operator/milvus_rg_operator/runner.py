@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import kopf
 
 from milvus_rg_operator import handlers
+from milvus_rg_operator.adapters.kube import KubernetesClientGateway
+from milvus_rg_operator.metrics import OperatorMetrics, serve
+from milvus_rg_operator.reconcile import PoolReconciler
+
+logger = logging.getLogger(__name__)
 
 
 async def run_operator(
@@ -17,16 +23,35 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     memo: dict[str, Any] | None = None,
+    metrics: OperatorMetrics | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> None:
     """Run until `stop_flag` is set (or the process is signalled). One replica per cluster: kopf's
-    peering is not leader election, so the chart deploys a single pod with the Recreate strategy."""
-    await kopf.operator(
-        registry=handlers.registry(),
-        standalone=True,
-        clusterwide=namespace is None,
-        namespaces=[namespace] if namespace else (),
-        liveness_endpoint=liveness_endpoint,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        memo=kopf.Memo(memo or {}),
-    )
+    peering is not leader election, so the chart deploys a single pod with the Recreate strategy.
+
+    The reconciler is `memo["reconciler"]` when given (tests bring their own), else one reporting to
+    `metrics`. With `metrics_port` (0 or None: off), the metrics are served at /metrics on that port
+    until the operator stops; a new OperatorMetrics is made when none is given."""
+    memo = dict(memo or {})
+    if metrics_port and metrics is None:
+        metrics = OperatorMetrics()
+    if "reconciler" not in memo:
+        memo["reconciler"] = PoolReconciler(KubernetesClientGateway(), metrics=metrics)
+    server = serve(metrics, metrics_port, metrics_host) if metrics_port and metrics is not None else None
+    if server is not None:
+        logger.info("metrics at http://%s:%d/metrics", metrics_host, server.port)
+    try:
+        await kopf.operator(
+            registry=handlers.registry(),
+            standalone=True,
+            clusterwide=namespace is None,
+            namespaces=[namespace] if namespace else (),
+            liveness_endpoint=liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(memo),
+        )
+    finally:
+        if server is not None:
+            server.stop()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from milvus_rg_operator.api.models import QueryNodePoolSpec, ResourceGroupSpec
+from milvus_rg_operator.api.models import FINALIZER, QueryNodePoolSpec, ResourceGroupSpec
+from milvus_rg_operator.core.plan import ObjectState
 from milvus_rg_operator.core.types import DeclaredGroup, DeclaredPool, DrainRecord, PodState, StatefulSetState
 
 MILVUS_LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
@@ -25,37 +26,38 @@ class SpecError(ValueError):
         self.kind, self.name, self.field, self.reason = kind, name, field, str(first["msg"])
 
 
-def _spec(model: type[BaseModel], kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The object's spec with the models' defaults applied (camelCase keys)."""
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def _spec(model: type[SpecT], kind: str, obj: Mapping[str, Any]) -> SpecT:
+    """The object's spec as its typed model, defaults applied."""
     try:
-        spec = model.model_validate(obj.get("spec", {}))
+        return model.model_validate(obj.get("spec", {}))
     except ValidationError as exc:
         raise SpecError(kind, obj["metadata"]["name"], exc) from exc
-    return spec.model_dump(by_alias=True, exclude_none=True)
 
 
-def pool_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+def pool_spec(obj: Mapping[str, Any]) -> QueryNodePoolSpec:
     return _spec(QueryNodePoolSpec, "QueryNodePool", obj)
 
 
-def group_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+def group_spec(obj: Mapping[str, Any]) -> ResourceGroupSpec:
     return _spec(ResourceGroupSpec, "ResourceGroup", obj)
 
 
 def declared_pool(obj: Mapping[str, Any]) -> DeclaredPool:
     spec = pool_spec(obj)
-    scale_down = spec.get("scaleDown", {})
     return DeclaredPool(
         name=obj["metadata"]["name"],
-        pending_group=spec["pendingGroup"],
-        spare_nodes=spec["spareNodes"],
-        min_nodes=spec["minNodes"],
-        max_nodes=spec.get("maxNodes"),
-        stateful_set_name=spec["statefulSetName"],
-        max_unavailable=scale_down.get("maxUnavailable", 1),
-        drain_timeout_seconds=float(scale_down.get("drainTimeoutSeconds", 600)),
-        force_after_timeout=bool(scale_down.get("forceAfterTimeout", False)),
-        pod_ready_timeout_seconds=float(spec.get("podReadyTimeoutSeconds", 300)),
+        pending_group=spec.pending_group,
+        spare_nodes=spec.spare_nodes,
+        min_nodes=spec.min_nodes,
+        max_nodes=spec.max_nodes,
+        stateful_set_name=spec.stateful_set_name,
+        max_unavailable=spec.scale_down.max_unavailable,
+        drain_timeout_seconds=float(spec.scale_down.drain_timeout_seconds),
+        force_after_timeout=spec.scale_down.force_after_timeout,
+        pod_ready_timeout_seconds=float(spec.pod_ready_timeout_seconds),
     )
 
 
@@ -66,18 +68,17 @@ def _names(value: Sequence[str] | None) -> tuple[str, ...] | None:
 def declared_group(obj: Mapping[str, Any]) -> DeclaredGroup:
     spec = group_spec(obj)
     meta = obj["metadata"]
-    limits = spec.get("limits")
     return DeclaredGroup(
         cr_name=meta["name"],
-        pool=spec["pool"],
-        group_name=spec.get("groupName"),
-        requests=spec.get("requests", {}).get("nodeNum", 0),
-        limits=None if limits is None else limits.get("nodeNum"),
-        transfer_from=_names(spec.get("transferFrom")),
-        transfer_to=_names(spec.get("transferTo")),
-        node_labels=tuple(sorted(spec.get("nodeLabels", {}).items())),
+        pool=spec.pool,
+        group_name=spec.group_name,
+        requests=spec.requests.node_num,
+        limits=None if spec.limits is None else spec.limits.node_num,
+        transfer_from=_names(spec.transfer_from),
+        transfer_to=_names(spec.transfer_to),
+        node_labels=tuple(sorted((spec.node_labels or {}).items())),
         deleting=bool(meta.get("deletionTimestamp")),
-        previous_group_name=obj.get("status", {}).get("groupName"),
+        previous_group_name=(obj.get("status") or {}).get("groupName"),
     )
 
 
@@ -87,10 +88,6 @@ def parse_time(value: str | None) -> float:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def format_time(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def drain_records(pool_obj: Mapping[str, Any]) -> tuple[DrainRecord, ...]:
     draining = pool_obj.get("status", {}).get("scaleDown", {}).get("draining", [])
     return tuple(
@@ -98,11 +95,6 @@ def drain_records(pool_obj: Mapping[str, Any]) -> tuple[DrainRecord, ...]:
                     started_at=parse_time(d.get("startedAt")), phase=d.get("phase", "Suspending"))
         for d in draining
     )
-
-
-def drain_status(records: Sequence[DrainRecord]) -> list[dict[str, Any]]:
-    return [{"pod": r.pod, "nodeId": r.node_id, "group": r.group, "startedAt": format_time(r.started_at),
-             "phase": r.phase} for r in records]
 
 
 def milvus_labels(pod: Mapping[str, Any]) -> dict[str, str]:
@@ -128,6 +120,7 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
         annotations=dict(meta.get("annotations") or {}),
         created_at=parse_time(meta.get("creationTimestamp")),
         milvus_labels=milvus_labels(pod),
+        ip=str(pod.get("status", {}).get("podIP") or ""),
     )
 
 
@@ -139,6 +132,13 @@ def statefulset_state(sts: Mapping[str, Any]) -> StatefulSetState:
         ready_replicas=int(status.get("readyReplicas") or 0),
         current_replicas=int(status.get("currentReplicas") or 0),
     )
+
+
+def object_state(obj: Mapping[str, Any]) -> ObjectState:
+    meta = obj["metadata"]
+    return ObjectState(name=meta["name"], generation=int(meta.get("generation") or 0),
+                       status=dict(obj.get("status") or {}), finalized=FINALIZER in (meta.get("finalizers") or []),
+                       deleting=bool(meta.get("deletionTimestamp")))
 
 
 def owned_by(pod: Mapping[str, Any], sts_name: str) -> bool:

@@ -14,13 +14,20 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
+from milvus_rg_sandbox.realkube import (
+    ApiPodNodeWiring,
+    RealControlPlane,
+    RealWorkloads,
+    SharedControlPlane,
+    real_kubernetes,
+)
 from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
 from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
 
@@ -30,35 +37,55 @@ MANAGEMENT_PORT = 9091
 
 @dataclass
 class SandboxConfig:
-    host: str = "127.0.0.1"
-    kube_port: int = 18443
-    milvus_port: int = 19530
-    management_port: int = 9091
-    workdir: Path = Path(".sandbox")
-    seed: int | None = None
-    pod_start_delay: float = 0.2
-    check_interval: float = 10.0
-    session_ttl: float = 30.0
-    balance_delay: float = 0.0
-    milvus_version: str = "v2.5.4"
-    token: str | None = None
-    namespace: str = "default"
+    host: str = field(default="127.0.0.1", metadata={"help": "address every server listens on"})
+    kube_port: int = field(default=18443, metadata={"help": "Kubernetes API port (0: any free port)"})
+    milvus_port: int = field(default=19530, metadata={"help": "Milvus gRPC port (0: any free port)"})
+    management_port: int = field(default=9091, metadata={
+        "help": "Milvus management HTTP port, /api/v1/... (0: any free port)"})
+    workdir: Path = field(default=Path(".sandbox"), metadata={"help": "where the kubeconfig is written"})
+    seed: int | None = field(default=None, metadata={"help": "seed of Milvus's random node choice (none: random)"})
+    pod_start_delay: float = field(default=0.2, metadata={"help": "seconds from pod creation to Ready"})
+    check_interval: float = field(default=10.0, metadata={
+        "help": "seconds between passes of Milvus's resource-group recovery loop"})
+    session_ttl: float = field(default=60.0, metadata={
+        "help": "seconds a crashed query node's session lives on in Milvus (common.session.ttl)"})
+    balance_delay: float = field(default=1.0, metadata={
+        "help": "seconds Milvus takes to move one segment or channel off a suspended or stopping node"})
+    load_time: float = field(default=5.0, metadata={
+        "help": "seconds a node takes to load a segment or channel whose node went down"})
+    milvus_version: str = field(default="v2.5.16", metadata={
+        "help": "Milvus version whose behaviour is simulated, e.g. v2.4.9, v2.6.8, v2.3.5"})
+    token: str | None = field(default=None, metadata={
+        "help": "token or user:password Milvus requires (none: no authentication)"})
+    namespace: str = field(default="default", metadata={"help": "the kubeconfig's default namespace"})
+    kubernetes: Literal["embedded", "real"] = field(default="embedded", metadata={
+        "help": "embedded: the in-process API; real: etcd, kube-apiserver, controllers, scheduler and kwok "
+                "built from Go (docs/real-kubernetes.md)"})
 
 
 class Sandbox:
     """Starts and stops the parts in order; see the module docstring."""
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, *, control_plane: RealControlPlane | None = None) -> None:
+        """`control_plane`: a running real control plane to borrow (reset, not stopped, on stop)."""
         self.config = config or SandboxConfig()
         cfg = self.config
-        self.kube = KubeApiServer(host=cfg.host, port=cfg.kube_port)
         self.milvus = MilvusSimulator(
             host=cfg.host, grpc_port=cfg.milvus_port, management_port=cfg.management_port, seed=cfg.seed,
             check_interval=cfg.check_interval, session_ttl=cfg.session_ttl, balance_delay=cfg.balance_delay,
-            version=cfg.milvus_version, token=cfg.token,
+            load_time=cfg.load_time, version=cfg.milvus_version, token=cfg.token,
         )
-        self.workloads = WorkloadEmulator(self.kube.store, pod_start_delay=cfg.pod_start_delay)
-        self.wiring = PodNodeWiring(self.workloads, self.milvus)
+        self.kube: KubeApiServer | RealControlPlane | SharedControlPlane
+        self.workloads: WorkloadEmulator | RealWorkloads
+        self.wiring: PodNodeWiring | ApiPodNodeWiring
+        if cfg.kubernetes == "real":
+            self.kube, self.workloads = real_kubernetes(Path(cfg.workdir) / "control-plane", cfg.host, cfg.kube_port,
+                                                        self.milvus, cfg.pod_start_delay, control_plane)
+            self.wiring = self.workloads.wiring
+        else:
+            self.kube = KubeApiServer(host=cfg.host, port=cfg.kube_port)
+            self.workloads = WorkloadEmulator(self.kube.store, pod_start_delay=cfg.pod_start_delay)
+            self.wiring = PodNodeWiring(self.workloads, self.milvus)
         self.kubeconfig_path = (Path(cfg.workdir) / "kubeconfig").absolute()
         self._started: list[Any] = []  # parts to stop, in start order
 

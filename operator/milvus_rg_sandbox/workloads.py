@@ -11,6 +11,10 @@ loop as the API server:
   once its container exited (at the latest after its grace period, like SIGKILL);
 - offers fault injection for tests (`crash_pod`, `never_ready`, `set_start_delay`, `delete_pod_now`).
 
+It works incrementally, as real controllers do: its watches feed a cache of pods and StatefulSets (an
+informer), and each change re-examines only the pod that changed and its StatefulSet; a full pass over
+the cache (no store reads) runs when a tick passes without changes.
+
 It knows nothing about Milvus: the wiring registers hooks (`on_pod_ready`, `on_pod_terminating`,
 `on_pod_crashed`) and turns them into Milvus node events.
 """
@@ -18,7 +22,6 @@ It knows nothing about Milvus: the wiring registers hooks (`on_pod_ready`, `on_p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import fnmatch
 import logging
@@ -27,13 +30,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from milvus_rg_sandbox.kube.errors import ApiError
+
 logger = logging.getLogger(__name__)
 
 PODS = "v1/pods"
 STATEFULSETS = "apps/v1/statefulsets"
 DEFAULT_GRACE_SECONDS = 30.0
+YIELD_EVERY = 100  # pods looked at per pass before other tasks of the event loop get a turn
 
 Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
 PodHook = Callable[[Obj], Awaitable[None]]
 
 KNOWN_DIFFERENCES = [
@@ -64,7 +71,8 @@ class ObjectStore(Protocol):
     ) -> Obj: ...
     async def delete(self, resource: str, namespace: str, name: str) -> None: ...
     async def purge(self, resource: str, namespace: str, name: str) -> None: ...
-    def watch(self, resource: str, namespace: str | None = None) -> AsyncIterator[tuple[str, Obj]]: ...
+    def watch(self, resource: str, namespace: str | None = None, *,
+              with_current: bool = False) -> AsyncIterator[tuple[str, Obj]]: ...
 
 
 def now_rfc3339() -> str:
@@ -80,9 +88,26 @@ def is_terminating(obj: Obj) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
-def pod_key(pod: Obj) -> tuple[str, str]:
+def pod_key(pod: Obj) -> Key:
     meta = pod["metadata"]
     return meta.get("namespace") or "default", meta["name"]
+
+
+def _revision(obj: Obj) -> int:
+    return int(obj["metadata"].get("resourceVersion") or 0)
+
+
+def _owner_uids(obj: Obj) -> list[str]:
+    return [str(ref["uid"]) for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("uid")]
+
+
+def _set_facts(pod: Obj) -> tuple[bool, bool, tuple[str, ...]]:
+    """What the StatefulSet controller reads of a pod: terminating, Ready, owners."""
+    return is_terminating(pod), pod_is_ready(pod), tuple(_owner_uids(pod))
+
+
+def _pod_uid(pod: Obj) -> str:
+    return str(pod["metadata"].get("uid") or "/".join(pod_key(pod)))
 
 
 class IpPool:
@@ -168,6 +193,14 @@ class WorkloadEmulator:
         self._terminating_hooks: list[PodHook] = []
         self._crashed_hooks: list[PodHook] = []
         self._runtimes: dict[str, PodRuntime] = {}  # pod uid -> runtime
+        self._runtime_uids: dict[Key, set[str]] = {}  # pod key -> uids of its runtimes
+        # The watches' view of the store (read-only: never mutated, never handed out).
+        self._pods: dict[Key, Obj] = {}
+        self._sets: dict[Key, Obj] = {}
+        self._pods_of_owner: dict[str, set[Key]] = {}  # owner uid -> keys of its pods
+        self._set_of_uid: dict[str, Key] = {}  # StatefulSet uid -> its key
+        self._dirty_pods: set[Key] = set()
+        self._dirty_sets: set[Key] = set()
         self._start_delays: dict[tuple[str, str], float] = {}
         self._never_ready: list[tuple[str, str]] = []  # (namespace, name glob)
         self._ips = IpPool()
@@ -205,6 +238,7 @@ class WorkloadEmulator:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runtimes.clear()
+        self._runtime_uids.clear()
 
     # -- fault injection (sync: callable from tests without awaiting) ------------------------------
 
@@ -233,9 +267,8 @@ class WorkloadEmulator:
     # -- internals: event plumbing -----------------------------------------------------------------
 
     def _runtime_by_name(self, namespace: str, name: str) -> PodRuntime:
-        for runtime in self._runtimes.values():
-            if runtime.namespace == namespace and runtime.name == name:
-                return runtime
+        for uid in self._runtime_uids.get((namespace, name), ()):
+            return self._runtimes[uid]
         raise KeyError(f"no running pod {namespace}/{name}")
 
     def _spawn(self, runtime: PodRuntime, work: Awaitable[None]) -> None:
@@ -252,10 +285,15 @@ class WorkloadEmulator:
         task.add_done_callback(runtime.tasks.discard)
 
     async def _follow(self, resource: str) -> None:
-        """Any change is a reason to reconcile (level-triggered; the tick covers missed events)."""
+        """Feed the cache. A (re)started watch first delivers every current object, all of them before the
+        control loop can run (the queue holds them already, so the iteration never suspends in between)."""
         while True:
             try:
-                async for _event, _obj in self.store.watch(resource):
+                cache = self._pods if resource == PODS else self._sets
+                for key in list(cache):
+                    self._forget_object(resource, key)
+                async for event, obj in self.store.watch(resource, with_current=True):
+                    self._observe(resource, obj, deleted=event == "DELETED")
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
@@ -263,46 +301,114 @@ class WorkloadEmulator:
                 logger.exception("watch on %s failed; restarting", resource)
                 await asyncio.sleep(self.tick_interval)
 
+    def _observe(self, resource: str, obj: Obj, *, deleted: bool = False) -> None:
+        """Take a watched (or just written) object into the cache, unless the cache already holds a newer
+        one, and mark what must be looked at again."""
+        key = pod_key(obj)
+        cache = self._pods if resource == PODS else self._sets
+        known = cache.get(key)
+        if known is not None and _revision(known) >= _revision(obj):
+            return  # our own write, already taken in
+        if known is not None:
+            self._forget_object(resource, key, owner_changed=deleted or _set_facts(known) != _set_facts(obj))
+        if not deleted:
+            cache[key] = obj
+            if resource == PODS:
+                for uid in _owner_uids(obj):
+                    self._pods_of_owner.setdefault(uid, set()).add(key)
+            elif obj["metadata"].get("uid"):
+                self._set_of_uid[str(obj["metadata"]["uid"])] = key
+        self._mark(resource, obj, owner_changed=known is None or deleted or _set_facts(known) != _set_facts(obj))
+
+    def _forget_object(self, resource: str, key: Key, *, owner_changed: bool = True) -> None:
+        cache = self._pods if resource == PODS else self._sets
+        old = cache.pop(key, None)
+        if old is None:
+            return
+        self._mark(resource, old, owner_changed=owner_changed)
+        if resource == PODS:
+            for uid in _owner_uids(old):
+                self._pods_of_owner.get(uid, set()).discard(key)
+        else:
+            self._set_of_uid.pop(str(old["metadata"].get("uid")), None)
+
+    def _mark(self, resource: str, obj: Obj, *, owner_changed: bool = True) -> None:
+        """The object is looked at again; for a pod, its StatefulSet too if what the controller counts
+        changed (a label patch does not wake it)."""
+        if resource == STATEFULSETS:
+            self._dirty_sets.add(pod_key(obj))
+            return
+        self._dirty_pods.add(pod_key(obj))
+        if not owner_changed:
+            return
+        for uid in _owner_uids(obj):
+            owner = self._set_of_uid.get(uid)
+            if owner is not None:
+                self._dirty_sets.add(owner)
+
     async def _control_loop(self) -> None:
         while True:
             self._wake.clear()
             try:
-                await self.reconcile_once()
+                await self._reconcile_marked()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("workload reconcile failed")
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.tick_interval)
+            except TimeoutError:
+                self._mark_all()  # level-triggered: a quiet tick looks at everything once (cache only)
+
+    def _mark_all(self) -> None:
+        self._dirty_pods |= self._pods.keys() | self._runtime_uids.keys()
+        self._dirty_sets |= self._sets.keys()
 
     async def reconcile_once(self) -> None:
-        """One pass of both controllers over the whole store."""
+        """One pass of both controllers over every cached object."""
+        self._mark_all()
+        await self._reconcile_marked()
+
+    async def _reconcile_marked(self) -> None:
+        """The kubelet for each changed pod, then the controller for each StatefulSet whose pods changed."""
         async with self._lock:
-            pods = await self.store.list(PODS)
-            await self._kubelet_pass(pods)
-            for sts in await self.store.list(STATEFULSETS):
-                await self._reconcile_statefulset(sts, pods)
+            pods, self._dirty_pods = self._dirty_pods, set()
+            sets, self._dirty_sets = self._dirty_sets, set()
+            for count, key in enumerate(sorted(pods), 1):
+                await self._kubelet(key)
+                if count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the API server answer in between
+            for key in sorted(sets):
+                sts = self._sets.get(key)
+                if sts is not None:
+                    await self._reconcile_statefulset(sts)
 
     # -- internals: StatefulSet controller ---------------------------------------------------------
 
-    async def _reconcile_statefulset(self, sts: Obj, all_pods: list[Obj]) -> None:
+    async def _reconcile_statefulset(self, sts: Obj) -> None:
         meta = sts["metadata"]
         namespace = meta.get("namespace") or "default"
         name = meta["name"]
         if is_terminating(sts):
             return
         owned = {
-            p["metadata"]["name"]: p
-            for p in all_pods
-            if (p["metadata"].get("namespace") or "default") == namespace
-            and any(ref.get("uid") == meta.get("uid") for ref in p["metadata"].get("ownerReferences") or [])
+            key[1]: self._pods[key]
+            for key in self._pods_of_owner.get(str(meta.get("uid")), set())
+            if key[0] == namespace and key in self._pods
         }
         replicas = int(sts.get("spec", {}).get("replicas", 1))
         for ordinal in range(replicas):
             pod_name = f"{name}-{ordinal}"
             if pod_name not in owned:
-                created = await self.store.create(PODS, self._pod_from_template(sts, ordinal))
+                try:
+                    created = await self.store.create(PODS, self._pod_from_template(sts, ordinal))
+                except ApiError as error:
+                    if error.code != 409:
+                        raise
+                    continue  # created by an earlier pass; the watch has not delivered it yet
+                self._observe(PODS, created)
                 owned[pod_name] = created
+                await asyncio.sleep(0)  # a burst of creations lets the API server answer in between
         surplus = sorted(
             (p for p in owned.values() if _ordinal(name, p["metadata"]["name"]) >= replicas),
             key=lambda p: _ordinal(name, p["metadata"]["name"]),
@@ -311,13 +417,13 @@ class WorkloadEmulator:
         for pod in surplus:
             if not is_terminating(pod):
                 await self.store.delete(PODS, namespace, pod["metadata"]["name"])
-        await self._write_status(sts, await self._owned_pods(namespace, meta.get("uid")))
-
-    async def _owned_pods(self, namespace: str, uid: str | None) -> list[Obj]:
-        return [
-            p for p in await self.store.list(PODS, namespace)
-            if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences") or [])
-        ]
+                deleting = await self.store.get(PODS, namespace, pod["metadata"]["name"])
+                if deleting is not None:
+                    self._observe(PODS, deleting)
+                    owned[pod["metadata"]["name"]] = deleting
+                else:
+                    owned.pop(pod["metadata"]["name"])
+        await self._write_status(sts, list(owned.values()))
 
     async def _write_status(self, sts: Obj, pods: list[Obj]) -> None:
         alive = [p for p in pods if not is_terminating(p)]
@@ -333,8 +439,9 @@ class WorkloadEmulator:
         current = sts.get("status") or {}
         if any(current.get(k, 0 if k != "observedGeneration" else None) != v for k, v in desired.items()):
             meta = sts["metadata"]
-            await self.store.patch(STATEFULSETS, meta.get("namespace") or "default", meta["name"],
-                                   {"status": desired}, subresource="status")
+            written = await self.store.patch(STATEFULSETS, meta.get("namespace") or "default", meta["name"],
+                                             {"status": desired}, subresource="status")
+            self._observe(STATEFULSETS, written)
 
     def _pod_from_template(self, sts: Obj, ordinal: int) -> Obj:
         meta = sts["metadata"]
@@ -371,27 +478,28 @@ class WorkloadEmulator:
 
     # -- internals: kubelet ------------------------------------------------------------------------
 
-    async def _kubelet_pass(self, pods: list[Obj]) -> None:
-        seen: set[str] = set()
-        for pod in pods:
-            uid = pod["metadata"].get("uid") or "/".join(pod_key(pod))
-            seen.add(uid)
-            runtime = self._runtimes.get(uid)
-            if runtime is None:
-                if is_terminating(pod):
-                    # Never started by us: nothing to stop.
-                    await self.store.purge(PODS, *pod_key(pod))
-                    continue
-                namespace, name = pod_key(pod)
-                runtime = PodRuntime(namespace=namespace, name=name, uid=uid)
-                self._runtimes[uid] = runtime
-                self._spawn(runtime, self._start_pod(runtime, pod))
-            elif is_terminating(pod) and not runtime.terminating:
-                runtime.terminating = True
-                self._spawn(runtime, self._terminate(runtime, pod))
-        for uid in [uid for uid in self._runtimes if uid not in seen]:
-            # Removed behind the kubelet's back (purged by someone else): the container is simply gone.
-            await self._forget(self._runtimes[uid], crashed=True)
+    async def _kubelet(self, key: Key) -> None:
+        pod = self._pods.get(key)
+        uid = _pod_uid(pod) if pod is not None else None
+        for other in list(self._runtime_uids.get(key, ())):
+            if other != uid:
+                # Removed behind the kubelet's back (purged by someone else): the container is simply gone.
+                await self._forget(self._runtimes[other], crashed=True)
+        if pod is None or uid is None:
+            return
+        runtime = self._runtimes.get(uid)
+        if runtime is None:
+            if is_terminating(pod):
+                # Never started by us: nothing to stop.
+                await self.store.purge(PODS, *key)
+                return
+            runtime = PodRuntime(namespace=key[0], name=key[1], uid=uid)
+            self._runtimes[uid] = runtime
+            self._runtime_uids.setdefault(key, set()).add(uid)
+            self._spawn(runtime, self._start_pod(runtime, pod))
+        elif is_terminating(pod) and not runtime.terminating:
+            runtime.terminating = True
+            self._spawn(runtime, self._terminate(runtime, pod))
 
     def _start_delay(self, runtime: PodRuntime) -> float:
         return self._start_delays.get((runtime.namespace, runtime.name), self.pod_start_delay)
@@ -402,10 +510,15 @@ class WorkloadEmulator:
         )
 
     async def _patch_status(self, runtime: PodRuntime, status: Obj) -> Obj | None:
-        if await self.store.get(PODS, runtime.namespace, runtime.name) is None:
-            return None
-        return await self.store.patch(PODS, runtime.namespace, runtime.name, {"status": status},
-                                      subresource="status")
+        try:
+            patched = await self.store.patch(PODS, runtime.namespace, runtime.name, {"status": status},
+                                             subresource="status")
+        except ApiError as error:
+            if error.code == 404:
+                return None
+            raise
+        self._observe(PODS, patched)
+        return patched
 
     async def _start_pod(self, runtime: PodRuntime, pod: Obj) -> None:
         await self._patch_status(runtime, {"phase": "Pending", "hostIP": "127.0.0.1",
@@ -419,7 +532,7 @@ class WorkloadEmulator:
         if runtime.terminating or runtime.ip is None:
             return
         ready = not self._is_never_ready(runtime.namespace, runtime.name)
-        pod = await self.store.get(PODS, runtime.namespace, runtime.name)
+        pod = self._pods.get((runtime.namespace, runtime.name))
         if pod is None:
             return
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
@@ -478,6 +591,10 @@ class WorkloadEmulator:
         """Drop the runtime; a container still up when its pod disappears counts as crashed."""
         if self._runtimes.pop(runtime.uid, None) is None:
             return
+        uids = self._runtime_uids.get((runtime.namespace, runtime.name), set())
+        uids.discard(runtime.uid)
+        if not uids:
+            self._runtime_uids.pop((runtime.namespace, runtime.name), None)
         was_ready = runtime.container_ready
         runtime.container_ready = False
         runtime.terminating = True

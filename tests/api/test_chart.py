@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from milvus_rg_operator.api.crds import render_crds_yaml
+from milvus_rg_operator.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "milvus-rg-operator"
@@ -84,6 +85,14 @@ def deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return next(doc for doc in docs if doc["kind"] == "Deployment")
 
 
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(deployment(docs)["spec"]["template"]["spec"]["containers"][0])
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
 def test_chart_crds_are_the_generated_crds() -> None:
     for name, text in render_crds_yaml().items():
         assert (CHART / "crds" / name).read_text() == text
@@ -99,9 +108,11 @@ def test_cluster_wide_install_renders_the_expected_objects() -> None:
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(["CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
                             "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-                            "Deployment"])
-    command = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command == ["milvus-rg-operator", "run", "--liveness", "http://0.0.0.0:8080/healthz"]
+                            "Deployment", "Service"])
+    operator = container(docs)
+    assert operator["command"] == ["milvus-rg-operator"]
+    assert operator["args"] == ["run", "--liveness", "http://0.0.0.0:8081/healthz", "--metrics-port", "8080",
+                                "--log-format", "text", "--log-level", "INFO"]
 
 
 def test_namespaced_install_uses_a_role_and_watches_one_namespace() -> None:
@@ -109,8 +120,7 @@ def test_namespaced_install_uses_a_role_and_watches_one_namespace() -> None:
     roles = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")]
     assert {doc["kind"] for doc in roles} == {"Role", "RoleBinding"}
     assert all(doc["metadata"]["namespace"] == "milvus" for doc in roles)
-    command = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[-2:] == ["--namespace", "milvus"]
+    assert container(docs)["args"][-2:] == ["--namespace", "milvus"]
 
 
 @pytest.mark.parametrize("sets", [(), ("watchNamespace=milvus",)], ids=["cluster", "namespaced"])
@@ -121,26 +131,66 @@ def test_rbac_covers_every_verb_the_operator_needs(sets: tuple[str, ...]) -> Non
     assert missing == {}
 
 
-def test_deployment_is_a_single_recreated_non_root_pod_with_a_liveness_probe() -> None:
+def test_deployment_is_a_single_recreated_non_root_read_only_pod_with_health_probes() -> None:
     spec = deployment(render())["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
-    container = pod["containers"][0]
+    operator = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
-    assert container["ports"][0]["containerPort"] == 8080
+    assert operator["securityContext"]["runAsNonRoot"] is True
+    assert operator["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {m["mountPath"] for m in operator["volumeMounts"]} == {"/tmp"}  # the only writable place
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {port["name"]: port["containerPort"] for port in operator["ports"]}
+    assert ports == {"health": 8081, "metrics": 8080}
+
+
+def test_container_args_are_a_valid_run_command_line() -> None:
+    for sets in [(), ("logFormat=json", "logLevel=DEBUG", "watchNamespace=milvus", "metrics.enabled=false")]:
+        args = build_parser("run").parse_args(container(render(*sets))["args"])
+        assert args.command == "run" and args.liveness.endswith(":8081/healthz")
+    assert (args.log_format, args.log_level, args.namespace, args.metrics_port) == ("json", "DEBUG", "milvus", 0)
+
+
+def test_metrics_service_targets_the_metrics_port_of_the_operator_pod() -> None:
+    docs = render("metrics.port=9100", "liveness.port=9101")
+    (service,) = of_kind(docs, "Service")
+    pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}]
+    assert {p["name"]: p["containerPort"] for p in container(docs)["ports"]}["metrics"] == 9100
+    assert "9100" in container(docs)["args"]
+
+
+def test_service_monitor_is_optional_and_selects_the_metrics_service() -> None:
+    assert of_kind(render(), "ServiceMonitor") == []
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.interval=30s",
+                  "metrics.serviceMonitor.labels.release=prometheus")
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    (service,) = of_kind(docs, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+
+
+def test_metrics_off_renders_no_service_and_port_zero() -> None:
+    docs = render("metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
+    assert of_kind(docs, "Service") == [] and of_kind(docs, "ServiceMonitor") == []
+    args = container(docs)["args"]
+    assert args[args.index("--metrics-port") + 1] == "0"
 
 
 def test_values_schema_refuses_unsupported_values() -> None:
-    for value in ("metrics.enabled=true", "logLevel=TRACE", "watchNamespace=Not_A_Namespace"):
+    for value in ("logLevel=TRACE", "logFormat=xml", "watchNamespace=Not_A_Namespace", "metrics.port=0",
+                  "metrics.serviceMonitor.interval=soon", "liveness.port=8080"):
         result = helm("template", "rel", str(CHART), "--set", value)
         assert result.returncode != 0, f"{value} should be refused"
 
 
-def test_debug_log_level_makes_the_operator_verbose() -> None:
-    command = deployment(render("logLevel=DEBUG"))["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert "--verbose" in command
+def test_log_level_and_format_reach_the_operator() -> None:
+    args = container(render("logLevel=DEBUG", "logFormat=json"))["args"]
+    assert args[args.index("--log-level") + 1] == "DEBUG" and args[args.index("--log-format") + 1] == "json"
 
 
 def test_rbac_covers_every_call_of_the_kube_adapter() -> None:

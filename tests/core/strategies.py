@@ -16,6 +16,7 @@ from milvus_rg_operator.core.types import (
     MilvusState,
     PodState,
     StatefulSetState,
+    with_pod_hostnames,
 )
 
 PENDING = "__pending_nodes"
@@ -72,13 +73,18 @@ def worlds(draw: st.DrawFn) -> World:
     for ordinal in range(replicas):
         name = f"{STS}-{ordinal}"
         ready = draw(st.booleans()) or draw(st.booleans())
-        pods.append(PodState(name=name, ordinal=ordinal, ready=ready, terminating=draw(st.integers(0, 9)) == 0))
+        ip = f"10.0.0.{ordinal + 2}"
+        pods.append(PodState(name=name, ordinal=ordinal, ready=ready, terminating=draw(st.integers(0, 9)) == 0,
+                             ip=ip))
         if ready and draw(st.integers(0, 5)) > 0:
             node_id = 100 + ordinal
             has_data = draw(st.booleans())
-            nodes[node_id] = MilvusNode(node_id, name, f"127.0.0.{ordinal + 2}:21123", "Healthy",
-                                        segments=int(has_data), channels=0)
             placement = draw(st.none() | st.sampled_from(group_pool))
+            # As on the wire: describe_resource_group gives a member's hostname; node/list, the only source
+            # for a node in no group (suspended), gives ID, address and state.
+            hostname = name if placement is not None else ""
+            nodes[node_id] = MilvusNode(node_id, hostname, f"{ip}:21123", "Normal",
+                                        segments=int(has_data), channels=draw(st.integers(0, 1)))
             if placement is not None:
                 members[placement].append(node_id)
     milvus_groups = {}
@@ -89,6 +95,7 @@ def worlds(draw: st.DrawFn) -> World:
         loaded = draw(st.dictionaries(st.sampled_from(["books", "films"]), st.integers(1, 3), max_size=1))
         milvus_groups[name] = MilvusGroup(name, GroupConfig(requests, limits), tuple(node_ids), loaded)
     state = MilvusState(milvus_groups, nodes, management_available=draw(st.booleans()) or draw(st.booleans()))
+    state = with_pod_hostnames(state, pods)  # as the reconcile pass does before planning
     drains = []
     for pod in pods:
         node = state.node_of_pod(pod.name)

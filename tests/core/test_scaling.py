@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 
 from milvus_rg_operator.core import scaling
@@ -13,6 +15,7 @@ from milvus_rg_operator.core.types import (
     MilvusState,
     PodState,
     StatefulSetState,
+    with_pod_hostnames,
 )
 from tests.core.strategies import PENDING, STS, World, worlds
 
@@ -106,12 +109,26 @@ def group(name: str, requests: int) -> DeclaredGroup:
 
 
 def pods(count: int) -> list[PodState]:
-    return [PodState(f"{STS}-{o}", o, ready=True, terminating=False) for o in range(count)]
+    return [PodState(f"{STS}-{o}", o, ready=True, terminating=False, ip=f"10.0.0.{o}") for o in range(count)]
+
+
+def suspended(node_id: int, segments: int, channels: int) -> MilvusNode:
+    """A node in no group, as the management API's node list shows it: no hostname (Milvus >= 2.4.10)."""
+    return MilvusNode(node_id, "", f"10.0.0.{node_id}:21123", "Normal", segments, channels)
+
+
+def plan_scale(pool: DeclaredPool, groups: list[DeclaredGroup], desired: int, sts: StatefulSetState,
+               pod_states: list[PodState], milvus: MilvusState, drains: tuple[DrainRecord, ...] | list[DrainRecord],
+               **kwargs: Any) -> scaling.ScalePlan:
+    """As the reconcile pass plans: hostnames of listed nodes resolved from the pods' IPs first."""
+    return scaling.plan_scale(pool, groups, desired, sts, pod_states, with_pod_hostnames(milvus, pod_states),
+                              drains, **kwargs)
 
 
 def state(placement: dict[str, list[int]], data: bool = False, management: bool = True,
           loaded: dict[str, dict[str, int]] | None = None) -> MilvusState:
-    nodes = {o: MilvusNode(o, f"{STS}-{o}", "", "Healthy", int(data), 0) for ids in placement.values() for o in ids}
+    nodes = {o: MilvusNode(o, f"{STS}-{o}", f"10.0.0.{o}:21123", "Normal", int(data), 0)
+             for ids in placement.values() for o in ids}
     return MilvusState({name: MilvusGroup(name, GroupConfig(0, 0), tuple(ids), (loaded or {}).get(name, {}))
                         for name, ids in placement.items()}, nodes, management)
 
@@ -121,7 +138,7 @@ GROUPS_AFTER_SCALE_IN = [group("__default_resource_group", 1), group("rg1", 2), 
 
 def test_scale_out_sets_replicas_at_once() -> None:
     groups = [group("__default_resource_group", 1), group("rg1", 3), group("rg2", 1)]
-    result = scaling.plan_scale(POOL, groups, 5, StatefulSetState(STS, 1, 1, 1), pods(1),
+    result = plan_scale(POOL, groups, 5, StatefulSetState(STS, 1, 1, 1), pods(1),
                                 state({"__default_resource_group": [0]}), (), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 5
     assert result.events[0][1] == "ScaledOut"
@@ -129,7 +146,7 @@ def test_scale_out_sets_replicas_at_once() -> None:
 
 def test_scale_in_removes_the_highest_pod_once_it_is_pending() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3], PENDING: [4]})
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
     assert not result.suspend
@@ -137,7 +154,7 @@ def test_scale_in_removes_the_highest_pod_once_it_is_pending() -> None:
 
 def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 4], "rg2": [3], PENDING: [2]})
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     # rg1 is at its requests: replacement first (config raised by one), no suspend yet.
     assert result.replicas is None and result.suspend == ()
@@ -145,7 +162,7 @@ def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> Non
     assert scaling.surge_of(result.drains) == {"rg1": 1}
     # Milvus added the pending node to rg1: now the victim is suspended.
     surged = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
-    after = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), surged,
+    after = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), surged,
                                result.drains, milvus_plan_empty=True, now=NOW)
     assert after.suspend == (4,)
     assert [d.phase for d in after.drains] == ["Suspending"]
@@ -154,7 +171,7 @@ def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> Non
 
 def test_a_group_above_its_requests_is_drained_without_surge() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.suspend == (4,)
     assert [d.phase for d in result.drains] == ["Suspending"]
@@ -165,7 +182,7 @@ def test_scale_in_waits_without_a_replacement() -> None:
     # pending holds pod 3 which stays: rg2 can get it. Make pending empty instead:
     milvus = state({"__default_resource_group": [0, 3], "rg1": [1, 2], "rg2": [4]})
     groups = [group("__default_resource_group", 2), group("rg1", 2), group("rg2", 1)]
-    result = scaling.plan_scale(POOL, groups, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus, (),
+    result = plan_scale(POOL, groups, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus, (),
                                 milvus_plan_empty=True, now=NOW)
     assert result.replicas is None and not result.suspend
     assert result.blocked_reason == "WaitingForReplacement"
@@ -174,9 +191,9 @@ def test_scale_in_waits_without_a_replacement() -> None:
 def test_drain_completes_when_the_group_is_refilled_and_data_moved() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
     refilled = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
-    refilled = MilvusState(refilled.groups, {**refilled.nodes, 4: MilvusNode(4, f"{STS}-4", "", "Healthy", 0, 0)},
+    refilled = MilvusState(refilled.groups, {**refilled.nodes, 4: suspended(4, 0, 0)},
                            True)
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), refilled,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), refilled,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
     assert ("Normal", "Drained") in {(e[0], e[1]) for e in result.events}
@@ -185,13 +202,13 @@ def test_drain_completes_when_the_group_is_refilled_and_data_moved() -> None:
 
 def test_drain_waits_for_data_then_stalls_after_timeout() -> None:
     moving = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
-    moving = MilvusState(moving.groups, {**moving.nodes, 4: MilvusNode(4, f"{STS}-4", "", "Healthy", 3, 1)}, True)
+    moving = MilvusState(moving.groups, {**moving.nodes, 4: suspended(4, 3, 1)}, True)
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), moving,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), moving,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert result.drains[0].phase == "MovingData"
-    late = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), moving,
+    late = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), moving,
                               (record,), milvus_plan_empty=True, now=NOW + 601)
     assert late.replicas is None and late.stalled == (f"{STS}-4",)
     assert late.blocked_reason == "DrainStalled"
@@ -199,7 +216,7 @@ def test_drain_waits_for_data_then_stalls_after_timeout() -> None:
 
 def test_without_management_api_a_serving_victim_is_never_removed() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 4], "rg2": [3], PENDING: [2]}, management=False)
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None and not result.suspend
     assert result.blocked_reason == "ManagementAPIUnavailable"
@@ -208,7 +225,7 @@ def test_without_management_api_a_serving_victim_is_never_removed() -> None:
 def test_a_group_is_never_drained_below_its_loaded_replicas() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]},
                    loaded={"rg1": {"books": 3}})
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert not result.suspend
     assert result.blocked_reason == "ReplicasNeedNodes"
@@ -218,8 +235,148 @@ def test_a_group_is_never_drained_below_its_loaded_replicas() -> None:
 def test_drain_cancelled_when_the_pod_stays_resumes_its_node() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
-    milvus = MilvusState(milvus.groups, {**milvus.nodes, 4: MilvusNode(4, f"{STS}-4", "", "Healthy", 1, 0)}, True)
-    result = scaling.plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+    milvus = MilvusState(milvus.groups, {**milvus.nodes, 4: suspended(4, 1, 0)}, True)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.resume == (4,)
     assert result.drains == ()
+
+
+# --- drains follow the recorded node id (issue: a suspended node has no hostname on the wire) ---------
+
+
+def refilled_with(node: MilvusNode, *, management: bool = True) -> MilvusState:
+    """rg1 back at its requests (nodes 1, 2), the victim's node 4 out of every group."""
+    base = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]}, management=management)
+    return MilvusState(base.groups, {**base.nodes, node.node_id: node}, management)
+
+
+def test_a_suspended_node_that_still_holds_data_keeps_its_pod() -> None:
+    """The reported bug: node 4 suspended, 3 segments and 1 channel, node/list without a hostname."""
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5),
+                        refilled_with(suspended(4, 3, 1)), (record,), milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+    assert [(d.node_id, d.phase) for d in result.drains] == [(4, "MovingData")]
+
+
+def test_a_suspended_node_whose_data_moved_lets_its_pod_go() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5),
+                        refilled_with(suspended(4, 0, 0)), (record,), milvus_plan_empty=True, now=NOW)
+    assert result.replicas == 4
+    drained = [e for e in result.events if e[1] == "Drained"]
+    assert drained and "0 segments, 0 channels" in drained[0][2]
+
+
+def test_data_not_yet_measured_is_not_taken_for_no_data() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    unmeasured = MilvusNode(4, "", "10.0.0.4:21123", "Normal")  # distribution/get not fetched
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5),
+                        refilled_with(unmeasured), (record,), milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+
+
+def test_a_drain_waits_for_the_group_to_be_back_at_its_requests() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
+    short = state({"__default_resource_group": [0], "rg1": [1], "rg2": [3], PENDING: [2]})
+    short = MilvusState(short.groups, {**short.nodes, 4: suspended(4, 0, 0)}, True)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), short, (record,),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+    assert [d.phase for d in result.drains] == ["WaitingForReplacement"]
+
+
+def test_a_drained_node_gone_from_milvus_lets_its_pod_go() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    gone = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), gone, (record,),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas == 4
+
+
+def test_without_management_api_a_recorded_drain_holds() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    blind = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]}, management=False)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), blind, (record,),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+    assert [d.phase for d in result.drains] == ["MovingData"]
+
+
+def test_a_restarted_victim_is_drained_anew() -> None:
+    """The pod's process restarted: node 4 is gone, node 14 (same pod) serves rg1."""
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    restarted = state({"__default_resource_group": [0], "rg1": [1, 2, 14], "rg2": [3]})
+    restarted = MilvusState(restarted.groups, {
+        **{k: v for k, v in restarted.nodes.items() if k != 14},
+        14: MilvusNode(14, f"{STS}-4", "10.0.0.4:21123", "Normal", 2, 1)}, True)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), restarted,
+                        (record,), milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+    assert "DrainRestarted" in {e[1] for e in result.events}
+    assert [(d.node_id, d.phase) for d in result.drains] == [(14, "Suspending")]
+    assert result.suspend == (14,)
+
+
+def test_a_node_suspended_without_a_record_is_resumed_by_its_address() -> None:
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
+    milvus = MilvusState(milvus.groups, {**milvus.nodes, 4: suspended(4, 0, 0)}, True)
+    result = plan_scale(POOL, [*GROUPS_AFTER_SCALE_IN[:1], group("rg1", 3), group("rg2", 1)], 5,
+                        StatefulSetState(STS, 5, 5, 5), pods(5), milvus, (), milvus_plan_empty=True, now=NOW)
+    assert result.resume == (4,)
+
+
+def test_a_cancelled_drain_resumes_the_recorded_node_id() -> None:
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, StatefulSetState(STS, 5, 5, 5), pods(5),
+                        refilled_with(suspended(4, 1, 0)), (record,), milvus_plan_empty=True, now=NOW)
+    assert result.resume == (4,)
+    assert result.drains == ()
+
+
+def test_a_pending_victim_still_holding_data_waits() -> None:
+    """Milvus moved the node to the pending group; its segments leave at the balancer's pace."""
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3], PENDING: [4]})
+    holding = MilvusState(milvus.groups, {**milvus.nodes, 4: MilvusNode(4, f"{STS}-4", "10.0.0.4:21123", "Normal",
+                                                                          2, 0)}, True)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), holding, (),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None
+    empty = MilvusState(milvus.groups, {**milvus.nodes, 4: MilvusNode(4, f"{STS}-4", "10.0.0.4:21123", "Normal",
+                                                                        0, 0)}, True)
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), empty, (),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas == 4
+
+
+def test_no_drain_starts_where_milvus_cannot_drain() -> None:
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
+    why = "Milvus v2.4.5 keeps a suspended node in its group (before 2.4.10)"
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus, (),
+                        milvus_plan_empty=True, now=NOW, drain_unsupported=why)
+    assert result.replicas is None and not result.suspend and not result.drains
+    assert result.blocked_reason == "DrainUnsupported"
+    assert result.blocked is not None and "v2.4.5" in result.blocked
+
+
+@settings(max_examples=400)
+@given(worlds())
+def test_a_pod_whose_node_holds_data_is_never_removed(world: World) -> None:
+    """Judged from the raw wire data (node found by the pod's IP), not from the planner's own lookups."""
+    result = plan(world)
+    if result.replicas is None or result.replicas >= world.sts.replicas:
+        return
+    stalled_forced = world.pool.force_after_timeout
+    for pod in world.pods:
+        if pod.ordinal < result.replicas or pod.terminating:
+            continue
+        for node in world.milvus.nodes.values():
+            if node.address.split(":")[0] != pod.ip:
+                continue
+            group = world.milvus.group_of_node(node.node_id)
+            in_serving_group = group not in (None, PENDING)
+            if world.milvus.management_available:
+                assert (not in_serving_group and node.holds_data is False) or stalled_forced, (pod.name, node)
+            else:
+                assert not in_serving_group or stalled_forced, (pod.name, node)

@@ -26,12 +26,14 @@ from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, Kubernet
 from milvus_rg_operator.api.crds import render_crds
 from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
 from milvus_rg_operator.manifests import apply_manifests
+from milvus_rg_operator.metrics import OperatorMetrics
 from milvus_rg_operator.reconcile import PoolReconciler
 from milvus_rg_operator.runner import run_operator
 from milvus_rg_operator.scheduler import PoolScheduler
 from tests.support import wait_for
 
 NAMESPACE = "default"
+TEST_USER_AGENT = "milvus-rg-operator-tests"
 STATEFULSET = "milvus-querynode"
 
 # kopf, when stopped or cancelled, cancels *every* task created in the loop since it started ("hung
@@ -88,7 +90,8 @@ class OperatorHarness:
 
     def __post_init__(self) -> None:
         os.environ["KUBECONFIG"] = str(self.sandbox.kubeconfig_path)
-        self.api = new_api_client()
+        self.api = new_api_client(user_agent=TEST_USER_AGENT)
+        self.operator_api: ApiClient | None = None
         self.custom = CustomObjectsApi(self.api)
         self.core = CoreV1Api(self.api)
         self.apps = AppsV1Api(self.api)
@@ -105,8 +108,10 @@ class OperatorHarness:
     def milvus_node_count(self) -> int:
         return len(self.sandbox.milvus.rm.nodes) if hasattr(self.sandbox.milvus.rm, "nodes") else 0
 
-    async def start_operator(self) -> None:
-        self.reconciler = PoolReconciler(KubernetesClientGateway(self.api))
+    async def start_operator(self, metrics: OperatorMetrics | None = None) -> None:
+        # The operator's own client (its user agent tells its writes from the test's in the API's log).
+        self.operator_api = new_api_client()
+        self.reconciler = PoolReconciler(KubernetesClientGateway(self.operator_api), metrics=metrics)
         self.scheduler = PoolScheduler(self.reconciler.reconcile)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
@@ -271,11 +276,14 @@ class OperatorHarness:
         await self.stop_operator()
         if self.reconciler is not None:
             await self.reconciler.close()
+        if self.operator_api is not None:
+            self.operator_api.close()
         self.api.close()
 
 
 @contextlib.asynccontextmanager
-async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, **overrides: Any
+async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: OperatorMetrics | None = None,
+                              **overrides: Any
                               ) -> AsyncIterator[OperatorHarness]:
     """A fresh sandbox with `replicas` query nodes, the CRDs installed and the operator running.
 
@@ -285,7 +293,7 @@ async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, **overrid
     harness = OperatorHarness(sandbox)
     try:
         await harness.install(replicas=replicas)
-        await harness.start_operator()
+        await harness.start_operator(metrics)
         yield harness
     finally:
         await harness.close()

@@ -1,7 +1,7 @@
 """Serving-capacity invariants, checked in-process while a sandbox scenario runs.
 
-`InvariantChecker` watches the sandbox from the inside (no RPCs, so it sees Milvus and the kube store
-even while their APIs are made unavailable) and records two kinds of violation:
+`InvariantChecker` watches the sandbox from the inside (no RPCs to Milvus, so it sees Milvus even while its
+API is made unavailable) and records four kinds of violation:
 
 (a) capacity: a watched group serves fewer nodes than its requests for longer than `grace` (default:
     2 x the sandbox's Milvus check interval, i.e. Milvus's own recovery time). Sampled every
@@ -9,15 +9,22 @@ even while their APIs are made unavailable) and records two kinds of violation:
     deletion; `capacity_lost` integrates the shortfall in group-node-seconds, grace or not.
     A node *serves* a group when it is a member, Healthy, and its pod exists and is not terminating.
 (b) removal: a pod whose Milvus node is in a non-pending group gets a deletionTimestamp or is removed.
-    Checked synchronously at the moment the kube store commits the change (a store subscription whose
-    `offer` runs inside the commit), so there is no sampling race with Milvus's recovery loop.
+    On the embedded backend, checked synchronously at the moment the kube store commits the change (a
+    store subscription whose `offer` runs inside the commit), so there is no sampling race with Milvus's
+    recovery loop. On the real backend, checked when the pod event arrives by the sandbox wiring's watch
+    of the API server, before the wiring acts on it (stops or crashes the pod's Milvus node).
+(c) labels: a pod that gets a deletionTimestamp or is removed while labelled `milvusrg.io/state=serving`
+    (labels must never lie: a leaving pod's labels are written before the replicas are lowered).
+(d) data: a pod that gets a deletionTimestamp or is removed while its node still holds sealed segments or
+    channels (Milvus's own distribution of that node id).
 
     async with InvariantChecker(sandbox, groups={"rg1": 2}) as checker:
         ...  # run the scenario
     checker.assert_ok()
     checker.capacity_lost  # group-node-seconds below requests
 
-Used by tests/integration/test_scale_in_safety.py and bench/scale_in_capacity.py.
+Used by tests/integration (both backends), tests/realkube/test_statefulset_drain.py and
+bench/scale_in_capacity.py.
 """
 
 from __future__ import annotations
@@ -25,17 +32,107 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PENDING = "__pending_nodes"
 # ResourceManager methods that change membership, configs or node states: the checker also samples
 # right after each, so dips shorter than `interval` are measured exactly (piecewise-constant integral).
 RM_MUTATORS = ("recover", "add_node", "stop_node", "crash_node", "suspend_node", "resume_node",
-               "update_resource_groups", "create_resource_group", "drop_resource_group", "transfer_node")
+               "update_resource_groups", "create_resource_group", "drop_resource_group", "transfer_node",
+               "advance")
 PODS = "v1/pods"
+STATE_LABEL = "milvusrg.io/state"
+GROUP_LABEL = "milvusrg.io/resource-group"
 HEALTHY = "Healthy"
+Pod = dict[str, Any]
+PodEventHandler = Callable[[str, Pod, bool], None]
+"""(event type, pod, whether the pod was already terminating before this event)."""
+
+
+class PodFeed(Protocol):
+    """Where the checker learns of pod changes, the moment they happen, and which pods exist."""
+
+    async def start(self, on_event: PodEventHandler) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pods(self) -> list[Pod]: ...
+
+
+@dataclass
+class StorePodFeed:
+    """Embedded backend: a subscription to the kube store whose `offer` runs inside the store's commit,
+    before any client hears of the change."""
+
+    sandbox: Any
+    namespace: str
+    _subscription: Any = None
+
+    async def start(self, on_event: PodEventHandler) -> None:
+        store = self.sandbox.kube.store
+        subscription = store.subscribe(store.resource(PODS), self.namespace, lambda _obj: True, store.revision)
+        storage_key = subscription.resource.storage_key
+
+        def offer(event: Any) -> None:
+            if event.storage_key == storage_key and event.obj["metadata"].get("namespace") == self.namespace:
+                terminating = event.obj if event.type == "DELETED" else (event.old or {})
+                on_event(event.type, event.obj, bool(terminating.get("metadata", {}).get("deletionTimestamp")))
+
+        subscription.offer = offer
+        self._subscription = subscription
+
+    def stop(self) -> None:
+        if self._subscription is not None:
+            self.sandbox.kube.store.unsubscribe(self._subscription)
+            self._subscription = None
+
+    def pods(self) -> list[Pod]:
+        store = self.sandbox.kube.store
+        return list(store.list_objects(store.resource(PODS), self.namespace, lambda _obj: True))
+
+
+@dataclass
+class WatchPodFeed:
+    """Real backend: the pod events of the sandbox wiring's watch of the API server, each handed over before
+    the wiring acts on it (a separate watch could see a deletion after the wiring had already stopped the
+    pod's Milvus node, and miss the violation). The pods are the ones listed at the start, kept up to date
+    by the events."""
+
+    sandbox: Any
+    namespace: str
+    _pods: dict[str, Pod] = field(default_factory=dict)
+    _deleted: set[str] = field(default_factory=set)
+    _on_event: PodEventHandler | None = None
+
+    async def start(self, on_event: PodEventHandler) -> None:
+        self._on_event = on_event
+        self.sandbox.wiring.listeners.append(self._observe)  # before listing: no event falls in between
+        for pod in await self.sandbox.kube.store.list(PODS, self.namespace):
+            name = pod["metadata"]["name"]
+            if name not in self._pods and name not in self._deleted:  # events during the list are newer
+                self._pods[name] = pod
+
+    def stop(self) -> None:
+        if self._observe in self.sandbox.wiring.listeners:
+            self.sandbox.wiring.listeners.remove(self._observe)
+
+    def pods(self) -> list[Pod]:
+        return list(self._pods.values())
+
+    def _observe(self, event_type: str, pod: Pod) -> None:
+        if pod["metadata"].get("namespace") != self.namespace or event_type not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        name = pod["metadata"]["name"]
+        before = self._pods.pop(name, None) if event_type == "DELETED" else self._pods.get(name)
+        if event_type == "DELETED":
+            self._deleted.add(name)
+        else:
+            self._pods[name] = pod
+        known = before if before is not None else pod if event_type == "DELETED" else {}
+        assert self._on_event is not None
+        self._on_event(event_type, pod, bool(known.get("metadata", {}).get("deletionTimestamp")))
 
 
 @dataclass(frozen=True)
@@ -81,6 +178,8 @@ class InvariantChecker:
 
     capacity_violations: list[CapacityViolation] = field(default_factory=list, init=False)
     removal_violations: list[RemovalViolation] = field(default_factory=list, init=False)
+    label_violations: list[str] = field(default_factory=list, init=False)
+    data_violations: list[str] = field(default_factory=list, init=False)
     removed: list[tuple[str, str | None]] = field(default_factory=list, init=False)
     """Every pod that got a deletionTimestamp or was removed, with the group its node served then."""
     capacity_lost: float = field(default=0.0, init=False)
@@ -99,26 +198,23 @@ class InvariantChecker:
             self.grace = 2 * float(self.sandbox.config.check_interval)
         self._episodes: dict[str, _Episode] = {}
         self._task: asyncio.Task[None] | None = None
-        self._subscription: Any = None
+        real = getattr(self.sandbox.config, "kubernetes", "embedded") == "real"
+        self._feed: PodFeed = (WatchPodFeed if real else StorePodFeed)(self.sandbox, self.namespace)
         self._started = 0.0
         self._last_sample: tuple[float, dict[str, int]] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> InvariantChecker:
-        self.start()
+        await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._started = time.monotonic()
-        store = self.sandbox.kube.store
-        resource = store.resource(PODS)
-        subscription = store.subscribe(resource, self.namespace, lambda _obj: True, store.revision)
-        subscription.offer = self._on_pod_event  # runs inside the store's commit, before anyone reacts
-        self._subscription = subscription
+        await self._feed.start(self._on_pod_event)
         rm = self.sandbox.milvus.rm
         for method in RM_MUTATORS:
             setattr(rm, method, self._sampling_after(getattr(rm, method)))
@@ -150,9 +246,7 @@ class InvariantChecker:
         rm = self.sandbox.milvus.rm
         for method in RM_MUTATORS:
             vars(rm).pop(method, None)  # back to the class's methods
-        if self._subscription is not None:
-            self.sandbox.kube.store.unsubscribe(self._subscription)
-            self._subscription = None
+        self._feed.stop()
 
     async def _run(self) -> None:
         while True:
@@ -163,7 +257,8 @@ class InvariantChecker:
 
     @property
     def violations(self) -> list[str]:
-        return [str(v) for v in (*self.capacity_violations, *self.removal_violations)] + self.errors
+        return ([str(v) for v in (*self.capacity_violations, *self.removal_violations)] + self.label_violations
+                + self.data_violations + self.errors)
 
     def assert_ok(self) -> None:
         assert not self.violations, "serving-capacity invariant violated:\n  " + "\n  ".join(self.violations)
@@ -178,9 +273,7 @@ class InvariantChecker:
 
     def _serving_pods(self) -> dict[str, str]:
         """pod name -> uid of pods that exist and are not terminating."""
-        store = self.sandbox.kube.store
-        pods = store.list_objects(store.resource(PODS), self.namespace, lambda _obj: True)
-        return {p["metadata"]["name"]: p["metadata"].get("uid", "") for p in pods
+        return {p["metadata"]["name"]: p["metadata"].get("uid", "") for p in self._feed.pods()
                 if not p["metadata"].get("deletionTimestamp")}
 
     def shortfalls(self) -> dict[str, int]:
@@ -243,31 +336,33 @@ class InvariantChecker:
 
     # --- (b) removal ------------------------------------------------------------------------------
 
-    def _on_pod_event(self, event: Any) -> None:
-        try:  # runs inside the store's commit: never let the checker break the API server
-            self._check_pod_event(event)
+    def _on_pod_event(self, event_type: str, obj: Pod, was_terminating: bool) -> None:
+        try:  # runs inside the store's commit or the wiring's watch: never let the checker break them
+            self._check_pod_event(event_type, obj, was_terminating)
         except Exception as exc:
             self.errors.append(f"checker failed on a pod event: {exc!r}")
 
-    def _check_pod_event(self, event: Any) -> None:
-        if event.storage_key != self._subscription.resource.storage_key:
-            return
-        obj, old = event.obj, event.old
-        if obj["metadata"].get("namespace") != self.namespace:
-            return
-        if event.type == "MODIFIED":
-            if not obj["metadata"].get("deletionTimestamp") or (old or {}).get("metadata", {}).get(
-                    "deletionTimestamp"):
-                return
+    def _check_pod_event(self, event_type: str, obj: Pod, was_terminating: bool) -> None:
+        if was_terminating:
+            return  # checked when it got its deletionTimestamp
+        if event_type == "MODIFIED" and obj["metadata"].get("deletionTimestamp"):
             how = "deletionTimestamp"
-        elif event.type == "DELETED":
-            if obj["metadata"].get("deletionTimestamp"):
-                return  # checked when it got its deletionTimestamp
+        elif event_type == "DELETED":
             how = "removed"
         else:
             return
         name = obj["metadata"]["name"]
+        labels = obj["metadata"].get("labels") or {}
+        if labels.get(STATE_LABEL) == "serving":
+            self.label_violations.append(f"{name} got {how} at t={self._now():.3f}s while labelled "
+                                         f"{STATE_LABEL}=serving ({labels.get(GROUP_LABEL)})")
         node_id, group = self._serving_group(name, obj["metadata"].get("uid", ""))
+        if node_id is not None:
+            with self.sandbox.milvus.controls.lock:
+                channels, segments = self.sandbox.milvus.rm.distribution(node_id)
+            if channels or segments:
+                self.data_violations.append(f"{name} (node {node_id}) got {how} at t={self._now():.3f}s holding "
+                                            f"{len(segments)} segments, {len(channels)} channels")
         self.removed.append((name, group))
         self._safe_sample()  # the pod stops counting as serving now
         if group is not None and node_id is not None:

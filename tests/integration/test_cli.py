@@ -70,3 +70,7 @@ async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path) -> Non
     assert code == 0, out + err
     assert out.count("converged in") == 3 and "NOT converged" not in out
     assert "milvus: __default_resource_group=1, __pending_nodes=0, rg1=2, rg2=1" in out
+    # Each step shows the operator's events, read back from the API: groups written, replicas changed (a
+    # drain only when Milvus's random choice left the highest pod serving).
+    assert out.count("what the operator did") == 3
+    assert all(reason in out for reason in ("GroupCreated", "GroupsUpdated", "ScaledOut", "ScaledIn")), out

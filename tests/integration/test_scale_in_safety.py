@@ -171,7 +171,8 @@ async def test_kube_api_errors_during_scale_in_converge(sandbox_factory: Any, me
     async with operator_on_sandbox(sandbox_factory, seed=14) as harness:
         await scale_out(harness)
         async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
-            fault = harness.sandbox.kube.inject_fault(method, path, status, times)
+            # Only the operator's requests fail (its own client's user agent), not the test's probes.
+            fault = harness.sandbox.kube.inject_fault(method, path, status, times, user_agent="milvus-rg-operator/")
             expected = await shrink_forcing_drain(harness)
             await harness.wait_converged(expected, replicas=4, timeout=60)
         assert fault.hits > 0, "the injected fault was never hit"

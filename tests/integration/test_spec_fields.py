@@ -142,3 +142,31 @@ async def test_milvus_outage_degrades_then_recovers_without_manual_steps(sandbox
         assert await harness.replicas() == 1  # nothing scaled while Milvus cannot confirm placement
         harness.sandbox.milvus.set_unavailable(False)
         await harness.wait_converged({"rg1": 2}, replicas=2, timeout=60)
+
+
+async def test_milvus_outage_is_shown_on_every_group_and_a_waiting_deletion_says_why(sandbox_factory: Any) -> None:
+    async with operator_on_sandbox(sandbox_factory) as harness:
+        await harness.apply(pool_manifest(), group_manifest("rg1", 1), group_manifest("rg2", 1))
+        await harness.wait_converged({"rg1": 1, "rg2": 1}, replicas=2)
+        harness.sandbox.milvus.set_unavailable(True)
+        await harness.delete(GROUP_PLURAL, "rg2")
+
+        async def deletion_waits() -> dict[str, Any] | None:
+            found = await harness.condition(GROUP_PLURAL, "rg2", "Ready")
+            return found if found and "deletion waits" in found["message"] else None
+
+        waiting = await wait_for(deletion_waits, timeout=20, message="rg2 says why its deletion waits")
+        assert waiting["reason"] == "MilvusUnavailable"
+        rg1 = await harness.condition(GROUP_PLURAL, "rg1", "Degraded")
+        assert rg1 is not None and rg1["status"] == "True" and rg1["reason"] == "MilvusUnavailable"
+        await harness.resync_passes(2)
+        warnings = [e for e in await harness.events("MilvusUnavailable") if e.type == "Warning"]
+        assert sorted(e.involved_object.name for e in warnings) == ["milvus", "rg1", "rg2"]  # once each
+        assert await harness.get(GROUP_PLURAL, "rg2") is not None  # held by its finalizer
+        harness.sandbox.milvus.set_unavailable(False)
+
+        async def rg2_gone() -> bool:
+            return await harness.get(GROUP_PLURAL, "rg2") is None
+
+        await wait_for(rg2_gone, timeout=60, message="rg2 deleted once Milvus is back")
+        await harness.wait_converged({"rg1": 1}, replicas=1, timeout=60)

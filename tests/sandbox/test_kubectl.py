@@ -1,4 +1,4 @@
-"""kubectl (/usr/bin/kubectl) against the sandbox API server, with the kubeconfig it writes."""
+"""kubectl (.tools/bin/kubectl, else the machine's) against the sandbox API server, with the kubeconfig it writes."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from .kube_helpers import WIDGET_SCHEMA, crd_manifest, kube
 
 __all__ = ["kube"]  # fixtures imported for pytest
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+# The repo's own kubectl (scripts/setup.sh takes it from the helm wheel) before the machine's.
+TOOLS_KUBECTL = Path(__file__).parents[2] / ".tools" / "bin" / "kubectl"
+KUBECTL = str(TOOLS_KUBECTL) if TOOLS_KUBECTL.exists() else shutil.which("kubectl") or "/usr/bin/kubectl"
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
 
 
 class Kubectl:
-    def __init__(self, server: KubeApiServer, workdir: Path) -> None:
+    def __init__(self, server: Any, workdir: Path) -> None:
+        """`server`: anything with `write_kubeconfig(path)` (the embedded or the real API server)."""
         self.kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
         self.cache = workdir / "cache"
 
@@ -56,6 +59,7 @@ def widget(name: str, replicas: int, **labels: str) -> dict[str, Any]:
 
 async def test_apply_get_scale_patch_wait_delete_custom_resources(kubectl: Kubectl, kube: KubeApiServer) -> None:
     assert "created" in await kubectl.run("apply", "-f", "-", stdin=crd_manifest(WIDGET_SCHEMA))
+    await kubectl.run("wait", "--for=condition=Established", "crd/widgets.example.io")
     assert "created" in await kubectl.run("apply", "-f", "-", stdin=widget("w1", 1, team="a"))
     assert "created" in await kubectl.run("apply", "-f", "-", stdin=widget("w2", 2, team="b"))
     assert "configured" in await kubectl.run("apply", "-f", "-", stdin=widget("w1", 3, team="a"))
@@ -83,6 +87,7 @@ async def test_apply_get_scale_patch_wait_delete_custom_resources(kubectl: Kubec
 
 async def test_apply_rejects_invalid_and_unknown_fields(kubectl: Kubectl) -> None:
     await kubectl.run("apply", "-f", "-", stdin=crd_manifest(WIDGET_SCHEMA))
+    await kubectl.run("wait", "--for=condition=Established", "crd/widgets.example.io")
     invalid = await kubectl.run("apply", "-f", "-", stdin=widget("w", -1), expect_ok=False)
     assert "spec.replicas" in invalid
     unknown = widget("w", 1)

@@ -13,6 +13,7 @@ from milvus_rg_sandbox.milvus.resource_manager import (
     MAX_RG_NUM,
     Code,
     MilvusError,
+    NodeState,
     ResourceManager,
     RGConfig,
     node_labels_from_env,
@@ -37,6 +38,11 @@ def make_rm(nodes: int = 0, seed: int = 0, **kwargs: Any) -> ResourceManager:
     return rm
 
 
+def held_by(rm: ResourceManager, node_id: int) -> int:
+    channels, segments = rm.distribution(node_id)
+    return len(channels) + len(segments)
+
+
 def sizes(rm: ResourceManager) -> dict[str, int]:
     return {name: len(rg.nodes) for name, rg in rm.groups.items()}
 
@@ -50,7 +56,7 @@ def assert_error(error: pytest.ExceptionInfo[MilvusError], code: int, message: s
 @pytest.mark.parametrize(
     ("name", "code", "message"),
     [
-        ("", Code.PARAMETER_MISSING, "resource group name couldn't be empty"),
+        ("", Code.UNEXPECTED, "resource group name couldn't be empty"),
         ("a" * 256, Code.PARAMETER_INVALID, "must be less than 255 characters"),
         ("1rg", Code.PARAMETER_INVALID, "first character of a resource group name must be an underscore or letter"),
         ("rg-1", Code.PARAMETER_INVALID, "can only contain numbers, letters and underscores"),
@@ -456,21 +462,28 @@ def test_replicas_in_one_group_get_nodes_spread_evenly() -> None:
     assert sum(len(segments) for _, segments in held) == 2 * rm.num_segments
 
 
-def test_node_leaving_group_becomes_read_only_until_its_data_moves() -> None:
+def test_node_leaving_group_becomes_read_only_and_its_data_moves_one_item_per_balance_delay() -> None:
     clock = FakeClock()
     rm = loaded_rm(nodes=3, clock=clock, balance_delay=5.0)
     rm.load_collection("c1", 1, ["rg1"])
-    busy = next(n for n in rm.groups["rg1"].nodes if any(rm.distribution(n)))
+    busy = max(rm.groups["rg1"].nodes, key=lambda n: held_by(rm, n))
+    held = held_by(rm, busy)
+    assert held >= 2
     rm.stop_node(busy)
     (replica,) = rm.replicas_of("c1")
     assert busy in replica.ro_nodes and busy not in replica.rw_nodes
     assert rm.describe_resource_group("rg1").num_outgoing_node == {"c1": 1}
-    rm.recover()
-    assert any(rm.distribution(busy)) and not rm.node_gone(busy)
+    for remaining in range(held - 1, 0, -1):
+        clock.now += 5
+        rm.advance()
+        assert held_by(rm, busy) == remaining, "one item per balance_delay"
+    channels, _ = rm.distribution(busy)
+    assert not channels, "channels move before segments"
     clock.now += 5
-    rm.recover()
-    assert rm.distribution(busy) == ([], []) and rm.node_gone(busy)
+    rm.advance()
+    assert rm.node_gone(busy), "a stopping node exits once it holds nothing"
     assert rm.describe_resource_group("rg1").num_outgoing_node == {}
+    assert rm.unserved_segment_seconds() == 0 and rm.unserved_channel_seconds() == 0
 
 
 def test_node_moved_to_other_group_counts_as_incoming_there() -> None:
@@ -481,8 +494,8 @@ def test_node_moved_to_other_group_counts_as_incoming_there() -> None:
     rm.recover()
     assert rm.describe_resource_group("rg2").num_incoming_node == {"c1": 1}
     assert rm.describe_resource_group("rg1").num_outgoing_node == {"c1": 1}
-    clock.now += 5
-    rm.recover()
+    clock.now += 100
+    rm.advance()
     assert rm.describe_resource_group("rg2").num_incoming_node == {}
 
 
@@ -523,7 +536,7 @@ def test_transfer_node_rewrites_requests_and_limits() -> None:
     rm = make_rm(nodes=2)
     rm.create_resource_group("rg1", RGConfig(0, 0))
     rm.transfer_node(DEFAULT_RG, "rg1", 1)
-    assert rm.groups["rg1"].config == RGConfig(1, 1, transfer_from=(DEFAULT_RG,))
+    assert rm.groups["rg1"].config == RGConfig(1, 1)  # TransferNode touches no transfer list
     assert rm.groups[DEFAULT_RG].config == RGConfig(0, 1_000_000)
     rm.recover_until_stable()
     assert sizes(rm) == {DEFAULT_RG: 1, "rg1": 1}
@@ -572,3 +585,222 @@ def test_convergence_respects_requests_limits_and_conserves_nodes(
     for rg in groups:
         if rm.missing(rg):
             assert all(len(other.nodes) <= other.config.req for other in groups if other is not rg)
+
+
+# ---------------------------------------------------------------- recovery timing (resource_observer.go)
+def timed_rm(nodes: int, **kwargs: Any) -> tuple[ResourceManager, FakeClock]:
+    clock = FakeClock()
+    rm = make_rm(nodes=nodes, clock=clock, check_interval=10.0, **kwargs)
+    rm.update_resource_groups({DEFAULT_RG: RGConfig(0, 0)})
+    rm.create_resource_group("rg1", RGConfig(1, 1))
+    rm.create_resource_group("spare", RGConfig(0, 10))
+    rm.recover_until_stable()
+    return rm, clock
+
+
+def test_config_changes_ask_for_an_observer_pass_and_nodes_move_only_then() -> None:
+    rm, _ = timed_rm(nodes=2)
+    rm.create_resource_group("rg2", RGConfig(1, 1))
+    assert rm.rg_changed and not rm.groups["rg2"].nodes, "create only notifies"
+    rm.recover()
+    assert not rm.rg_changed and len(rm.groups["rg2"].nodes) == 1
+    rm.update_resource_groups({"rg2": RGConfig(0, 0)})
+    assert rm.rg_changed
+    rm.recover()
+    rm.drop_resource_group("rg2")
+    assert rm.rg_changed
+
+
+def test_new_node_is_assigned_at_once_without_an_observer_pass() -> None:
+    rm, _ = timed_rm(nodes=1)
+    rm.update_resource_groups({"rg1": RGConfig(2, 2)})
+    rm.recover()
+    node = rm.add_node("qn-new", "10.0.1.1:21123")
+    assert rm.group_of(node) == "rg1" and not rm.rg_changed
+
+
+@pytest.mark.parametrize("departure", ["stop", "crash_then_expiry", "suspend"])
+def test_departures_do_not_trigger_recovery_the_group_refills_at_the_next_tick(departure: str) -> None:
+    rm, clock = timed_rm(nodes=3, session_ttl=4.0)
+    (member,) = rm.groups["rg1"].nodes
+    tick = rm.next_check_at
+    if departure == "stop":
+        rm.stop_node(member)
+    elif departure == "suspend":
+        rm.suspend_node(member)
+    else:
+        rm.crash_node(member)
+        clock.now += 4
+        rm.advance()
+        assert rm.node_gone(member)
+    assert not rm.groups["rg1"].nodes and not rm.rg_changed
+    clock.now = tick - 0.001
+    rm.advance()
+    assert not rm.groups["rg1"].nodes, "nothing refills before the tick"
+    clock.now = tick
+    rm.advance()
+    assert len(rm.groups["rg1"].nodes) == 1 and member not in rm.groups["rg1"].nodes
+    assert rm.next_check_at == tick + 10.0
+
+
+def test_observer_pass_restarts_the_tick_wait() -> None:
+    rm, clock = timed_rm(nodes=1)
+    clock.now += 3
+    rm.recover()
+    assert rm.next_check_at == clock.now + 10.0
+
+
+# ---------------------------------------------------------------- sessions, suspend, restart
+def test_session_ttl_defaults_to_60_seconds() -> None:
+    assert ResourceManager().session_ttl == 60.0
+
+
+def test_suspend_up_to_2_4_9_keeps_the_node_in_its_group_with_state_suspend() -> None:
+    rm, _ = timed_rm(nodes=2, version="v2.4.9")
+    (member,) = rm.groups["rg1"].nodes
+    rm.suspend_node(member)
+    assert rm.group_of(member) == "rg1" and rm.wire_state(rm.nodes[member]) == "Suspend"
+    with pytest.raises(MilvusError) as error:
+        rm.suspend_node(member)
+    assert error.value.code == Code.NODE_STATE_UNEXPECTED
+    rm.resume_node(member)
+    assert rm.wire_state(rm.nodes[member]) == "Normal" and rm.group_of(member) == "rg1"
+
+
+def test_suspend_from_2_4_10_takes_the_node_out_and_state_stays_normal() -> None:
+    rm, _ = timed_rm(nodes=2, version="v2.4.10")
+    (member,) = rm.groups["rg1"].nodes
+    rm.suspend_node(member)
+    assert rm.group_of(member) is None and rm.wire_state(rm.nodes[member]) == "Normal"
+    rm.suspend_node(member)  # again: HandleNodeDown of a node in no group is fine
+
+
+def test_suspend_of_crashed_or_stopping_node_succeeds_and_unknown_node_is_901() -> None:
+    rm, _ = timed_rm(nodes=3)
+    crashed, stopping = sorted(rm.nodes)[:2]
+    rm.crash_node(crashed)
+    rm.stop_node(stopping)  # holds no data: exits at once
+    rm.suspend_node(crashed)
+    assert rm.group_of(crashed) is None and not rm.node_gone(crashed)
+    with pytest.raises(MilvusError) as error:
+        rm.suspend_node(stopping)
+    assert_error(error, Code.NODE_NOT_FOUND, "failed to suspend query node: node not found[node=")
+
+
+def test_resume_runs_node_up_so_the_node_may_land_elsewhere() -> None:
+    rm, _ = timed_rm(nodes=2)
+    (member,) = rm.groups["rg1"].nodes
+    rm.suspend_node(member)
+    rm.recover()  # rg1 takes the spare node
+    rm.resume_node(member)
+    assert rm.group_of(member) == "spare"
+
+
+@pytest.mark.parametrize("version", ["v2.4.9", "v2.5.16"])
+def test_restart_querycoord_forgets_suspension_and_puts_nodes_back(version: str) -> None:
+    rm, _ = timed_rm(nodes=2, version=version)
+    (member,) = rm.groups["rg1"].nodes
+    rm.suspend_node(member)
+    rm.balance_suspended = True
+    rm.restart_querycoord()
+    assert rm.nodes[member].state is NodeState.HEALTHY and rm.group_of(member) is not None
+    assert rm.wire_state(rm.nodes[member]) == "Normal" and not rm.balance_suspended
+
+
+# ---------------------------------------------------------------- describe and node filters
+def test_describe_leaves_out_nodes_the_filter_rejects_and_counts_only_matching_live_nodes() -> None:
+    clock = FakeClock()
+    rm = make_rm(clock=clock, session_ttl=5.0)
+    east = rm.add_node("east", "e:1", {"MILVUS_SERVER_LABEL_ZONE": "east"})
+    west = rm.add_node("west", "w:1", {"MILVUS_SERVER_LABEL_ZONE": "west"})
+    rm.update_resource_groups({DEFAULT_RG: RGConfig(0, 0)})
+    rm.create_resource_group("rg1", RGConfig(0, 2))
+    rm.recover_until_stable()
+    rm.update_resource_groups({"rg1": RGConfig(0, 2, node_labels=(("ZONE", "east"),))})
+    info = rm.describe_resource_group("rg1")  # west is still a member until the next pass
+    assert rm.groups["rg1"].nodes == {east, west}
+    assert [n.node_id for n in info.nodes] == [east] and info.num_available_node == 1
+    rm.crash_node(east)
+    assert rm.describe_resource_group("rg1").num_available_node == 1, "a crashed node has a session until TTL"
+    clock.now += 5
+    assert rm.describe_resource_group("rg1").num_available_node == 0
+
+
+def test_replica_nodes_are_the_groups_matching_nodes() -> None:
+    rm = make_rm()
+    east = rm.add_node("east", "e:1", {"MILVUS_SERVER_LABEL_ZONE": "east"})
+    west = rm.add_node("west", "w:1", {"MILVUS_SERVER_LABEL_ZONE": "west"})
+    rm.create_collection("c1")
+    rm.load_collection("c1", 1)
+    (replica,) = rm.replicas_of("c1")
+    assert replica.rw_nodes == {east, west}
+    rm.update_resource_groups({DEFAULT_RG: RGConfig(0, 0)})
+    rm.create_resource_group("rg1", RGConfig(0, 2, node_labels=(("ZONE", "east"),)))
+    rm.recover_until_stable()
+    rm.transfer_replica(DEFAULT_RG, "rg1", "c1", 1)
+    assert replica.rw_nodes == {east}
+
+
+# ---------------------------------------------------------------- error codes
+def test_update_checks_no_name_and_drop_of_a_bad_name_succeeds() -> None:
+    rm = make_rm()
+    with pytest.raises(MilvusError) as error:
+        rm.update_resource_groups({"bad-name": RGConfig(1, 1)})
+    assert_error(error, Code.RG_NOT_FOUND, "resource group not found[rg=bad-name]")
+    rm.drop_resource_group("bad-name")
+
+
+def test_transfer_node_errors() -> None:
+    rm = make_rm(nodes=1)
+    rm.create_resource_group("rg1")
+    for args, code in [((DEFAULT_RG, DEFAULT_RG, 1), Code.PARAMETER_INVALID), ((DEFAULT_RG, "rg1", 0),
+                       Code.PARAMETER_INVALID), (("ghost", "rg1", 1), Code.RG_NOT_FOUND),
+                       ((DEFAULT_RG, "rg1", 2), Code.RG_NODE_NOT_ENOUGH)]:
+        with pytest.raises(MilvusError) as error:
+            rm.transfer_node(*args)
+        assert error.value.code == code, args
+
+
+def test_milvus_2_3_drops_configs_and_answers_65535_for_an_existing_group() -> None:
+    rm = make_rm(nodes=1, version="v2.3.5")
+    rm.create_resource_group("rg1", RGConfig(1, 1))
+    assert rm.groups["rg1"].config == RGConfig(0, 0)
+    with pytest.raises(MilvusError) as error:
+        rm.create_resource_group("rg1")
+    assert error.value.code == Code.UNEXPECTED
+
+
+# ---------------------------------------------------------------- data: crash, reload, accounting
+def test_crashed_nodes_data_is_unserved_until_expiry_plus_load_time() -> None:
+    clock = FakeClock()
+    rm = loaded_rm(nodes=2, clock=clock, session_ttl=60.0, load_time=5.0, check_interval=0.0)
+    rm.create_collection("c1", segments=4, channels=2)
+    rm.load_collection("c1", 1, ["rg1"])
+    victim = max(rm.groups["rg1"].nodes, key=lambda n: len(rm.distribution(n)[1]))
+    lost_segments = len(rm.distribution(victim)[1])
+    lost_channels = len(rm.distribution(victim)[0])
+    rm.crash_node(victim)
+    assert len(rm.unserved_segments()) == lost_segments
+    clock.now += 60
+    assert rm.node_gone(victim)
+    assert {s.segment_id for s in rm.query_segment_info("c1")} != set(rm.collections["c1"].segment_ids)
+    clock.now += 5
+    assert rm.unserved_segments() == []
+    assert rm.unserved_segment_seconds() == pytest.approx(lost_segments * 65)
+    assert rm.unserved_channel_seconds() == pytest.approx(lost_channels * 65)
+    assert {s.segment_id for s in rm.query_segment_info("c1")} == set(rm.collections["c1"].segment_ids)
+
+
+def test_balance_suspension_holds_the_data_on_a_suspended_node() -> None:
+    clock = FakeClock()
+    rm = loaded_rm(nodes=2, clock=clock, balance_delay=1.0, check_interval=0.0)
+    rm.load_collection("c1", 1, ["rg1"])
+    node = next(n for n in rm.groups["rg1"].nodes if any(rm.distribution(n)))
+    rm.set_balance_suspended(True)
+    rm.suspend_node(node)
+    clock.now += 100
+    assert any(rm.distribution(node))
+    rm.set_balance_suspended(False)
+    clock.now += 100
+    assert rm.distribution(node) == ([], [])
+    assert not rm.node_gone(node), "a suspended node keeps running"

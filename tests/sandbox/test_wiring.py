@@ -81,8 +81,24 @@ async def test_pod_with_data_is_purged_only_after_its_node_drained(sandbox_facto
         assert not sandbox.milvus.rm.node_gone(leaving_id)
         await wait_for(lambda: _pod_gone(sandbox, f"{STS}-1"), timeout=5, message="pod purged")
         assert sandbox.milvus.rm.node_gone(leaving_id)
+        assert sandbox.milvus.unserved_segment_seconds() == 0, "a graceful stop hands the data over first"
     finally:
         await client.close()
+
+
+async def test_lost_pod_leaves_its_segments_unserved_until_reloaded(sandbox: Sandbox) -> None:
+    await sandbox.create_query_node_statefulset(STS, replicas=2)
+    await wait_for(lambda: len(sandbox.milvus.rm.nodes) == 2, message="two nodes")
+    sandbox.milvus.load_collection("books", replica_number=1, segments=4)
+    pod = await sandbox.kube.store.get(PODS, NS, f"{STS}-0")
+    assert pod is not None
+    lost_id = sandbox.wiring.node_id(pod["metadata"]["uid"])
+    assert lost_id is not None and _holds_data(sandbox, lost_id)
+    sandbox.workloads.delete_pod_now(NS, f"{STS}-0")
+    await wait_for(lambda: sandbox.milvus.unserved_segments(), message="segments of the lost node unserved")
+    await wait_for(lambda: sandbox.milvus.rm.node_gone(lost_id), timeout=5, message="session expired")
+    await wait_for(lambda: not sandbox.milvus.unserved_segments(), timeout=5, message="segments reloaded")
+    assert sandbox.milvus.unserved_segment_seconds() > 0
 
 
 async def test_crash_keeps_the_old_node_until_its_ttl_and_registers_a_new_one(
@@ -149,7 +165,7 @@ async def _lacks_host(client: AsyncMilvusClient, hostname: str) -> bool:
 
 def _holds_data(sandbox: Sandbox, node_id: int) -> bool:
     replicas = sandbox.milvus.rm.replicas.values()
-    return any(node_id in {*r.segments.values(), *r.channels.values()} for r in replicas)
+    return any(holding.node == node_id for r in replicas for holding in r.holdings())
 
 
 async def _pod_gone(sandbox: Sandbox, name: str) -> bool:

@@ -293,3 +293,29 @@ def test_pod_ips_are_distinct_loopback_addresses_beyond_250_pods() -> None:
     rest = [pool.allocate() for _ in range(usable - 600)]
     assert not set(rest) & set(addresses), "fresh addresses first"
     assert pool.allocate() == "127.0.0.7", "then only the released one, never one still in use"
+
+
+async def test_the_store_hands_out_copies_and_keeps_none_of_a_callers_objects(store: CountingStore) -> None:
+    """The emulator's cache and the store's cheaper writes (one copy in, one out) never share an object a
+    caller could change."""
+    body = statefulset()
+    created = await store.create(STATEFULSETS, body)
+    body["spec"]["template"]["metadata"]["labels"]["app"] = "changed-after-create"
+    created["spec"]["replicas"] = 99
+    status = {"replicas": 1, "conditions": [{"type": "Ready"}]}
+    patched = await store.patch(STATEFULSETS, NS, "qn", {"status": status}, subresource="status")
+    status["conditions"][0]["type"] = "changed-after-patch"
+    patched["status"]["replicas"] = 42
+    labels = {"tier": "a"}
+    relabelled = await store.patch(STATEFULSETS, NS, "qn", {"metadata": {"labels": labels}})
+    labels["tier"] = "changed-after-patch"
+    relabelled["metadata"]["labels"]["tier"] = "changed-in-answer"
+    stored = await store.get(STATEFULSETS, NS, "qn")
+    assert stored is not None
+    stored["spec"]["selector"]["matchLabels"]["app"] = "changed-in-get"
+    again = await store.get(STATEFULSETS, NS, "qn")
+    assert again is not None
+    assert again["spec"]["template"]["metadata"]["labels"]["app"] == "qn"
+    assert again["spec"]["replicas"] == 1 and again["spec"]["selector"]["matchLabels"]["app"] == "qn"
+    assert again["status"] == {"replicas": 1, "conditions": [{"type": "Ready"}]}
+    assert again["metadata"]["labels"] == {"tier": "a"}

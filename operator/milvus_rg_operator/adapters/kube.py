@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import importlib.metadata
 import json
 import os
 import uuid
@@ -25,6 +26,7 @@ from milvus_rg_operator.api.models import GROUP, VERSION
 POOL_PLURAL = "querynodepools"
 GROUP_PLURAL = "resourcegroups"
 OPERATOR_NAME = "milvus-rg-operator"
+USER_AGENT = f"{OPERATOR_NAME}/{importlib.metadata.version(OPERATOR_NAME)}"
 
 T = TypeVar("T")
 
@@ -192,16 +194,18 @@ class KubernetesClientGateway:
                         lambda: self._core.create_namespaced_event(meta["namespace"], body))
 
 
-def new_api_client() -> ApiClient:
+def new_api_client(user_agent: str = USER_AGENT) -> ApiClient:
     """KUBECONFIG (read now, not at import as the client's default does) or ~/.kube/config when present,
-    else the in-cluster service account."""
+    else the in-cluster service account. The user agent names the operator in the API server's audit log."""
     configuration = kubernetes.client.Configuration()
     kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     if os.path.exists(kubeconfig.split(os.pathsep)[0]):
         kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
-    return ApiClient(configuration)
+    client = ApiClient(configuration)
+    client.user_agent = user_agent
+    return client
 
 
 def _api_message(exc: ApiException) -> str:

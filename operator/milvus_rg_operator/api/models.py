@@ -240,7 +240,7 @@ class NodeCount(StatusModel):
 
 
 class PoolMember(StatusModel):
-    """One query-node pod and where Milvus placed it."""
+    """One query-node pod that needs attention (not Serving or Pending) and where Milvus placed it."""
 
     pod: str = Field(description="Pod name.")
     ordinal: int = Field(description="StatefulSet ordinal of the pod.")
@@ -249,6 +249,16 @@ class PoolMember(StatusModel):
     state: Literal["Serving", "Pending", "Draining", "Joining", "Unregistered", "Terminating"] = Field(
         description="Serving (in a declared group), Pending (in the pending group), Draining, Joining "
                     "(registered, not yet placed), Unregistered (no Milvus node) or Terminating.")
+
+
+class MemberCount(StatusModel):
+    """How many query-node pods are in one state in one Milvus group."""
+
+    group: str | None = Field(default=None, description="Milvus resource group (exact name); absent for pods "
+                                                        "in no group.")
+    state: Literal["Serving", "Pending", "Draining", "Joining", "Unregistered", "Terminating"] = Field(
+        description="Member state, as in attention[].state.")
+    count: int = Field(description="Number of pods.")
 
 
 class DrainingNode(StatusModel):
@@ -292,7 +302,14 @@ class QueryNodePoolStatus(StatusModel):
     current_replicas: int | None = Field(default=None, description="The StatefulSet's current replicas.")
     ready_replicas: int | None = Field(default=None, description="The StatefulSet's ready replicas.")
     milvus_version: str | None = Field(default=None, description="Version reported by Milvus.")
-    members: list[PoolMember] | None = Field(default=None, description="Query-node pods and their placement.")
+    member_counts: list[MemberCount] | None = Field(
+        default=None, description="Query-node pods per Milvus group and state (per-pod detail is on the pods' "
+                                  "milvusrg.io/* labels).")
+    attention: list[PoolMember] | None = Field(
+        default=None, description="The pods that need attention (Draining, Joining, Unregistered, Terminating), "
+                                  "lowest ordinals first, at most 20.")
+    attention_omitted: int | None = Field(default=None,
+                                          description="How many more pods need attention than attention lists.")
     scale_down: ScaleDownStatus | None = Field(default=None, description="Scale-in progress.")
     groups: list[GroupSummary] | None = Field(default=None, description="Milvus groups of this pool.")
 
@@ -404,7 +421,11 @@ class ResourceGroupStatus(StatusModel):
     nodes: int | None = Field(default=None, description="Nodes Milvus currently places in the group.")
     selector: str | None = Field(default=None,
                                  description=f"Label selector of the group's pods ({LABEL_RESOURCE_GROUP}=...).")
-    members: list[ResourceGroupMember] | None = Field(default=None, description="Nodes of the group.")
+    members: list[ResourceGroupMember] | None = Field(
+        default=None, description="Nodes of the group, lowest pod ordinals first, at most 20 (the group's pods: "
+                                  "selector).")
+    members_omitted: int | None = Field(default=None, description="How many more nodes the group has than "
+                                                                  "members lists.")
     milvus_config: AppliedMilvusConfig | None = Field(default=None, description="What is applied in Milvus.")
 
 

@@ -6,7 +6,9 @@ when a condition's status did not change, so a steady state renders an identical
 
 from __future__ import annotations
 
+import collections
 import datetime
+import heapq
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ from milvus_rg_operator.core.types import (
 )
 
 READY, PROGRESSING, DEGRADED, PAUSED = "Ready", "Progressing", "Degraded", "Paused"
-DEGRADING_BLOCKS = frozenset({"ManagementAPIUnavailable", "ReplicasNeedNodes", "DrainStalled"})
+DEGRADING_BLOCKS = frozenset({"ManagementAPIUnavailable", "ReplicasNeedNodes", "DrainStalled", "DrainUnsupported"})
 MEMBER_STATES = {"serving": "Serving", "pending": "Pending", "draining": "Draining", "joining": "Joining",
                  "terminating": "Terminating"}
 
@@ -105,12 +107,17 @@ def group_problem_conditions(own: Sequence[Problem], all_problems: Sequence[Prob
                      progressing=(False, "PoolInvalid", text), degraded=(False, "PoolInvalid", text))
 
 
-def milvus_failed_conditions(message: str, code: int | None, generation: int) -> list[Condition]:
-    reason = "MilvusUnavailable" if code is None else "MilvusError"
-    text = message if code is None else f"{message} (code {code})"
+def milvus_failed_conditions(text: str, reason: str, generation: int) -> list[Condition]:
+    """The pool cannot work with its Milvus: MilvusUnavailable, MilvusError, UnsupportedMilvusVersion."""
     return _standard(generation, ready=(False, reason, text),
                      progressing=(False, reason, "retrying with backoff; no scale-in while Milvus cannot "
                                                  "confirm where nodes are"),
+                     degraded=(True, reason, text))
+
+
+def blocked_group_conditions(reason: str, text: str, generation: int) -> list[Condition]:
+    """A group whose pool cannot work with Milvus shows the pool's problem."""
+    return _standard(generation, ready=(False, reason, text), progressing=(False, reason, text),
                      degraded=(True, reason, text))
 
 
@@ -123,20 +130,46 @@ def groups_satisfied(groups: Sequence[DeclaredGroup], milvus: MilvusState) -> bo
     return all(group_satisfied(g, milvus) for g in groups if not g.deleting)
 
 
+MEMBERS_SHOWN = 20  # pods listed in a status (those needing attention); the rest are only counted
+QUIET_STATES = frozenset({"Serving", "Pending"})  # member states that need no attention
+
+
+def member_state(pod: PodState, node_id: int | None, state: str) -> str:
+    """The status word for a pod's placement (`labels.pod_placement`'s state)."""
+    if node_id is not None or pod.terminating:
+        return MEMBER_STATES[state]
+    return "Unregistered" if pod.ready else "Joining"
+
+
 def pool_members(pods: Sequence[PodState], milvus: MilvusState, pending_group: str,
-                 draining: Collection[str]) -> list[dict[str, Any]]:
-    members = []
-    for pod in sorted(pods, key=lambda p: p.ordinal):
+                 draining: Collection[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(counts per group and state, the first MEMBERS_SHOWN pods needing attention by ordinal, how many
+    more need attention): the pool's status stays bounded however many pods there are."""
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    attention: list[tuple[int, dict[str, Any]]] = []
+    for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
-        member: dict[str, Any] = {"pod": pod.name, "ordinal": pod.ordinal,
-                                  "state": MEMBER_STATES[state] if node_id is not None or pod.terminating
-                                  else "Unregistered" if pod.ready else "Joining"}
+        word = member_state(pod, node_id, state)
+        counts[(group or "", word)] += 1
+        if word in QUIET_STATES:
+            continue
+        member: dict[str, Any] = {"pod": pod.name, "ordinal": pod.ordinal, "state": word}
         if node_id is not None:
             member["nodeId"] = node_id
         if group is not None:
             member["group"] = group
-        members.append(member)
-    return members
+        attention.append((pod.ordinal, member))
+    shown = [member for _, member in heapq.nsmallest(MEMBERS_SHOWN, attention, key=lambda item: item[0])]
+    count_rows = [{"group": group, "state": word, "count": n} if group else {"state": word, "count": n}
+                  for (group, word), n in sorted(counts.items())]
+    return count_rows, shown, len(attention) - len(shown)
+
+
+def listed(names: Sequence[str], limit: int = MEMBERS_SHOWN) -> str:
+    """`a, b, c` or, past `limit` names, `a, b, ... and N more`: messages stay bounded too."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_replicas: int,
@@ -161,21 +194,24 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
     elif stuck := stuck_pods(pool, pods, milvus, now):
         degraded = (True, "PodsNotReady",
                     f"not Ready or not registered in Milvus after {pool.pod_ready_timeout_seconds:.0f}s "
-                    f"(not counted as capacity): {', '.join(stuck)}")
+                    f"(not counted as capacity): {listed(stuck)}")
     conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded)
+    counts, attention, omitted = pool_members(pods, milvus, pool.pending_group, draining)
+    shown_groups = {resolve_group_name(d) for d in groups} | {pool.pending_group}
     return {
         "observedGeneration": generation,
         "conditions": merge_conditions(previous.get("conditions", []), conditions, iso(now)),
         "desiredReplicas": desired_replicas,
         "currentReplicas": sts.replicas,
         "readyReplicas": sts.ready_replicas,
-        "members": pool_members(pods, milvus, pool.pending_group, draining),
+        "memberCounts": counts,
+        "attention": attention,
+        "attentionOmitted": omitted,
         "scaleDown": {"victims": list(scale.victims), "draining": scale_down,
                       "suspendedNodes": sorted({d.node_id for d in scale.drains})},
         "groups": [
             {"name": name, "requests": g.config.requests, "limits": g.config.limits, "nodes": len(g.node_ids)}
-            for name, g in sorted(milvus.groups.items())
-            if name in {resolve_group_name(d) for d in groups} | {pool.pending_group}
+            for name, g in sorted(milvus.groups.items()) if name in shown_groups
         ],
     }
 
@@ -203,7 +239,7 @@ def _progress(desired: int, sts: StatefulSetState, scale: ScalePlan, plan: Milvu
              for g in groups if not g.deleting and resolve_group_name(g) in milvus.groups
              and not group_satisfied(g, milvus)]
     if short:
-        return "WaitingForMilvus", "waiting for Milvus to place nodes: " + ", ".join(short)
+        return "WaitingForMilvus", "waiting for Milvus to place nodes: " + listed(short)
     if plan.waiting:
         return "DeletingGroups", "; ".join(f"{g}: {why}" for g, why in sorted(plan.waiting.items()))
     return "WaitingForMilvus", "waiting for Milvus to converge"
@@ -215,17 +251,36 @@ def milvus_config_status(config: GroupConfig) -> dict[str, Any]:
             "nodeLabels": dict(config.node_labels)}
 
 
-def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodState], plan: MilvusPlan, *,
-                 generation: int, previous: Mapping[str, Any], now: float) -> dict[str, Any]:
+PodIndex = Mapping[str, PodState]  # pod name -> pod
+
+
+def pod_index(pods: Sequence[PodState] | PodIndex) -> PodIndex:
+    """Pods by name; build it once per pass and hand it to every `group_status`."""
+    return pods if isinstance(pods, Mapping) else {pod.name: pod for pod in pods}
+
+
+def group_members(name: str, milvus: MilvusState, pods: PodIndex) -> tuple[list[dict[str, Any]], int]:
+    """(the first MEMBERS_SHOWN pods of the group by ordinal, how many more): nodes of the group whose pod
+    is in `pods` and runs that node (its newest process). Costs the group's size, not the pool's."""
+    found = milvus.groups.get(name)
+    members: list[tuple[int, dict[str, Any]]] = []
+    for node_id in found.node_ids if found else ():
+        node = milvus.nodes.get(node_id)
+        pod = pods.get(node.hostname) if node is not None else None
+        newest = milvus.node_of_pod(pod.name) if pod is not None else None
+        if pod is not None and newest is not None and newest.node_id == node_id:
+            members.append((pod.ordinal, {"pod": pod.name, "nodeId": node_id}))
+    shown = [member for _, member in heapq.nsmallest(MEMBERS_SHOWN, members, key=lambda item: item[0])]
+    return shown, len(members) - len(shown)
+
+
+def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodState] | PodIndex, plan: MilvusPlan,
+                 *, generation: int, previous: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """`pods` may be the pass's `pod_index(pods)`: then a group's status costs its own size only."""
     name = resolve_group_name(group)
     found = milvus.groups.get(name)
-    node_ids = set(found.node_ids) if found else set()
-    members = []
-    for pod in sorted(pods, key=lambda p: p.ordinal):
-        node = milvus.node_of_pod(pod.name)
-        if node is not None and node.node_id in node_ids:
-            members.append({"pod": pod.name, "nodeId": node.node_id})
-    count = len(node_ids)
+    members, omitted = group_members(name, milvus, pod_index(pods))
+    count = len(found.node_ids) if found else 0
     degraded = (False, "AsExpected", "no problem")
     if group.deleting:
         why = plan.waiting.get(name, "dropping")
@@ -252,6 +307,7 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
         "nodes": count,
         "selector": f"{LABEL_RESOURCE_GROUP}={label_value(name)}",
         "members": members,
+        "membersOmitted": omitted,
     }
     if found is not None:
         status["milvusConfig"] = milvus_config_status(found.config)

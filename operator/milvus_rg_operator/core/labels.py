@@ -45,10 +45,13 @@ def plan_pod_labels(pods: Sequence[PodState], milvus: MilvusState, pending_group
                     draining: Collection[str] = ()) -> dict[str, PodPatch]:
     """Only pods whose labels or annotation differ appear: a converged pool yields {}."""
     patches: dict[str, PodPatch] = {}
+    values: dict[str, str] = {}  # group -> label value, computed once per group
     for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
+        if group and group not in values:
+            values[group] = label_value(group)
         wanted_labels = {
-            LABEL_RESOURCE_GROUP: label_value(group) if group else None,
+            LABEL_RESOURCE_GROUP: values[group] if group else None,
             LABEL_NODE_ID: str(node_id) if node_id is not None else None,
             LABEL_STATE: state,
         }

@@ -7,6 +7,11 @@ API `node/suspend`) to take its node out of its group, which then pulls a replac
 group; once the group is back at its requests and the node holds no segments or channels, the pod goes.
 Each drain is recorded (in the pool's status, by the caller) before the node is suspended, so a
 restarted operator finishes or undoes it; a node left suspended without a record is resumed.
+
+A drain follows the node id it recorded, never the pod's hostname: once suspended (Milvus >= 2.4.10,
+`HandleNodeDown`) the node is in no group and the management API's node list has no hostname for it.
+It is done only when that node id holds no sealed segments and no channels (`distribution/get`) and its
+group is back at its requests, or when the process is gone from Milvus altogether.
 """
 
 from __future__ import annotations
@@ -72,15 +77,19 @@ def pod_name(statefulset: str, ordinal: int) -> str:
 
 def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, sts: StatefulSetState,
                pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
-               *, milvus_plan_empty: bool, now: float) -> ScalePlan:
-    return _Planner(pool, groups, desired, sts, pods, milvus, drains, milvus_plan_empty, now).plan()
+               *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None) -> ScalePlan:
+    """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None."""
+    return _Planner(pool, groups, desired, sts, pods, milvus, drains, milvus_plan_empty, now,
+                    drain_unsupported).plan()
 
 
 class _Planner:
     def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
                  sts: StatefulSetState, pods: Sequence[PodState], milvus: MilvusState,
-                 drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float) -> None:
+                 drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float,
+                 drain_unsupported: str | None) -> None:
         self.pool, self.desired, self.sts, self.milvus, self.now = pool, desired, sts, milvus, now
+        self.drain_unsupported = drain_unsupported
         self.milvus_plan_empty = milvus_plan_empty
         self.pods = {p.name: p for p in pods}
         self.records = {d.pod: d for d in drains}
@@ -157,14 +166,18 @@ class _Planner:
             if not self.live(pod):
                 continue  # removed or leaving: the drain is over
             if pod in victims:
-                node = self.node(pod)
-                kept[pod] = record if node is None else replace(record, node_id=node.node_id)
+                kept[pod] = record
                 continue
-            node = self.node(pod)
-            if node is not None and self.milvus.group_of_node(node.node_id) is None:
-                self.resume.append(node.node_id)
+            if self.out_of_groups(record.node_id):
+                self.resume.append(record.node_id)
             self.events.append(("Normal", "DrainCancelled", f"{pod} is no longer leaving; node resumed"))
         return kept
+
+    def out_of_groups(self, node_id: int) -> bool:
+        """Milvus lists the node and it is in no group, not stopping: suspended (or not yet assigned)."""
+        node = self.milvus.nodes.get(node_id)
+        return (node is not None and node.state not in STOPPING_STATES
+                and self.milvus.group_of_node(node_id) is None)
 
     def resume_orphans(self, victims: set[str], kept: Mapping[str, DrainRecord]) -> None:
         """A node out of every group whose pod stays is resumed: only a recorded drain may hold one out.
@@ -181,53 +194,74 @@ class _Planner:
             self.resume.append(node.node_id)
 
     def progress(self, records: Mapping[str, DrainRecord], victims: Sequence[str]) -> dict[str, DrainRecord]:
-        """Advance every recorded drain from what Milvus shows now."""
+        """Advance every recorded drain from what Milvus shows now of the recorded node id."""
         updated: dict[str, DrainRecord] = {}
         for pod, record in records.items():
-            node = self.node(pod)
-            phase = record.phase
-            group = self.milvus.group_of_node(node.node_id) if node is not None else None
-            serving = group not in (None, self.pool.pending_group)
-            if serving and record.phase == SURGING and (
-                    self.group_size(record.group) <= self.group_requests(record.group)):
-                phase = SURGING  # Milvus has not added the replacement yet
-            elif node is not None and serving:
-                phase = SUSPENDING  # recorded but not (yet) out of its group: suspend (again)
-                self.suspend.append(node.node_id)
-            elif node is None or group == self.pool.pending_group:
-                phase = DRAINED
-            elif self.group_size(record.group) < self.group_requests(record.group):
-                phase = WAITING_FOR_REPLACEMENT
-            elif node.holds_data is not False:
-                phase = MOVING_DATA
-            else:
-                phase = DRAINED
+            phase = self.phase_of(pod, record)
+            if phase is None:
+                current = self.node(pod)
+                self.events.append(("Normal", "DrainRestarted",
+                                    f"{pod}: node {record.node_id} is gone from Milvus and the pod runs a new "
+                                    f"node {current.node_id if current else '?'}; draining it anew"))
+                continue
             timed_out = self.now - record.started_at > self.pool.drain_timeout_seconds
             if timed_out and phase != DRAINED:
                 phase = STALLED
             if phase != record.phase and phase in (DRAINED, STALLED):
-                reason = "Drained" if phase == DRAINED else "Stalled"
-                kind = "Normal" if phase == DRAINED else "Warning"
-                detail = (f"{pod} (node {record.node_id}) left {record.group} and holds no data"
-                          if phase == DRAINED else
-                          f"{pod} (node {record.node_id}) not drained after {self.pool.drain_timeout_seconds:.0f}s"
-                          f"; holding (spec.scaleDown.forceAfterTimeout is "
-                          f"{str(self.pool.force_after_timeout).lower()})")
-                self.events.append((kind, reason, detail))
+                self.events.append(self.drain_event(pod, record, phase))
             updated[pod] = replace(record, phase=phase)
         return updated
+
+    def phase_of(self, pod: str, record: DrainRecord) -> str | None:
+        """The drain's phase now; None when the pod restarted (its recorded process is gone)."""
+        node = self.milvus.nodes.get(record.node_id)
+        if node is None:
+            if not self.milvus.management_available:
+                # Only group members are visible: a suspended node cannot be told from a gone one. Hold.
+                return record.phase
+            current = self.node(pod)
+            if current is not None and current.node_id != record.node_id:
+                return None
+            return DRAINED  # the process is gone from Milvus: it serves and holds nothing
+        group = self.milvus.group_of_node(record.node_id)
+        if group is not None and group != self.pool.pending_group:
+            if record.phase == SURGING and self.group_size(record.group) <= self.group_requests(record.group):
+                return SURGING  # Milvus has not added the replacement yet
+            self.suspend.append(record.node_id)  # recorded but not (yet) out of its group: suspend (again)
+            return SUSPENDING
+        if group == self.pool.pending_group and not self.milvus.management_available:
+            return DRAINED  # the docs' practice: a node Milvus moved to the pending group may go
+        if self.group_size(record.group) < self.group_requests(record.group):
+            return WAITING_FOR_REPLACEMENT
+        if node.holds_data is not False:
+            return MOVING_DATA
+        return DRAINED
+
+    def drain_event(self, pod: str, record: DrainRecord, phase: str) -> Event:
+        node = self.milvus.nodes.get(record.node_id)
+        if phase == DRAINED:
+            held = (f"{node.segments} segments, {node.channels} channels" if node is not None
+                    and node.segments is not None else "process gone from Milvus")
+            return ("Normal", "Drained", f"{pod} (node {record.node_id}) left {record.group} and holds no data "
+                                         f"({held})")
+        return ("Warning", "Stalled",
+                f"{pod} (node {record.node_id}) not drained after {self.pool.drain_timeout_seconds:.0f}s; holding "
+                f"(spec.scaleDown.forceAfterTimeout is {str(self.pool.force_after_timeout).lower()})")
 
     def removable(self, pod: str, record: DrainRecord | None) -> bool:
         if not self.live(pod):
             return True
-        node = self.node(pod)
-        if node is None:
-            return True  # never registered: serves nothing
-        group = self.milvus.group_of_node(node.node_id)
-        if group == self.pool.pending_group:
-            return True
         if record is not None:
             return record.phase == DRAINED or (record.phase == STALLED and self.pool.force_after_timeout)
+        node = self.node(pod)
+        if node is None:
+            # Never registered: serves nothing. Without the management API a suspended node is invisible,
+            # so a Ready pod that Milvus does not show in a group may still hold data: keep it.
+            return self.milvus.management_available or not self.pods[pod].ready
+        group = self.milvus.group_of_node(node.node_id)
+        if group == self.pool.pending_group:
+            # Milvus moves segments off a node that left its replicas' group at its own pace.
+            return not self.milvus.management_available or node.holds_data is False
         return group is None and node.holds_data is False
 
     def start_drains(self, blocking: Sequence[str], records: dict[str, DrainRecord]) -> tuple[str, str] | None:
@@ -251,11 +285,15 @@ class _Planner:
                                                 f"{self.pool.max_unavailable})"))
                 break
             node = self.node(pod)
-            assert node is not None  # not removable implies registered
+            if node is None:  # not removable: Ready, invisible without the management API
+                reasons.append(("ManagementAPIUnavailable",
+                                f"management API unavailable: {pod} is Ready but in no Milvus group, so it may "
+                                "be a suspended node that still holds data; keeping it"))
+                break
             group = self.milvus.group_of_node(node.node_id)
-            if group is None:
-                reasons.append(("Draining", f"{pod} (node {node.node_id}) is out of its group; waiting for its "
-                                            "data to move"))
+            if group is None or group == self.pool.pending_group:
+                where = "is out of its group" if group is None else f"is in {group}"
+                reasons.append(("Draining", f"{pod} (node {node.node_id}) {where}; waiting for its data to move"))
                 break
             why = self.cannot_drain(pod, node, group, claimed.get(group, 0))
             if why:
@@ -278,6 +316,9 @@ class _Planner:
         return reasons[0][0], "; ".join(message for _, message in reasons)
 
     def cannot_drain(self, pod: str, node: MilvusNode, group: str, claimed: int) -> tuple[str, str] | None:
+        if self.drain_unsupported:
+            return ("DrainUnsupported", f"cannot drain {pod} (node {node.node_id} serving {group}): "
+                                        f"{self.drain_unsupported}")
         if not self.milvus.management_available:
             return ("ManagementAPIUnavailable",
                     f"management API unavailable: cannot drain {pod} (node {node.node_id} serving {group}); "

@@ -3,8 +3,9 @@ objects and Milvus replies; the core never sees a client, a dict from the wire o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 DEFAULT_GROUP = "__default_resource_group"
 DEFAULT_GROUP_LIMIT = 1_000_000  # the default group's limits in a new Milvus (its requests are 0)
@@ -69,12 +70,17 @@ class MilvusGroup:
     loaded_replicas: Mapping[str, int] = field(default_factory=dict)  # collection -> replicas loaded in this group
     incoming: Mapping[str, int] = field(default_factory=dict)
     outgoing: Mapping[str, int] = field(default_factory=dict)
+    # False when Milvus did not report the group's config (Milvus < 2.4 answers describe with an empty
+    # one): `config` is then a stand-in from the reported capacity, never a real limit of 0.
+    config_known: bool = True
 
 
 @dataclass(frozen=True)
 class MilvusNode:
     node_id: int
-    hostname: str  # == pod name: the only stable identity (node ids change on every process start)
+    # == pod name. Empty where Milvus does not say (node/list; a suspended node is in no group): see
+    # `with_pod_hostnames`. A drain follows its node id, which is stable for the life of the process.
+    hostname: str
     address: str
     state: str  # from the management node list ("Healthy", "Stopping", "Suspend", ...) or "Unknown"
     segments: int | None = None  # from distribution/get, fetched only for nodes that may leave
@@ -92,17 +98,28 @@ class MilvusState:
     groups: Mapping[str, MilvusGroup]
     nodes: Mapping[int, MilvusNode]  # group members plus the management API's node list
     management_available: bool
+    version: str = ""  # as GetVersion reports it, e.g. "v2.5.4"
+
+    # Indexes built once per state (a state is immutable): lookups inside the planner's loops stay O(1).
+    @cached_property
+    def _group_by_node(self) -> dict[int, str]:
+        return {node_id: group.name for group in self.groups.values() for node_id in group.node_ids}
+
+    @cached_property
+    def _newest_node_by_hostname(self) -> dict[str, MilvusNode]:
+        newest: dict[str, MilvusNode] = {}
+        for node in self.nodes.values():
+            known = newest.get(node.hostname)
+            if node.hostname and (known is None or node.node_id > known.node_id):
+                newest[node.hostname] = node
+        return newest
 
     def group_of_node(self, node_id: int) -> str | None:
-        for group in self.groups.values():
-            if node_id in group.node_ids:
-                return group.name
-        return None
+        return self._group_by_node.get(node_id)
 
     def node_of_pod(self, pod_name: str) -> MilvusNode | None:
         """The newest node whose hostname is the pod (a restarted process registers a new, higher id)."""
-        matches = [n for n in self.nodes.values() if n.hostname == pod_name]
-        return max(matches, key=lambda n: n.node_id) if matches else None
+        return self._newest_node_by_hostname.get(pod_name)
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,27 @@ class PodState:
     annotations: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     milvus_labels: Mapping[str, str] = field(default_factory=dict)  # node labels Milvus reads from the env
+    ip: str = ""  # status.podIP: a query node registers its address as <pod IP>:<port>
+
+
+def address_host(address: str) -> str:
+    """The host part of a Milvus node address: "10.0.0.5:21123" -> "10.0.0.5", "[fd00::5]:21123" -> "fd00::5"."""
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+    return host.strip("[]")
+
+
+def with_pod_hostnames(milvus: MilvusState, pods: Sequence[PodState]) -> MilvusState:
+    """Give every node the management API lists without a hostname (a suspended node belongs to no group,
+    and `node/list` carries only ID, address and state) the name of the pod that has its IP."""
+    pod_by_ip = {pod.ip: pod.name for pod in pods if pod.ip}
+    missing = {node_id: node for node_id, node in milvus.nodes.items()
+               if not node.hostname and address_host(node.address) in pod_by_ip}
+    if not missing:
+        return milvus
+    nodes = dict(milvus.nodes)
+    for node_id, node in missing.items():
+        nodes[node_id] = replace(node, hostname=pod_by_ip[address_host(node.address)])
+    return replace(milvus, nodes=nodes)
 
 
 @dataclass(frozen=True)

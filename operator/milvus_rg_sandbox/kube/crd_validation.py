@@ -31,6 +31,10 @@ class FieldError:
     detail: str
 
     def message(self) -> str:
+        if self.reason == "FieldValueTooLong":
+            return f"{self.field}: Too long: {self.detail}"
+        if self.reason == "FieldValueTooMany":
+            return f"{self.field}: Too many: {self.value}: {self.detail}"
         if self.reason == "FieldValueRequired":
             return f"{self.field}: Required value" + (f": {self.detail}" if self.detail != "Required value" else "")
         if self.reason == "FieldValueForbidden":
@@ -39,7 +43,23 @@ class FieldError:
             return f"{self.field}: Unsupported value: {_format_value(self.value)}: {self.detail}"
         if self.reason == "FieldValueUnknown":
             return f'unknown field "{self.field}"'
+        if self.value is _NO_VALUE:
+            return f"{self.field}: Invalid value: {self.detail}"
         return f"{self.field}: Invalid value: {_format_value(self.value)}: {self.detail}"
+
+
+class _NoValue:
+    """A CEL rule's failure names no value (Kubernetes 1.37: `spec.x: Invalid value: <message>`)."""
+
+
+_NO_VALUE = _NoValue()
+# Errors after which the API server runs no CEL rule at all (it then adds RULES_SKIPPED); observed on
+# kube-apiserver 1.37: type, enum, maxLength, maxItems and required errors do so; bounds, pattern and
+# minItems errors do not.
+_BLOCKING_REASONS = frozenset({"FieldValueTypeInvalid", "FieldValueNotSupported", "FieldValueTooLong",
+                               "FieldValueTooMany", "FieldValueRequired"})
+RULES_SKIPPED = ("some validation rules were not checked because the object was invalid; "
+                 "correct the existing errors to complete validation")
 
 
 def _format_value(value: Any) -> str:
@@ -67,6 +87,7 @@ def validate_custom_resource(
     kept = {key: root.pop(key) for key in ROOT_FIELDS_KEPT if key in root}
     old_root = {key: value for key, value in (old or {}).items() if key not in ROOT_FIELDS_KEPT}
     processed = validator.visit(schema, root, "", old_root if old is not None else _MISSING)
+    validator.run_rules()
     result = {**kept, **(processed if isinstance(processed, dict) else {})}
     return result, validator.errors
 
@@ -108,6 +129,7 @@ class _Validator:
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self.errors: list[FieldError] = []
+        self.pending_rules: list[tuple[dict[str, Any], Any, str, Any]] = []
 
     def error(self, path: str, reason: str, value: Any, detail: str) -> None:
         self.errors.append(FieldError(path or "<root>", reason, value, detail))
@@ -118,13 +140,13 @@ class _Validator:
         errors_before = len(self.errors)
         if schema.get("x-kubernetes-int-or-string"):
             if not isinstance(value, (int, str)) or isinstance(value, bool):
-                self.error(path, "FieldValueTypeInvalid", value,
-                           f"{path} in body must be of type int-or-string: {_type_name(value)}")
+                self.error(path, "FieldValueTypeInvalid", _type_name(value),
+                           f"{path} in body must be of type integer,string: {json.dumps(_type_name(value))}")
             result = value
         else:
             expected = schema.get("type")
             if expected and not _TYPE_CHECKS[expected](value):
-                self.error(path, "FieldValueTypeInvalid", value,
+                self.error(path, "FieldValueTypeInvalid", _type_name(value),
                            f"{path} in body must be of type {expected}: {json.dumps(_type_name(value))}")
                 return value
             if isinstance(value, dict):
@@ -137,9 +159,18 @@ class _Validator:
         if "enum" in schema and result not in schema["enum"]:
             supported = ", ".join(json.dumps(option) for option in schema["enum"])
             self.error(path, "FieldValueNotSupported", result, f"supported values: {supported}")
-        if len(self.errors) == errors_before:  # rules assume a schema-valid value, as in Kubernetes
-            self.check_rules(schema, result, path, old)
+        if len(self.errors) == errors_before and schema.get("x-kubernetes-validations"):
+            self.pending_rules.append((schema, result, path, old))  # run after the schema checks
         return result
+
+    def run_rules(self) -> None:
+        """CEL rules assume a schema-valid value: after a blocking schema error none runs (as in Kubernetes,
+        which says so in one more cause)."""
+        if any(error.reason in _BLOCKING_REASONS for error in self.errors):
+            self.errors.append(FieldError("<nil>", "FieldValueInvalid", None, RULES_SKIPPED))
+            return
+        for schema, value, path, old in self.pending_rules:
+            self.check_rules(schema, value, path, old)
 
     def visit_object(self, schema: dict[str, Any], value: dict[str, Any], path: str, old: Any) -> dict[str, Any]:
         properties: dict[str, Any] = schema.get("properties") or {}
@@ -174,11 +205,10 @@ class _Validator:
             for index, item in enumerate(value)
         ]
         if "minItems" in schema and len(result) < schema["minItems"]:
-            self.error(path, "FieldValueInvalid", result,
+            self.error(path, "FieldValueInvalid", len(result),
                        f"{path} in body should have at least {schema['minItems']} items")
         if "maxItems" in schema and len(result) > schema["maxItems"]:
-            self.error(path, "FieldValueTooMany", result,
-                       f"{path} in body should have at most {schema['maxItems']} items")
+            self.error(path, "FieldValueTooMany", len(result), f"must have at most {schema['maxItems']} items")
         return result
 
     def check_scalar(self, schema: dict[str, Any], value: Any, path: str) -> None:
@@ -187,8 +217,7 @@ class _Validator:
                 self.error(path, "FieldValueInvalid", value,
                            f"{path} in body should be at least {schema['minLength']} chars long")
             if "maxLength" in schema and len(value) > schema["maxLength"]:
-                self.error(path, "FieldValueTooLong", value,
-                           f"{path} in body should be at most {schema['maxLength']} chars long")
+                self.error(path, "FieldValueTooLong", value, f"may not be more than {schema['maxLength']} bytes")
             if "pattern" in schema and not re.search(schema["pattern"], value):
                 self.error(path, "FieldValueInvalid", value,
                            f"{path} in body should match '{schema['pattern']}'")
@@ -222,7 +251,7 @@ class _Validator:
                 continue
             if not (isinstance(passed, celpy.celtypes.BoolType) and bool(passed)):
                 field_path = _join(path, rule["fieldPath"].lstrip(".")) if rule.get("fieldPath") else path
-                self.error(field_path, rule.get("reason", "FieldValueInvalid"), value,
+                self.error(field_path, rule.get("reason", "FieldValueInvalid"), _NO_VALUE,
                            self.rule_message(rule, activation))
 
     @staticmethod

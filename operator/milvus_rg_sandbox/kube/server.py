@@ -46,6 +46,13 @@ KNOWN_DIFFERENCES = (
     "/openapi/v2 answers 404 and /openapi/v3 only lists operations (no schemas): kubectl relies on "
     "server-side field validation and its compiled-in types for strategic merge patches.",
     "On create, `status` of a resource with a status subresource is dropped (pods start as Pending).",
+    # Measured against kube-apiserver 1.37 (tests/sandbox run on both; docs/sandbox.md):
+    "metadata.generation is set on every object, also on kinds without a spec (ConfigMaps, Secrets).",
+    "A new CRD is Established and served at once, and unserved at once when deleted (a real server: a "
+    "moment later).",
+    "Dependents are garbage-collected synchronously with their owner (a cluster: by a controller).",
+    "The final delete of a terminating pod (`purge`) sends only DELETED, not MODIFIED then DELETED.",
+    "Unknown fields under fieldValidation=Strict get 422 Invalid, not 400 BadRequest (strict decoding error).",
 )
 
 SERVER_VERSION = {
@@ -83,12 +90,14 @@ class Fault:
     status: int
     remaining: int
     hits: int = 0
+    user_agent: str | None = None  # only requests whose User-Agent starts with this (None: any client)
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, user_agent: str = "") -> bool:
         return (
             self.remaining > 0
             and (self.method is None or self.method.upper() == method)
             and self.path_pattern.search(path) is not None
+            and (self.user_agent is None or user_agent.startswith(self.user_agent))
         )
 
     def error(self) -> ApiError:
@@ -166,8 +175,9 @@ class KubeApiServer:
     def url(self) -> str:
         return f"http://{self._server.host}:{self._server.port}"
 
-    def inject_fault(self, method: str | None, path_pattern: str, status: int, times: int = 1) -> Fault:
-        fault = Fault(method, re.compile(path_pattern), status, times)
+    def inject_fault(self, method: str | None, path_pattern: str, status: int, times: int = 1,
+                     user_agent: str | None = None) -> Fault:
+        fault = Fault(method, re.compile(path_pattern), status, times, user_agent=user_agent)
         self._faults.append(fault)
         return fault
 
@@ -191,7 +201,8 @@ class KubeApiServer:
     async def handle(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         method = raw_request.method.upper()
         try:
-            fault = next((f for f in self._faults if f.matches(method, raw_request.path)), None)
+            agent = raw_request.headers.get("User-Agent", "")
+            fault = next((f for f in self._faults if f.matches(method, raw_request.path, agent)), None)
             if fault is not None:
                 fault.remaining -= 1
                 fault.hits += 1
@@ -239,6 +250,10 @@ class KubeApiServer:
             if method == "GET":
                 matches = _selector(query)
                 items = store.list_objects(resource, target.namespace, matches)
+                if resource.crd_name is None:
+                    # Items of built-in kinds come without kind/apiVersion (typed lists); custom resources'
+                    # (unstructured) keep them, as kube-apiserver answers.
+                    items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in items]
                 return _json_response({
                     "apiVersion": resource.api_version,
                     "kind": f"{resource.kind}List",
@@ -285,8 +300,9 @@ class KubeApiServer:
                 resource, target.namespace, target.name,
                 grace_period_seconds=None if grace is None else int(grace),
                 orphan_dependents=propagation == "Orphan", dry_run=dry_run)
-            still_there = not dry_run and _exists(store, resource, target)
-            return _json_response(deleted, 202 if still_there else 200)
+            # 200 with the object, also when finalizers or a grace period keep it (kube-apiserver answers 202
+            # only to an explicit orphanDependents=false, a deprecated option: apiserver handlers/delete.go).
+            return _json_response(deleted, 200)
         raise ApiError(405, f"{method} is not allowed on an object")
 
     def _serve_scale(

@@ -13,21 +13,32 @@ from typing import Any, TypeVar
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, rg_pb2, schema_pb2
 
-from .resource_manager import MilvusError, ResourceManager, RGConfig
+from .resource_manager import (
+    SEGMENT_BYTES,
+    SEGMENT_ROWS,
+    Code,
+    MilvusError,
+    MilvusVersion,
+    ResourceManager,
+    RGConfig,
+)
 
 Request = Any
 Response = TypeVar("Response")
 Handler = Callable[["MilvusServicer", Request, grpc.aio.ServicerContext], Awaitable[Any]]
 
-# The error_code a real server sets next to a merr `code` (pymilvus only needs one of them non-zero).
-UNEXPECTED_ERROR = common_pb2.UnexpectedError
+# merr utils.go `oldCode`: the deprecated error_code a real server sets next to the merr `code`.
+OLD_ERROR_CODES: dict[int, int] = {
+    Code.COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
+    Code.PARAMETER_INVALID: common_pb2.IllegalArgument,
+}
 
 
 @dataclass
 class ServerControls:
     """State the simulator shares with its servers: fault injection, auth and the write counter."""
 
-    version: str = "v2.5.4"
+    version: str = "v2.5.16"
     token: str | None = None
     unavailable: bool = False
     management_enabled: bool = True
@@ -38,7 +49,9 @@ class ServerControls:
 
 
 def error_status(error: MilvusError) -> common_pb2.Status:
-    return common_pb2.Status(error_code=UNEXPECTED_ERROR, code=error.code, reason=error.message)
+    """merr `Status(err)`: code, reason and the deprecated error_code."""
+    old_code = OLD_ERROR_CODES.get(error.code, common_pb2.UnexpectedError)
+    return common_pb2.Status(error_code=old_code, code=error.code, reason=error.message)
 
 
 def to_rg_config(proto: rg_pb2.ResourceGroupConfig) -> RGConfig:
@@ -105,6 +118,10 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
         self.rm = rm
         self.controls = controls
 
+    @property
+    def version(self) -> MilvusVersion:
+        return self.rm.milvus_version
+
     async def check_auth(self, context: grpc.aio.ServicerContext) -> None:
         """Milvus's proxy AuthenticationInterceptor (plain gRPC status, not a merr Status)."""
         token = self.controls.token
@@ -142,6 +159,12 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
 
     @rpc(common_pb2.Status, mutating=True)
     async def UpdateResourceGroups(self, request: Request, context: grpc.aio.ServicerContext) -> None:
+        if not self.version.declarative_resource_groups:
+            # measured on a real 2.3.5: grpc-go's answer for a method the server does not have
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "unknown method UpdateResourceGroups for service milvus.proto.milvus.MilvusService",
+            )
         self.rm.update_resource_groups(
             {name: to_rg_config(config) for name, config in request.resource_groups.items()}
         )
@@ -171,7 +194,10 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
     async def DescribeResourceGroup(
         self, request: Request, context: grpc.aio.ServicerContext
     ) -> dict[str, Any]:
+        """proxy `DescribeResourceGroupTask` over querycoord services.go `DescribeResourceGroup` (2.5). A real
+        2.3.5 answers an empty config and no nodes, whatever the group holds."""
         info = self.rm.describe_resource_group(request.resource_group)
+        declarative = self.version.declarative_resource_groups
         group = milvus_pb2.ResourceGroup(
             name=info.name,
             capacity=info.capacity,
@@ -179,18 +205,19 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
             num_loaded_replica=info.num_loaded_replica,
             num_outgoing_node=info.num_outgoing_node,
             num_incoming_node=info.num_incoming_node,
-            config=to_rg_proto(info.config),
+            config=to_rg_proto(info.config) if declarative else rg_pb2.ResourceGroupConfig(),
             nodes=[
                 common_pb2.NodeInfo(node_id=n.node_id, address=n.address, hostname=n.hostname)
                 for n in info.nodes
-            ],
+            ] if declarative else [],
         )
         return {"resource_group": group}
 
     # ------------------------------------------------------------------ collections
     @rpc(common_pb2.Status)
     async def CreateCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
-        self.rm.create_collection(request.collection_name)
+        """No schema or data is kept: `shards_num` channels, the simulator's default number of sealed segments."""
+        self.rm.create_collection(request.collection_name, channels=request.shards_num or None)
 
     @rpc(common_pb2.Status)
     async def DropCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
@@ -259,6 +286,8 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
 
     @rpc(milvus_pb2.GetReplicasResponse)
     async def GetReplicas(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """querycoord services.go `GetReplicas`: RW nodes, the group, outbound (RO nodes now in other groups)
+        and per channel its delegator (leader)."""
         name = request.collection_name or next(
             (c.name for c in self.rm.collections.values() if c.collection_id == request.collectionID), ""
         )
@@ -266,10 +295,19 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
         replicas = []
         for replica in self.rm.replicas_of(name):
             outbound: collections.Counter[str] = collections.Counter()
-            for node_id in replica.rw_nodes | set(replica.ro_nodes):
+            for node_id in replica.ro_nodes:
                 group = self.rm.group_of(node_id)
                 if group is not None and group != replica.resource_group:
                     outbound[group] += 1
+            shards = [
+                milvus_pb2.ShardReplica(
+                    leaderID=holding.node or 0,
+                    leader_addr=self.rm.nodes[holding.node].address if holding.node in self.rm.nodes else "",
+                    dm_channel_name=channel,
+                    node_ids=sorted(replica.rw_nodes),
+                )
+                for channel, holding in sorted(replica.channels.items())
+            ]
             replicas.append(
                 milvus_pb2.ReplicaInfo(
                     replicaID=replica.replica_id,
@@ -277,18 +315,31 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
                     node_ids=sorted(replica.rw_nodes),
                     resource_group_name=replica.resource_group,
                     num_outbound_node=dict(outbound),
-                    shard_replicas=[
-                        milvus_pb2.ShardReplica(
-                            leaderID=leader,
-                            leader_addr=self.rm.nodes[leader].address if leader in self.rm.nodes else "",
-                            dm_channel_name=channel,
-                            node_ids=sorted(replica.rw_nodes),
-                        )
-                        for channel, leader in sorted(replica.channels.items())
-                    ],
+                    shard_replicas=shards,
                 )
             )
         return {"replicas": replicas}
+
+    @rpc(milvus_pb2.GetQuerySegmentInfoResponse)
+    async def GetQuerySegmentInfo(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """proxy `GetQuerySegmentInfo` (pymilvus `list_loaded_segments` / `utility.get_query_segment_info`):
+        the loaded sealed segments in querycoord's distribution, nodeIds merged over replicas."""
+        infos = [
+            milvus_pb2.QuerySegmentInfo(
+                segmentID=info.segment_id,
+                collectionID=info.collection_id,
+                partitionID=info.partition_id,
+                mem_size=SEGMENT_BYTES,
+                num_rows=SEGMENT_ROWS,
+                nodeID=info.node_ids[0],
+                nodeIds=list(info.node_ids),
+                state=common_pb2.Sealed,
+                level=common_pb2.L1,
+                is_sorted=True,
+            )
+            for info in self.rm.query_segment_info(request.collectionName)
+        ]
+        return {"infos": infos}
 
 
 async def start_grpc_server(servicer: MilvusServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:

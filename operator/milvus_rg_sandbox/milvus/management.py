@@ -1,47 +1,44 @@
-"""The proxy's query-coordinator management HTTP routes (internal/proxy/management.go), port 9091.
+"""The proxy's query-coordinator management HTTP routes (internal/proxy/management.go, 2.5), port 9091.
 
-Parameters are read from the query string or a form body. Success: `{"msg": "OK"}` (plus data);
-bad parameters: HTTP 400, errors from the coordinator: HTTP 500, both as `{"msg": "..."}`.
-
-`GET /management/querycoord/node/list` answers
-`{"status": {}, "nodeInfos": [{"ID": 1, "address": "10.0.0.1:21123", "state": "Healthy"}]}`
-with state one of "Healthy", "Stopping", "Suspend" (a crashed node keeps "Healthy" until its
-session expires, as querycoord cannot tell earlier).
+As the Go handlers write them: parameters are form or query values; a malformed one is HTTP 400, a
+failed coordinator call HTTP 500, both `{"msg": "failed to <action>, <reason>"}`; success `{"msg": "OK"}`,
+except `node/list` and `distribution/get`, which write the response message itself (no "msg"). Bodies
+are written without a Content-Type, so Go sends `text/plain; charset=utf-8`. Milvus < 2.4 has no such
+routes: 404 `404 page not found` (measured on a real 2.3.5).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from .grpc_server import ServerControls
-from .resource_manager import MilvusError, NodeState, ResourceManager
+from .resource_manager import Code, MilvusError, NodeState, ResourceManager
 
 PREFIX = "/management/querycoord"
+GO_NOT_FOUND = "404 page not found\n"  # net/http `NotFound`
 RouteHandler = Callable[[dict[str, str]], Any]
 
 
 class BadRequest(Exception):
-    """A missing or malformed parameter (HTTP 400)."""
+    """A malformed parameter (HTTP 400)."""
 
 
-def _int_param(params: dict[str, str], name: str, required: bool = True) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise BadRequest(f"{name} is required")
-        return None
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise BadRequest(f"invalid {name}: {raw}") from error
+def _parse_int(params: dict[str, str], name: str) -> int:
+    """Go `strconv.ParseInt(req.FormValue(name), 10, 64)`, its error text included."""
+    raw = params.get(name, "")
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise BadRequest(f'strconv.ParseInt: parsing "{raw}": invalid syntax')
+    return int(raw)
 
 
-def _bool_param(params: dict[str, str], name: str, default: bool) -> bool:
-    raw = params.get(name)
-    return default if raw is None or raw == "" else raw.lower() in ("true", "1")
+def _optional_int(params: dict[str, str], name: str) -> int | None:
+    """An empty value means "all" (`ToAllNodes`, `TransferAll`)."""
+    return _parse_int(params, name) if params.get(name) else None
 
 
 class ManagementApi:
@@ -58,73 +55,83 @@ class ManagementApi:
             "node/suspend": ("suspend node", self.suspend_node, True),
             "node/resume": ("resume node", self.resume_node, True),
             "distribution/get": ("get query node distribution", self.get_distribution, False),
-            "distribution/check": ("check query node distribution", self.check_distribution, False),
+            "distribution/check": ("check whether query node has same distribution", self.check_distribution, False),
             "transfer/segment": ("transfer segment", self.transfer_segment, True),
             "transfer/channel": ("transfer channel", self.transfer_channel, True),
             "balance/suspend": ("suspend balance", self.suspend_balance, True),
             "balance/resume": ("resume balance", self.resume_balance, True),
-            "balance/status": ("get balance status", self.balance_status, False),
+            "balance/status": ("check balance status", self.balance_status, False),
         }
 
     def list_nodes(self, params: dict[str, str]) -> dict[str, Any]:
+        """querycoord services.go `ListQueryNode`: every node the node manager knows (a crashed node until its
+        session expires), `{"ID", "address", "state"}`, marshalled by encoding/json with the Status set to
+        nil and `omitempty` tags: no "status", and `{}` when there is no node."""
         infos = [
-            {
-                "ID": node.node_id,
-                "address": node.address,
-                "state": NodeState.HEALTHY.value if node.state is NodeState.OFFLINE else node.state.value,
-            }
+            {"ID": node.node_id, "address": node.address, "state": self.rm.wire_state(node)}
             for node in sorted(self.rm.nodes.values(), key=lambda n: n.node_id)
         ]
-        return {"status": {}, "nodeInfos": infos}
-
-    def _node_id(self, params: dict[str, str], name: str = "node_id") -> int:
-        node_id = _int_param(params, name)
-        assert node_id is not None
-        return node_id
+        return {"nodeInfos": infos} if infos else {}
 
     def suspend_node(self, params: dict[str, str]) -> dict[str, Any]:
-        self.rm.suspend_node(self._node_id(params))
+        self.rm.suspend_node(_parse_int(params, "node_id"))
         return {"msg": "OK"}
 
     def resume_node(self, params: dict[str, str]) -> dict[str, Any]:
-        self.rm.resume_node(self._node_id(params))
+        self.rm.resume_node(_parse_int(params, "node_id"))
         return {"msg": "OK"}
 
     def get_distribution(self, params: dict[str, str]) -> dict[str, Any]:
-        node_id = self._node_id(params)
-        if node_id not in self.rm.nodes:
-            raise MilvusError(901, f"node not found[node={node_id}]")
-        channels, segments = self.rm.distribution(node_id)
-        return {"msg": "OK", "channel_names": channels, "sealed_segmentIDs": segments}
+        """2.4.23+/2.5.5+ (PR #39927/#39926): `{"channel_names": [...], "sealed_segmentIDs": ["..."]}`, ids as
+        strings, keys always present; channel_names is null when empty, as an empty repeated field arrives
+        nil over querycoord's gRPC (inferred). Older: the response message itself, ids as numbers, empty
+        keys left out (`omitempty`)."""
+        channels, segments = self.rm.distribution(_parse_int(params, "node_id"))
+        if self.rm.milvus_version.distribution_ids_as_strings:
+            return {"channel_names": channels or None, "sealed_segmentIDs": [str(s) for s in segments]}
+        body: dict[str, Any] = {}
+        if channels:
+            body["channel_names"] = channels
+        if segments:
+            body["sealed_segmentIDs"] = segments
+        return body
 
     def check_distribution(self, params: dict[str, str]) -> dict[str, Any]:
-        source = self._node_id(params, "source_node_id")
-        self._node_id(params, "target_node_id")
-        channels, segments = self.rm.distribution(source)
-        if channels or segments:
-            raise MilvusError(1100, f"data of node {source} is not on the target node")
+        """services.go `CheckQueryNodeDistribution`: every channel and segment of the source is on the target."""
+        source = _parse_int(params, "source_node_id")
+        target = _parse_int(params, "target_node_id")
+        for node_id, which in ((source, "source"), (target, "target")):
+            if node_id not in self.rm.nodes:
+                raise MilvusError(Code.NODE_NOT_FOUND, f"{which} node not found: node not found[node={node_id}]")
+        source_channels, source_segments = self.rm.distribution(source)
+        target_channels, target_segments = self.rm.distribution(target)
+        for channel in source_channels:
+            if channel not in target_channels:
+                raise MilvusError(501, f"channel lacks[channel={channel}]")
+        for segment in source_segments:
+            if segment not in target_segments:
+                raise MilvusError(602, f"segment lacks[segment={segment}]")
         return {"msg": "OK"}
 
     def _transfer(self, params: dict[str, str], segments: bool) -> dict[str, Any]:
-        source = self._node_id(params, "source_node_id")
-        target = _int_param(params, "target_node_id", required=False)
-        segment_id = _int_param(params, "segment_id", required=False) if segments else None
+        """services.go `TransferSegment` / `TransferChannel`: source and target must be known, not stopping
+        (`isStoppingNode`, 905); copy_mode is parsed but every transfer here is a move."""
+        source = _parse_int(params, "source_node_id")
+        target = _optional_int(params, "target_node_id")
+        segment_id = _optional_int(params, "segment_id") if segments else None
         channel_name = None if segments else params.get("channel_name") or None
-        for node_id in (source, target):
-            if node_id is not None and node_id not in self.rm.nodes:
-                raise MilvusError(901, f"node not found[node={node_id}]")
-        replicas = [
-            r for r in self.rm.replicas.values() if target is None or target in r.rw_nodes
-        ]
-        for replica in replicas:
+        if params.get("copy_mode", "").lower() not in ("", "1", "0", "t", "f", "true", "false"):
+            raise BadRequest(f'strconv.ParseBool: parsing "{params["copy_mode"]}": invalid syntax')
+        for node_id, which in ((source, "source"), (target, "target")):
+            node = self.rm.nodes.get(node_id) if node_id is not None else None
+            if node_id is not None and (node is None or node.state is NodeState.STOPPING):
+                raise MilvusError(
+                    Code.NODE_NOT_AVAILABLE, f"the {which} node is invalid: node not available[node={source}]"
+                )
+        for replica in [r for r in self.rm.replicas.values() if source in r.rw_nodes | set(r.ro_nodes)]:
             self.rm.move_data(
-                replica,
-                source,
-                target,
-                segment_id=segment_id,
-                channel_name=channel_name,
-                move_segments=segments,
-                move_channels=not segments,
+                replica, source, target, segment_id=segment_id, channel_name=channel_name,
+                move_segments=segments, move_channels=not segments,
             )
         return {"msg": "OK"}
 
@@ -135,15 +142,21 @@ class ManagementApi:
         return self._transfer(params, segments=False)
 
     def suspend_balance(self, params: dict[str, str]) -> dict[str, Any]:
-        self.rm.balance_suspended = True
+        """`SuspendBalance`: deactivates the balance checker (stopping balance included)."""
+        self.rm.set_balance_suspended(True)
         return {"msg": "OK"}
 
     def resume_balance(self, params: dict[str, str]) -> dict[str, Any]:
-        self.rm.balance_suspended = False
+        self.rm.set_balance_suspended(False)
         return {"msg": "OK"}
 
     def balance_status(self, params: dict[str, str]) -> dict[str, Any]:
         return {"msg": "OK", "status": "suspended" if self.rm.balance_suspended else "active"}
+
+
+def go_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    """A Go handler's `w.Write(json)` with no Content-Type set: net/http sniffs text/plain."""
+    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status, content_type="text/plain")
 
 
 def build_app(api: ManagementApi) -> web.Application:
@@ -155,8 +168,9 @@ def build_app(api: ManagementApi) -> web.Application:
     ) -> web.StreamResponse:
         if controls.unavailable:
             return web.json_response({"msg": "milvus simulator is unavailable"}, status=503)
-        if request.path.startswith(PREFIX) and not controls.management_enabled:
-            return web.json_response({"msg": "404 page not found"}, status=404)
+        routes_exist = controls.management_enabled and api.rm.milvus_version.declarative_resource_groups
+        if request.path.startswith(PREFIX) and not routes_exist:
+            return web.Response(text=GO_NOT_FOUND, status=404)
         return await handler(request)
 
     def endpoint(suffix: str, action: str, handler: RouteHandler, mutating: bool) -> Any:
@@ -169,12 +183,12 @@ def build_app(api: ManagementApi) -> web.Application:
                 with controls.lock:
                     body = handler(str_params)
             except BadRequest as error:
-                return web.json_response({"msg": f"failed to {action}, {error}"}, status=400)
+                return go_response({"msg": f"failed to {action}, {error}"}, status=400)
             except MilvusError as error:
-                return web.json_response({"msg": f"failed to {action}, {error.message}"}, status=500)
+                return go_response({"msg": f"failed to {action}, {error.message}"}, status=500)
             if mutating:
                 controls.on_change()
-            return web.json_response(body)
+            return go_response(body)
 
         return handle
 

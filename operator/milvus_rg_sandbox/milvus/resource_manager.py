@@ -1,8 +1,11 @@
-"""Pure state machine of the Milvus query-coordinator resource manager (no I/O, no asyncio).
+"""Pure state machine of the Milvus query coordinator (no I/O, no asyncio): resource manager, resource
+observer, node sessions, replicas and the distribution of channels and segments over query nodes.
 
-Follows milvus-rg-semantics.md section 1: quantities, the recovery loop with its source/target
-priorities, validation with the merr codes and messages, node departure and node labels.
-Go-map iteration order and unordered-set choices are modelled with a seeded `random.Random`.
+Every behaviour names the Milvus source it follows (repository milvus-io/milvus; "2.5" = the 2.5.x branch
+as read, the version switches are in `MilvusVersion`). Go-map iteration order and unordered-set choices are
+modelled with a seeded `random.Random`. Time is explicit: every timed event (resource-observer tick,
+session expiry, balance step, segment load) fires at its due time on `advance()`, so a manual clock gives
+deterministic runs and the unserved-data accounting is exact.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import itertools
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
@@ -24,11 +27,13 @@ LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
 STATIC_RG_LABEL = "RESOURCE_GROUP"
 ROLE_TOKENS = frozenset({"querynode", "qn", "datanode", "dn", "streamingnode", "sn", "mixcoord", "coord", "proxy"})
 QUERY_NODE_ROLES = frozenset({"querynode", "qn"})
-NEW_LABEL_RULES_SINCE = (2, 6, 8)
+SEGMENT_ROWS = 1000
+SEGMENT_BYTES = 2_162_688
+_MAX_EVENTS_PER_ADVANCE = 1_000_000
 
 
 class Code(IntEnum):
-    """merr codes (pkg/util/merr/errors.go) used by the simulator."""
+    """merr codes, pkg/util/merr/errors.go (2.5)."""
 
     COLLECTION_NOT_FOUND = 100
     COLLECTION_NOT_LOADED = 101
@@ -38,8 +43,11 @@ class Code(IntEnum):
     RG_ILLEGAL_CONFIG = 303
     RG_NODE_NOT_ENOUGH = 304
     NODE_NOT_FOUND = 901
+    NODE_NOT_AVAILABLE = 905
+    NODE_STATE_UNEXPECTED = 906
     PARAMETER_INVALID = 1100
     PARAMETER_MISSING = 1101
+    UNEXPECTED = 65535  # errUnexpected: a plain (non-merr) Go error
 
 
 class MilvusError(Exception):
@@ -51,10 +59,54 @@ class MilvusError(Exception):
         self.message = message
 
 
+def parse_version(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+@dataclass(frozen=True)
+class MilvusVersion:
+    """Where Milvus versions differ (each switch names the change it follows)."""
+
+    text: str
+
+    @property
+    def number(self) -> tuple[int, ...]:
+        return parse_version(self.text)
+
+    @property
+    def declarative_resource_groups(self) -> bool:
+        """requests/limits configs, UpdateResourceGroups and the management routes arrived in 2.4."""
+        return self.number >= (2, 4)
+
+    @property
+    def suspend_leaves_group(self) -> bool:
+        """PR #35492/#35586 (Aug 2024, first in 2.4.10): querycoord `SuspendNode` calls
+        `ResourceManager.HandleNodeDown`; before, `nodeMgr.Suspend` kept the node in its group."""
+        return self.number >= (2, 4, 10)
+
+    @property
+    def distribution_ids_as_strings(self) -> bool:
+        """PR #39927 (2.4.23) / #39926 (2.5 branch, merged 2025-02-18, so 2.5.5 inferred): proxy
+        `GetQueryNodeDistribution` writes segment ids as strings and keeps empty keys."""
+        number = self.number
+        if number[:2] == (2, 4):
+            return number >= (2, 4, 23)
+        if number[:2] == (2, 5):
+            return number >= (2, 5, 5)
+        return number >= (2, 6)
+
+    @property
+    def role_aware_labels(self) -> bool:
+        """internal/util/sessionutil/labels.go (issue #46400, PR #46402, 2.6.8)."""
+        return self.number >= (2, 6, 8)
+
+
 class NodeState(Enum):
+    """The simulator's view of a query-node process (not the wire state: see `MilvusVersion`)."""
+
     HEALTHY = "Healthy"
     STOPPING = "Stopping"
-    SUSPENDED = "Suspend"
+    SUSPENDED = "Suspend"  # suspended through the management API, process alive
     # kill -9: the session lives on until its TTL, so querycoord still sees the node as a member.
     OFFLINE = "Offline"
 
@@ -87,6 +139,11 @@ class Node:
     state: NodeState = NodeState.HEALTHY
     crashed_at: float = 0.0
 
+    @property
+    def alive(self) -> bool:
+        """The process runs (it serves what it holds)."""
+        return self.state is not NodeState.OFFLINE
+
 
 @dataclass
 class ResourceGroup:
@@ -103,6 +160,19 @@ class Collection:
     segment_ids: tuple[int, ...]
     loaded: bool = False
 
+    @property
+    def partition_id(self) -> int:
+        return self.collection_id + 1
+
+
+@dataclass
+class Holding:
+    """One channel or segment of one replica: where querycoord's distribution has it, and where it loads."""
+
+    node: int | None = None  # serving node in the distribution (None: on no node)
+    loading_on: int | None = None  # node loading it: a balance copy, or a reload after its node went down
+    ready_at: float = 0.0
+
 
 @dataclass
 class Replica:
@@ -111,8 +181,12 @@ class Replica:
     resource_group: str
     rw_nodes: set[int] = field(default_factory=set)
     ro_nodes: dict[int, float] = field(default_factory=dict)  # node -> time it became read-only
-    channels: dict[str, int] = field(default_factory=dict)  # channel -> node holding it
-    segments: dict[int, int] = field(default_factory=dict)  # segment -> node holding it
+    channels: dict[str, Holding] = field(default_factory=dict)
+    segments: dict[int, Holding] = field(default_factory=dict)
+
+    def holdings(self) -> Iterator[Holding]:
+        yield from self.channels.values()
+        yield from self.segments.values()
 
 
 @dataclass(frozen=True)
@@ -127,13 +201,20 @@ class ResourceGroupDescription:
     nodes: tuple[Node, ...]
 
 
-def parse_version(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+@dataclass(frozen=True)
+class SegmentInfo:
+    """querypb.SegmentInfo as proxy `GetQuerySegmentInfo` returns it."""
+
+    segment_id: int
+    collection_id: int
+    partition_id: int
+    node_ids: tuple[int, ...]
 
 
 def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[str, str]:
-    """Labels a query node reads from `MILVUS_SERVER_LABEL_*` (rules differ before/after 2.6.8)."""
-    role_aware = parse_version(version) >= NEW_LABEL_RULES_SINCE
+    """Labels a query node reads from `MILVUS_SERVER_LABEL_*`: 2.5 sessionutil `GetServerLabelsFromEnv`
+    (prefix stripped); since 2.6.8 (labels.go) a leading role token selects the role and is stripped."""
+    role_aware = MilvusVersion(version).role_aware_labels
     generic: dict[str, str] = {}
     role_specific: dict[str, str] = {}
     for key, value in env.items():
@@ -151,44 +232,58 @@ def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[s
 
 
 def validate_rg_name(name: str) -> None:
-    """proxy `ValidateResourceGroupName`."""
+    """internal/proxy/util.go `ValidateResourceGroupName` (2.5), called by proxy `CreateResourceGroup` only:
+    an empty name is a plain error (65535), the others `merr.WrapErrParameterInvalidMsg` (1100)."""
     if not name:
-        raise MilvusError(Code.PARAMETER_MISSING, "resource group name couldn't be empty")
+        raise MilvusError(Code.UNEXPECTED, "resource group name couldn't be empty")
     invalid = f"Invalid resource group name {name}."
     if len(name) > MAX_NAME_LENGTH:
-        raise MilvusError(
-            Code.PARAMETER_INVALID,
-            f"{invalid} the length of a resource group name must be less than {MAX_NAME_LENGTH} characters",
+        raise _invalid_msg(
+            f"{invalid} the length of a resource group name must be less than {MAX_NAME_LENGTH} characters"
         )
     if not (name[0] == "_" or (name[0].isascii() and name[0].isalpha())):
-        raise MilvusError(
-            Code.PARAMETER_INVALID,
-            f"{invalid} the first character of a resource group name must be an underscore or letter",
-        )
+        raise _invalid_msg(f"{invalid} the first character of a resource group name must be an underscore or letter")
     if not re.fullmatch(r"[A-Za-z0-9_]*", name[1:]):
-        raise MilvusError(
-            Code.PARAMETER_INVALID,
-            f"{invalid} resource group name can only contain numbers, letters and underscores",
-        )
+        raise _invalid_msg(f"{invalid} resource group name can only contain numbers, letters and underscores")
+
+
+def _invalid_msg(message: str) -> MilvusError:
+    """merr `WrapErrParameterInvalidMsg`: the Status reason is `<message>: invalid parameter`."""
+    return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter")
+
+
+def _invalid(expected: object, actual: object, message: str) -> MilvusError:
+    """merr `WrapErrParameterInvalid(expected, actual, message)` as merr.Status renders it."""
+    return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter[expected={expected}][actual={actual}]")
 
 
 def _illegal(name: str, message: str) -> MilvusError:
+    """merr `WrapErrResourceGroupIllegalConfig` (the `[config=...]` field is left out)."""
     return MilvusError(Code.RG_ILLEGAL_CONFIG, f"{message}: resource group illegal config[rg={name}]")
 
 
 def rg_not_found(name: str) -> MilvusError:
+    """merr `WrapErrResourceGroupNotFound`."""
     return MilvusError(Code.RG_NOT_FOUND, f"resource group not found[rg={name}]")
 
 
+def node_not_found(node_id: int, message: str) -> MilvusError:
+    """merr `WrapErrNodeNotFound(id, msg)`: `<msg>: node not found[node=N]`."""
+    return MilvusError(Code.NODE_NOT_FOUND, f"{message}: node not found[node={node_id}]")
+
+
 class ResourceManager:
-    """querycoordv2 ResourceManager + ResourceObserver + the replica/balance side it drives."""
+    """querycoordv2: ResourceManager, ResourceObserver, node sessions, ReplicaManager, the balance and segment
+    checkers (as data placement), all driven by an explicit clock."""
 
     def __init__(
         self,
         seed: int | None = None,
-        version: str = "2.5",
-        session_ttl: float = 30.0,
-        balance_delay: float = 0.0,
+        version: str = "v2.5.16",
+        session_ttl: float = 60.0,
+        balance_delay: float = 1.0,
+        load_time: float = 5.0,
+        check_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         num_channels: int = 2,
         num_segments: int = 4,
@@ -197,6 +292,8 @@ class ResourceManager:
         self.version = version
         self.session_ttl = session_ttl
         self.balance_delay = balance_delay
+        self.load_time = load_time
+        self.check_interval = check_interval
         self.clock = clock
         self.num_channels = num_channels
         self.num_segments = num_segments
@@ -208,23 +305,32 @@ class ResourceManager:
         self.collections: dict[str, Collection] = {}
         self.replicas: dict[int, Replica] = {}
         self.last_errors: dict[str, str] = {}  # RG -> error of its last recovery attempt
+        # Set by create/update/drop (rgChangedNotifier.NotifyAll); the observer pass it asks for clears it.
+        self.rg_changed = False
         self._incoming: set[int] = set()
         self._node_ids = itertools.count(1)
         self._object_ids = itertools.count(1000)
         self._moves = 0
+        self._now = clock()
+        self.next_check_at = self._now + check_interval
+        self._unserved_segment_seconds = 0.0
+        self._unserved_channel_seconds = 0.0
+        self._accounted_at = self._now
 
-    # ----------------------------------------------------------------- quantities
     @property
-    def role_aware_labels(self) -> bool:
-        return parse_version(self.version) >= NEW_LABEL_RULES_SINCE
+    def milvus_version(self) -> MilvusVersion:
+        return MilvusVersion(self.version)
 
+    # ----------------------------------------------------------------- quantities (resource_group.go, 2.5)
     def accept(self, rg: ResourceGroup, node_id: int) -> bool:
+        """`ResourceGroup.AcceptNode`: the default group takes any node; others need a known node (a session)
+        whose labels match every pair of the node filter."""
         if rg.name == DEFAULT_RG:
             return True
         node = self.nodes.get(node_id)
         if node is None:
             return False
-        static_rg = node.labels.get(STATIC_RG_LABEL) if self.role_aware_labels else None
+        static_rg = node.labels.get(STATIC_RG_LABEL) if self.milvus_version.role_aware_labels else None
         if static_rg and static_rg != rg.name:
             return False  # assumption: a statically labelled node is pinned to its RG
         return all(node.labels.get(key) == value for key, value in rg.config.node_labels)
@@ -232,8 +338,12 @@ class ResourceManager:
     def _dirty(self, rg: ResourceGroup) -> list[int]:
         return [n for n in rg.nodes if not self.accept(rg, n)]
 
+    def members(self, rg: ResourceGroup) -> list[int]:
+        """`ResourceGroup.GetNodes` (2.5): the nodes that match the group's node filter."""
+        return sorted(n for n in rg.nodes if self.accept(rg, n))
+
     def node_num(self, rg: ResourceGroup) -> int:
-        return sum(1 for n in rg.nodes if self.accept(rg, n))
+        return len(self.members(rg))
 
     def missing(self, rg: ResourceGroup) -> int:
         return max(0, rg.config.req - self.node_num(rg))
@@ -265,8 +375,9 @@ class ResourceManager:
         self.rng.shuffle(groups)
         return groups
 
-    # ----------------------------------------------------------------- config API
+    # ----------------------------------------------------------------- config API (resource_manager.go, 2.5)
     def _validate_config(self, name: str, config: RGConfig, known: Iterable[str]) -> None:
+        """`validateResourceGroupConfig`."""
         if config.requests is None or config.limits is None:
             raise _illegal(name, "requests or limits is required")
         if config.requests < 0 or config.limits < 0:
@@ -282,87 +393,104 @@ class ResourceManager:
                     raise _illegal(name, f"resource group in `{field_name}` {target} not exist")
 
     def create_resource_group(self, name: str, config: RGConfig | None = None) -> None:
+        """proxy `ValidateResourceGroupName`, then `AddResourceGroup`: a nil config is (0, 0); same name with a
+        `proto.Equal` config succeeds; nodes only move on the observer pass it notifies."""
+        self.advance()
         validate_rg_name(name)
+        if not self.milvus_version.declarative_resource_groups:
+            config = None  # measured on a real 2.3.5: the config is accepted and dropped
         config = config or RGConfig(0, 0)
         existing = self.groups.get(name)
         if existing is not None:
+            if not self.milvus_version.declarative_resource_groups:
+                raise MilvusError(Code.UNEXPECTED, "resource group already exist")  # real 2.3.5: code 65535
             if existing.config == config:
                 return
             raise MilvusError(
-                Code.RG_ALREADY_EXIST,
-                f"resource group already exist, but create with different config[rg={name}]",
+                Code.RG_ALREADY_EXIST, f"resource group already exist, but create with different config[rg={name}]"
             )
         if len(self.groups) >= MAX_RG_NUM:
-            raise MilvusError(Code.RG_NUM_LIMIT, f"resource group num reach limit[limit={MAX_RG_NUM}]")
+            raise MilvusError(Code.RG_NUM_LIMIT, f"resource group num reach limit[rg={name}][limit={MAX_RG_NUM}]")
         self._validate_config(name, config, self.groups)
         self.groups[name] = ResourceGroup(name, config)
+        self.rg_changed = True
 
     def update_resource_groups(self, configs: Mapping[str, RGConfig]) -> None:
+        """`updateResourceGroups`: no name check (unknown -> 300), every config validated, one catalog write
+        (all or nothing), full replace; nodes move on the observer pass it notifies."""
+        self.advance()
+        if not configs:
+            return
         for name in configs:
-            validate_rg_name(name)
             self._group(name)
         for name, config in configs.items():
             self._validate_config(name, config, self.groups)
-        for name, config in configs.items():  # one atomic catalog write, full replace
+        for name, config in configs.items():
             self.groups[name].config = config
+        self.rg_changed = True
 
     def drop_resource_group(self, name: str) -> None:
+        """querycoord services.go `DropResourceGroup` (loaded replicas), then `RemoveResourceGroup`: absent ->
+        success, `validateResourceGroupIsDeletable`, redundant-node recovery of what is left, delete."""
+        self.advance()
         if any(replica.resource_group == name for replica in self.replicas.values()):
             raise MilvusError(
-                Code.PARAMETER_INVALID,
-                f"some replicas still loaded in resource group[{name}], release it first",
+                Code.PARAMETER_INVALID, f"some replicas still loaded in resource group[{name}], release it first"
             )
-        if name == DEFAULT_RG:
-            raise MilvusError(Code.PARAMETER_INVALID, "default resource group is not deletable")
         rg = self.groups.get(name)
         if rg is None:
             return
+        if name == DEFAULT_RG:
+            raise _invalid("not default resource group", name, "default resource group is not deletable")
         if rg.config.lim != 0:
-            raise MilvusError(Code.PARAMETER_INVALID, "resource group's limits node num is not 0")
+            raise _invalid("not empty resource group", name, "resource group's limits node num is not 0")
         for other in self.groups.values():
             for field_name, targets in (
                 ("TransferFrom", other.config.transfer_from),
                 ("TransferTo", other.config.transfer_to),
             ):
                 if name in targets:
-                    raise MilvusError(
-                        Code.PARAMETER_INVALID,
+                    raise _invalid(
+                        f"not `{field_name}` of resource group", name,
                         f"resource group {name} is used by {other.name}'s `{field_name}`, "
                         "remove that configuration first",
                     )
-        if self.role_aware_labels:
+        if self.milvus_version.role_aware_labels:
             for node in self.nodes.values():
-                if node.labels.get(STATIC_RG_LABEL) == name and node.state is not NodeState.OFFLINE:
-                    raise MilvusError(
-                        Code.PARAMETER_INVALID, f"node {node.node_id} is still in the resource group"
-                    )
+                if node.labels.get(STATIC_RG_LABEL) == name and node.alive:
+                    raise MilvusError(Code.PARAMETER_INVALID, f"node {node.node_id} is still in the resource group")
         self._recover_redundant(rg)
         for node_id in list(rg.nodes):  # whatever recovery could not place goes to the default RG
             self._move(node_id, rg, self.groups[DEFAULT_RG])
         del self.groups[name]
+        self.rg_changed = True
+        self._after_membership_change()
 
     def transfer_node(self, source: str, target: str, num_node: int) -> None:
-        """Deprecated TransferNode: rewrites requests/limits like Milvus 2.4+."""
+        """Deprecated `TransferNode` (2.5): rewrites requests/limits through `updateResourceGroups`."""
+        self.advance()
         if source == target:
-            raise MilvusError(
-                Code.PARAMETER_INVALID,
+            raise _invalid_msg(
                 "source resource group and target resource group should not be the same, "
-                f"resource group: {source}",
+                f"resource group: {source}"
             )
         if num_node <= 0:
-            raise MilvusError(Code.PARAMETER_INVALID, f"invalid parameter[expected=NumNode > 0][actual={num_node}]")
+            raise _invalid("NumNode > 0", f"invalid NumNode {num_node}", "invalid parameter")
         source_rg, target_rg = self._group(source), self._group(target)
-        if len(source_rg.nodes) < num_node:
-            raise MilvusError(Code.RG_NODE_NOT_ENOUGH, f"resource group node not enough[rg={source}]")
+        available = len(self.members(source_rg))
+        if available < num_node:
+            raise MilvusError(
+                Code.RG_NODE_NOT_ENOUGH,
+                f"resource group node not enough[rg={source}][currentNodeNum={available}][expectedNodeNum={num_node}]",
+            )
         src, dst = source_rg.config, target_rg.config
-        src_limits = src.lim if source == DEFAULT_RG else max(0, src.lim - num_node)
+        src_limits = src.lim if source == DEFAULT_RG else max(0, src.lim - num_node)  # default: compatibility
         dst_requests = dst.req + num_node
-        transfer_from = dst.transfer_from if source in dst.transfer_from else (*dst.transfer_from, source)
         self.update_resource_groups(
             {
                 source: RGConfig(max(0, src.req - num_node), src_limits, src.transfer_from, src.transfer_to,
                                  src.node_labels),
-                target: RGConfig(dst_requests, max(dst.lim, dst_requests), transfer_from, dst.transfer_to,
+                target: RGConfig(dst_requests, max(dst.lim, dst_requests), dst.transfer_from, dst.transfer_to,
                                  dst.node_labels),
             }
         )
@@ -371,6 +499,10 @@ class ResourceManager:
         return list(self.groups)
 
     def describe_resource_group(self, name: str) -> ResourceGroupDescription:
+        """querycoord services.go `DescribeResourceGroup` (2.5): nodes = `rg.GetNodes()` (filter-matching) that
+        the node manager knows (a live session); num_available_node = their count; outgoing = RO nodes of
+        its replicas now elsewhere; incoming = RO nodes of other replicas now here."""
+        self.advance()
         rg = self._group(name)
         loaded: dict[str, int] = {}
         outgoing: dict[str, int] = {}
@@ -385,10 +517,10 @@ class ResourceManager:
                 arriving = sum(1 for n in replica.ro_nodes if n in rg.nodes)
                 if arriving:
                     incoming[replica.collection] = incoming.get(replica.collection, 0) + arriving
-        members = tuple(self.nodes[n] for n in sorted(rg.nodes))
+        members = tuple(self.nodes[n] for n in self.members(rg) if n in self.nodes)
         return ResourceGroupDescription(
             name=name,
-            capacity=DEFAULT_RG_CAPACITY if name == DEFAULT_RG else rg.config.req,
+            capacity=DEFAULT_RG_CAPACITY if name == DEFAULT_RG else rg.config.req,  # `GetCapacity`
             num_available_node=len(members),
             num_loaded_replica=loaded,
             num_outgoing_node=outgoing,
@@ -399,19 +531,35 @@ class ResourceManager:
 
     # ----------------------------------------------------------------- node lifecycle
     def add_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int:
+        """A query node registers a session (a fresh id per process start, sessionutil `getServerID`);
+        querycoord server.go `handleNodeUp` -> `ResourceManager.HandleNodeUp`: assigned at once."""
+        self.advance()
         node_id = next(self._node_ids)
         self.nodes[node_id] = Node(node_id, hostname, address, node_labels_from_env(env or {}, self.version))
-        self._incoming.add(node_id)
+        self._handle_node_up(node_id)
+        self._after_membership_change()
         return node_id
 
-    def _node(self, node_id: int) -> Node:
+    def _node(self, node_id: int, message: str) -> Node:
         node = self.nodes.get(node_id)
         if node is None:
-            raise MilvusError(Code.NODE_NOT_FOUND, f"node not found[node={node_id}]")
+            raise node_not_found(node_id, message)
         return node
 
-    def _leave_group(self, node_id: int) -> None:
-        """handleNodeDown / handleNodeStopping: the node leaves its RG at once."""
+    def _handle_node_up(self, node_id: int) -> None:
+        """resource_manager.go `HandleNodeUp` -> `assignIncomingNodeWithNodeCheck`: a stopping node is not
+        assigned; a node already in a group stays; otherwise `assignIncomingNode`."""
+        node = self.nodes.get(node_id)
+        if node is None or node.state is NodeState.STOPPING:
+            self._incoming.discard(node_id)
+            return
+        if self.group_of(node_id) is None:
+            self._assign_incoming(node)
+        self._incoming.discard(node_id)
+
+    def _handle_node_down(self, node_id: int) -> None:
+        """`HandleNodeDown` / `HandleNodeStopping` (2.5): the node leaves its group at once; neither notifies
+        the resource observer, so the group refills at its next tick."""
         self._incoming.discard(node_id)
         for rg in self.groups.values():
             if node_id in rg.nodes:
@@ -419,79 +567,129 @@ class ResourceManager:
                 self._moves += 1
 
     def stop_node(self, node_id: int) -> None:
-        node = self._node(node_id)
+        """SIGTERM: the session turns Stopping; server.go `handleNodeStopping` -> `HandleNodeStopping`. Its data
+        leaves by stopping balance; the process exits (session gone) once it holds nothing."""
+        self.advance()
+        node = self._node(node_id, "failed to stop query node")
         node.state = NodeState.STOPPING
-        self._leave_group(node_id)
-        self._sync_replicas()
-        self._forget_drained_stopping_nodes()
+        self._handle_node_down(node_id)
+        self._after_membership_change()
 
     def crash_node(self, node_id: int) -> None:
-        node = self._node(node_id)
-        node.state = NodeState.OFFLINE
-        node.crashed_at = self.clock()
-        self._incoming.discard(node_id)
+        """kill -9: nothing tells querycoord; the session (and group membership) lives until its TTL, while
+        the node's channels and segments are no longer served."""
+        self.advance()
+        node = self._node(node_id, "failed to crash query node")
+        if node.alive:
+            node.state = NodeState.OFFLINE
+            node.crashed_at = self._now
 
     def suspend_node(self, node_id: int) -> None:
-        node = self._node(node_id)
-        if node.state in (NodeState.STOPPING, NodeState.OFFLINE):
-            raise MilvusError(Code.PARAMETER_INVALID, f"node {node_id} is not healthy")
-        node.state = NodeState.SUSPENDED
-        self._leave_group(node_id)
-        self._sync_replicas()
+        """querycoord services.go `SuspendNode`. Since 2.4.10: only "node exists" is checked (901), then
+        `ResourceManager.HandleNodeDown` (also for a crashed or stopping node). Up to 2.4.9: `nodeMgr.Suspend`,
+        the node stays in its group, state "Suspend" (906 if not Normal: inferred)."""
+        self.advance()
+        node = self._node(node_id, "failed to suspend query node")
+        if self.milvus_version.suspend_leaves_group:
+            if node.state is NodeState.HEALTHY:
+                node.state = NodeState.SUSPENDED
+            self._handle_node_down(node_id)
+            self._after_membership_change()
+            return
+        if node.state is NodeState.HEALTHY:
+            node.state = NodeState.SUSPENDED
+        elif node.state is not NodeState.OFFLINE:  # querycoord sees a crashed node as Normal
+            raise MilvusError(
+                Code.NODE_STATE_UNEXPECTED,
+                f"failed to suspend a query node: node state unexpected[node={node_id}][state={self.wire_state(node)}]",
+            )
 
     def resume_node(self, node_id: int) -> None:
-        node = self._node(node_id)
+        """services.go `ResumeNode`. Since 2.4.10: `HandleNodeUp`, so the node may land in another group.
+        Up to 2.4.9: `nodeMgr.Resume` back to Normal (906 if it was not suspended: inferred)."""
+        self.advance()
+        node = self._node(node_id, "failed to resume query node")
         if node.state is NodeState.SUSPENDED:
             node.state = NodeState.HEALTHY
-        if node.state is NodeState.HEALTHY and self.group_of(node_id) is None:
-            self._incoming.add(node_id)
+        elif not self.milvus_version.suspend_leaves_group and node.alive:
+            raise MilvusError(
+                Code.NODE_STATE_UNEXPECTED,
+                f"failed to resume query node: node state unexpected[node={node_id}][state={self.wire_state(node)}]",
+            )
+        if self.milvus_version.suspend_leaves_group:
+            self._handle_node_up(node_id)
+            self._after_membership_change()
+
+    def restart_querycoord(self) -> None:
+        """A query-coordinator restart. Suspension is not persisted: the node manager is rebuilt from the
+        sessions (every node Normal again) and server.go `rewatchNodes` ends with
+        `CheckNodesInResourceGroup`, which runs `handleNodeUp` for every known node in no group. Balance
+        suspension (a checker switch) is forgotten too."""
+        self.advance()
+        for node in self.nodes.values():
+            if node.state is NodeState.SUSPENDED:
+                node.state = NodeState.HEALTHY
+        for node_id in sorted(self.nodes):
+            if self.group_of(node_id) is None:
+                self._handle_node_up(node_id)
+        self.balance_suspended = False
+        self._after_membership_change()
+
+    def set_balance_suspended(self, suspended: bool) -> None:
+        """services.go `SuspendBalance` / `ResumeBalance`: (de)activate the balance checker."""
+        self.advance()
+        self.balance_suspended = suspended
+        self._after_membership_change()
 
     def node_gone(self, node_id: int) -> bool:
+        self.advance()
         return node_id not in self.nodes
 
-    def _expire_sessions(self) -> None:
-        now = self.clock()
-        for node in list(self.nodes.values()):
-            if node.state is NodeState.OFFLINE and now - node.crashed_at >= self.session_ttl:
-                self._leave_group(node.node_id)
-                for replica in self.replicas.values():
-                    # a dead node's data is reloaded elsewhere, no balance wait
-                    replica.rw_nodes.discard(node.node_id)
-                    replica.ro_nodes.pop(node.node_id, None)
-                del self.nodes[node.node_id]
+    def wire_state(self, node: Node) -> str:
+        """`NodeInfo.GetState().String()` as `ListQueryNode` reports it: "Normal" or "Stopping"; "Suspend"
+        only while a suspended node stays in its group (up to 2.4.9). A crashed node is Normal until its
+        session expires."""
+        if node.state is NodeState.STOPPING:
+            return "Stopping"
+        if node.state is NodeState.SUSPENDED and not self.milvus_version.suspend_leaves_group:
+            return "Suspend"
+        return "Normal"
 
-    def _forget_drained_stopping_nodes(self) -> None:
-        for node in list(self.nodes.values()):
-            if node.state is NodeState.STOPPING and not self._holds_anything(node.node_id):
-                del self.nodes[node.node_id]
+    def _session_down(self, node_id: int) -> None:
+        """The session is gone (TTL expiry of a crashed node, or a stopping node's exit): server.go
+        `handleNodeDown` clears the node's distribution, then `HandleNodeDown`; its replicas drop it."""
+        self._handle_node_down(node_id)
+        for replica in self.replicas.values():
+            replica.rw_nodes.discard(node_id)
+            replica.ro_nodes.pop(node_id, None)
+            for holding in replica.holdings():
+                if holding.node == node_id:
+                    holding.node = None
+                if holding.loading_on == node_id:
+                    holding.loading_on = None
+        del self.nodes[node_id]
+        self._moves += 1
 
-    # ----------------------------------------------------------------- recovery loop
+    # ----------------------------------------------------------------- resource observer
     def recover(self) -> bool:
-        """One ResourceObserver pass plus the replica and balance observers; True if anything changed."""
+        """Catch up with the clock, then one resource-observer pass now (as on a config-change notification);
+        True if anything changed. The next periodic pass is one check interval later."""
         before = self._moves
-        self._expire_sessions()
+        self.advance()
+        self._observer_pass()
+        return self._moves != before
+
+    def _observer_pass(self) -> None:
+        """observers/resource_observer.go `checkAndRecoverResourceGroup` (2.5): `AssignPendingIncomingNode`, then
+        `AutoRecoverResourceGroup` for every group (Go-map order) that fails `MeetRequirement`. The wait for
+        the next pass restarts (`waitRGChangedOrTimeout`)."""
+        self.rg_changed = False
+        self.next_check_at = self._now + self.check_interval
         self.assign_pending_incoming()
         for rg in self._shuffled_groups():
             if rg.name in self.groups and not self.meets_requirement(rg):
                 self._auto_recover(rg)
-        self._sync_replicas()
-        self._balance()
-        self._forget_drained_stopping_nodes()
-        return self._moves != before
-
-    def next_timed_event(self) -> float | None:
-        """Clock time of the next session expiry or balance of a read-only node, if any."""
-        deadlines = [
-            node.crashed_at + self.session_ttl for node in self.nodes.values() if node.state is NodeState.OFFLINE
-        ]
-        if not self.balance_suspended:
-            deadlines += [
-                since + self.balance_delay
-                for replica in self.replicas.values()
-                if replica.rw_nodes
-                for since in replica.ro_nodes.values()
-            ]
-        return min(deadlines, default=None)
+        self._after_membership_change()
 
     def recover_until_stable(self, max_passes: int = 100) -> int:
         for passes in range(1, max_passes + 1):
@@ -500,16 +698,15 @@ class ResourceManager:
         return max_passes
 
     def assign_pending_incoming(self) -> None:
+        """`AssignPendingIncomingNode`."""
         for node_id in sorted(self._incoming):
-            node = self.nodes.get(node_id)
-            if node is None or node.state is not NodeState.HEALTHY:
-                continue
-            self._incoming.discard(node_id)
-            if self.group_of(node_id) is None:
-                self._assign_incoming(node)
+            self._handle_node_up(node_id)
 
     def _assign_incoming(self, node: Node) -> None:
-        static_rg = node.labels.get(STATIC_RG_LABEL) if self.role_aware_labels else None
+        """`assignIncomingNode` / `mustSelectAssignIncomingNodeTargetRG`: the group missing the most nodes that
+        accepts it, else the one with the most room, else the default group. 2.6.8+: a RESOURCE_GROUP label
+        names (and creates) its group."""
+        static_rg = node.labels.get(STATIC_RG_LABEL) if self.milvus_version.role_aware_labels else None
         if static_rg:
             if static_rg not in self.groups:
                 self.groups[static_rg] = ResourceGroup(static_rg, RGConfig(0, STATIC_RG_LIMIT))
@@ -524,6 +721,7 @@ class ResourceManager:
         self._moves += 1
 
     def _argmax(self, quantity: Callable[[ResourceGroup], int], node_id: int) -> ResourceGroup | None:
+        """`findMaxRGWithGivenFilter` (strict '>', so ties follow Go-map order)."""
         best: ResourceGroup | None = None
         best_value = 0
         for rg in self._shuffled_groups():
@@ -533,12 +731,14 @@ class ResourceManager:
         return best
 
     def _auto_recover(self, rg: ResourceGroup) -> None:
+        """`AutoRecoverResourceGroup`: missing nodes first, redundant ones only when none is missing."""
         if self.missing(rg) > 0:
             self._recover_missing(rg)
         else:
             self._recover_redundant(rg)
 
     def _select(self, source: ResourceGroup, target: ResourceGroup) -> int:
+        """`ResourceGroup.SelectNodeForRG`: a dirty node the target accepts, else (above requests) any node."""
         dirty = self._dirty(source)
         self.rng.shuffle(dirty)
         for node_id in dirty:
@@ -558,9 +758,11 @@ class ResourceManager:
         self._moves += 1
 
     def _recover_missing(self, target: ResourceGroup) -> None:
+        """`recoverMissingNodeRG` / `selectNodeForMissingRecover`: priority redundant*1e6, else oversized
+        (*1e5 when in transfer_from)."""
         while self.missing(target) > 0:
             best: tuple[ResourceGroup, int] | None = None
-            best_priority = -1.0
+            best_priority = 0.0
             for source in self._shuffled_groups():
                 if source is target or self.oversized(source) <= 0:
                     continue
@@ -575,15 +777,17 @@ class ResourceManager:
                     if node_id != -1:
                         best, best_priority = (source, node_id), priority
             if best is None:
-                self.last_errors[target.name] = f"nodes not enough[rg={target.name}]"
+                self.last_errors[target.name] = "nodes not enough"
                 return
             self._move(best[1], best[0], target)
         self.last_errors.pop(target.name, None)
 
     def _recover_redundant(self, source: ResourceGroup) -> None:
+        """`recoverRedundantNodeRG` / `selectNodeForRedundantRecover`: priority missing*1e6, else room
+        (*1e5 when in transfer_to); finally the default group."""
         while self.redundant(source) > 0:
             best: tuple[ResourceGroup, int] | None = None
-            best_priority = -1.0
+            best_priority = 0.0
             for target in self._shuffled_groups():
                 if target is source or self.room(target) <= 0:
                     continue
@@ -608,15 +812,104 @@ class ResourceManager:
             self._move(best[1], source, best[0])
         self.last_errors.pop(source.name, None)
 
+    # ----------------------------------------------------------------- time
+    def advance(self, now: float | None = None) -> bool:
+        """Fire every timed event due by `now` (default: the clock) at its own due time, in order: observer
+        ticks, session expiries, finished balance steps and loads. True if anything changed."""
+        target = self.clock() if now is None else now
+        before = self._moves
+        for _ in range(_MAX_EVENTS_PER_ADVANCE):
+            due = self.next_timed_event()
+            if due is None or due > target:
+                break
+            self._set_time(max(due, self._now))
+            self._fire_due()
+        else:  # pragma: no cover - a bug guard, not a behaviour
+            raise RuntimeError("timed events do not converge")
+        self._set_time(max(target, self._now))
+        return self._moves != before
+
+    def _set_time(self, now: float) -> None:
+        self._account(now)
+        self._now = now
+
+    def next_timed_event(self) -> float | None:
+        """Clock time of the next observer tick, session expiry, or finished load or balance step."""
+        deadlines = [node.crashed_at + self.session_ttl for node in self.nodes.values() if not node.alive]
+        deadlines += [h.ready_at for r in self.replicas.values() for h in r.holdings() if h.loading_on is not None]
+        if self.check_interval > 0:
+            deadlines.append(self.next_check_at)
+        return min(deadlines, default=None)
+
+    def _fire_due(self) -> None:
+        now = self._now
+        for node in list(self.nodes.values()):
+            if not node.alive and node.crashed_at + self.session_ttl <= now:
+                self._session_down(node.node_id)
+        for replica in self.replicas.values():
+            for holding in replica.holdings():
+                if holding.loading_on is not None and holding.ready_at <= now:
+                    # the target has it loaded: it serves now; a balance source releases its copy
+                    holding.node, holding.loading_on = holding.loading_on, None
+                    self._moves += 1
+        if self.check_interval > 0 and self.next_check_at <= now:
+            self._observer_pass()  # periodic tick; it also settles replicas and data
+        else:
+            self._after_membership_change()
+
+    # ----------------------------------------------------------------- serving accounting
+    def _is_served(self, holding: Holding) -> bool:
+        if holding.node is None:
+            return False
+        node = self.nodes.get(holding.node)
+        return node is not None and node.alive
+
+    def _unserved_counts(self) -> tuple[int, int]:
+        segments = sum(1 for r in self.replicas.values() for h in r.segments.values() if not self._is_served(h))
+        channels = sum(1 for r in self.replicas.values() for h in r.channels.values() if not self._is_served(h))
+        return segments, channels
+
+    def _account(self, now: float) -> None:
+        elapsed = now - self._accounted_at
+        if elapsed > 0:
+            segments, channels = self._unserved_counts()
+            self._unserved_segment_seconds += segments * elapsed
+            self._unserved_channel_seconds += channels * elapsed
+            self._accounted_at = now
+
+    def unserved_segment_seconds(self) -> float:
+        """Sum over time of (replica, segment) pairs no live process serves: the segments of a crashed node
+        until another node of the replica has loaded them. A simulator measure, not a Milvus API."""
+        self.advance()
+        return self._unserved_segment_seconds
+
+    def unserved_channel_seconds(self) -> float:
+        """As `unserved_segment_seconds`, for channels (shard delegators)."""
+        self.advance()
+        return self._unserved_channel_seconds
+
+    def unserved_segments(self) -> list[tuple[str, int, int]]:
+        """(collection, replica id, segment id) not served right now."""
+        self.advance()
+        return sorted(
+            (r.collection, r.replica_id, segment)
+            for r in self.replicas.values()
+            for segment, holding in r.segments.items()
+            if not self._is_served(holding)
+        )
+
     # ----------------------------------------------------------------- collections and replicas
-    def create_collection(self, name: str) -> int:
+    def create_collection(self, name: str, segments: int | None = None, channels: int | None = None) -> int:
         existing = self.collections.get(name)
         if existing is not None:
             return existing.collection_id
         collection_id = next(self._object_ids)
-        channels = tuple(f"by-dev-rootcoord-dml_{i}_{collection_id}v{i}" for i in range(self.num_channels))
-        segments = tuple(next(self._object_ids) for _ in range(self.num_segments))
-        self.collections[name] = Collection(collection_id, name, channels, segments)
+        num_channels = channels if channels else self.num_channels
+        num_segments = self.num_segments if segments is None else segments
+        channel_names = tuple(f"by-dev-rootcoord-dml_{i}_{collection_id}v{i}" for i in range(num_channels))
+        segment_ids = tuple(next(self._object_ids) for _ in range(num_segments))
+        next(self._object_ids)  # the partition id
+        self.collections[name] = Collection(collection_id, name, channel_names, segment_ids)
         return collection_id
 
     def drop_collection(self, name: str) -> None:
@@ -634,22 +927,21 @@ class ResourceManager:
         return [r for r in self.replicas.values() if r.collection == collection]
 
     def load_collection(self, name: str, replica_number: int = 1, resource_groups: Iterable[str] = ()) -> None:
+        """querycoord job_load.go / `AssignReplica`: 0, 1 or replica_number groups, each with as many nodes
+        as replicas. The first load of the data is instant here (pymilvus waits for it anyway)."""
+        self.advance()
         collection = self.get_collection(name)
         replica_number = max(1, replica_number)
         groups = list(resource_groups) or [DEFAULT_RG]
         if len(groups) not in (1, replica_number):
-            raise MilvusError(
-                Code.PARAMETER_INVALID,
-                "resource group num can only be 0, 1 or same as replica number",
-            )
+            raise _invalid_msg("resource group num can only be 0, 1 or same as replica number")
         if collection.loaded:
             current = self.replicas_of(name)
             if len(current) == replica_number and {r.resource_group for r in current} == set(groups):
                 return
-            raise MilvusError(
-                Code.PARAMETER_INVALID,
+            raise _invalid_msg(
                 f"can't change the replica number for loaded collection: expected={len(current)}, "
-                f"actual={replica_number}",
+                f"actual={replica_number}"
             )
         per_group = {groups[0]: replica_number} if len(groups) == 1 else dict.fromkeys(groups, 1)
         for group_name, count in per_group.items():
@@ -657,70 +949,78 @@ class ResourceManager:
             if available < count:
                 raise MilvusError(
                     Code.RG_NODE_NOT_ENOUGH,
-                    f"resource group node not enough[rg={group_name}][available={available}][expected={count}]",
+                    f"resource group node not enough[rg={group_name}][currentNodeNum={available}]"
+                    f"[expectedNodeNum={count}]",
                 )
+        new: list[Replica] = []
         for group_name, count in per_group.items():
             for _ in range(count):
-                replica_id = next(self._object_ids)
-                self.replicas[replica_id] = Replica(replica_id, name, group_name)
+                replica = Replica(next(self._object_ids), name, group_name)
+                self.replicas[replica.replica_id] = replica
+                new.append(replica)
         collection.loaded = True
         self._sync_replicas()
-        self._balance()
+        for replica in new:
+            self._place_initial(replica)
+        self._after_membership_change()
 
     def release_collection(self, name: str) -> None:
+        self.advance()
         collection = self.get_collection(name)
         for replica in self.replicas_of(name):
             del self.replicas[replica.replica_id]
         collection.loaded = False
-        self._forget_drained_stopping_nodes()
+        self._after_membership_change()
 
     def transfer_replica(self, source: str, target: str, collection_name: str, num_replica: int) -> None:
+        """services.go `TransferReplica`: the replica's RG changes; its old nodes become read-only and its
+        data moves by balance onto the new group's nodes."""
+        self.advance()
         self._group(source)
         self._group(target)
         collection = self.get_collection(collection_name)
         if not collection.loaded:
             raise MilvusError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={collection_name}]")
         if num_replica <= 0:
-            raise MilvusError(
-                Code.PARAMETER_INVALID, f"invalid parameter[expected=NumReplica > 0][actual={num_replica}]"
-            )
+            raise _invalid("NumReplica > 0", f"invalid NumReplica {num_replica}", "invalid parameter")
         if source == target:
-            raise MilvusError(
-                Code.PARAMETER_INVALID,
+            raise _invalid_msg(
                 "source resource group and target resource group should not be the same, "
-                f"resource group: {source}",
+                f"resource group: {source}"
             )
         in_source = [r for r in self.replicas_of(collection_name) if r.resource_group == source]
         if len(in_source) < num_replica:
-            raise MilvusError(
-                Code.PARAMETER_INVALID,
+            raise _invalid_msg(
                 f"only found [{len(in_source)}] replicas of [{collection_name}] in source resource group"
-                f"[{source}], but want to transfer [{num_replica}]",
+                f"[{source}], but want to transfer [{num_replica}]"
             )
         in_target = sum(1 for r in self.replicas_of(collection_name) if r.resource_group == target)
         available = self.node_num(self.groups[target])
         if available < in_target + num_replica:
             raise MilvusError(
                 Code.RG_NODE_NOT_ENOUGH,
-                f"resource group node not enough[rg={target}][available={available}]"
-                f"[expected={in_target + num_replica}]",
+                f"resource group node not enough[rg={target}][currentNodeNum={available}]"
+                f"[expectedNodeNum={in_target + num_replica}]",
             )
         for replica in in_source[:num_replica]:
             replica.resource_group = target
-        self._sync_replicas()
-        self._balance()
+        self._after_membership_change()
 
     def _make_read_only(self, replica: Replica, node_id: int) -> None:
         replica.rw_nodes.discard(node_id)
-        replica.ro_nodes.setdefault(node_id, self.clock())
+        replica.ro_nodes.setdefault(node_id, self._now)
 
     def _sync_replicas(self) -> None:
-        """replica_observer: RG membership -> replica RW/RO nodes, spread evenly (diff <= 1)."""
+        """meta/replica_manager.go `RecoverNodesInCollection` (2.5), run by the replica observer on node
+        changes: RW nodes no longer in the replica's group (`GetNodes`: filter-matching) become RO; unused
+        group nodes join the replica with the fewest; replicas of one collection in one group share its
+        nodes fairly (sizes differ by at most one); a node serves one replica per collection."""
         by_key: dict[tuple[str, str], list[Replica]] = {}
         for replica in self.replicas.values():
             by_key.setdefault((replica.collection, replica.resource_group), []).append(replica)
         for (_, group_name), replicas in by_key.items():
-            members = self.groups[group_name].nodes if group_name in self.groups else set()
+            rg = self.groups.get(group_name)
+            members = {n for n in self.members(rg) if n in self.nodes} if rg is not None else set()
             for replica in replicas:
                 for node_id in list(replica.rw_nodes):
                     if node_id not in members:
@@ -742,54 +1042,84 @@ class ResourceManager:
                 smallest.ro_nodes.pop(node_id, None)
                 self._moves += 1
         for replica in self.replicas.values():
-            self._place_unassigned(replica)
+            # observers/replica_observer.go `checkNodesInReplica`: an RO node holding nothing leaves the replica
             for node_id in [n for n in replica.ro_nodes if not self._holds(replica, n)]:
                 del replica.ro_nodes[node_id]
 
-    def _place_unassigned(self, replica: Replica) -> None:
-        """Channels/segments with no live holder (new load, dead node) go to the least loaded RW node."""
-        collection = self.collections[replica.collection]
-        holders = replica.rw_nodes | set(replica.ro_nodes)
-        for channel in collection.channels:
-            if replica.channels.get(channel) not in holders:
-                replica.channels.pop(channel, None)
-                target = self._least_loaded(replica)
-                if target is not None:
-                    replica.channels[channel] = target
-        for segment in collection.segment_ids:
-            if replica.segments.get(segment) not in holders:
-                replica.segments.pop(segment, None)
-                target = self._least_loaded(replica)
-                if target is not None:
-                    replica.segments[segment] = target
-
-    def _load_of(self, replica: Replica, node_id: int) -> int:
-        return sum(1 for n in replica.channels.values() if n == node_id) + sum(
-            1 for n in replica.segments.values() if n == node_id
+    def _targets(self, replica: Replica) -> list[int]:
+        """RW nodes a task can load onto: known, process alive (a task on a dead node fails), not stopping,
+        not suspended (up to 2.4.9 `nodeMgr.Suspend` blocks loads on the node)."""
+        return sorted(
+            n for n in replica.rw_nodes
+            if n in self.nodes and self.nodes[n].state is NodeState.HEALTHY
         )
 
+    def _load_of(self, replica: Replica, node_id: int) -> int:
+        return sum(1 for h in replica.holdings() if node_id in (h.node, h.loading_on))
+
     def _least_loaded(self, replica: Replica, exclude: int | None = None) -> int | None:
-        candidates = sorted(n for n in replica.rw_nodes if n != exclude)
+        candidates = [n for n in self._targets(replica) if n != exclude]
         if not candidates:
             return None
         return min(candidates, key=lambda n: self._load_of(replica, n))
 
+    def _place_initial(self, replica: Replica) -> None:
+        collection = self.collections[replica.collection]
+        for channel in collection.channels:
+            replica.channels[channel] = Holding(node=self._least_loaded(replica))
+        for segment in collection.segment_ids:
+            replica.segments[segment] = Holding(node=self._least_loaded(replica))
+
     def _holds(self, replica: Replica, node_id: int) -> bool:
-        return node_id in replica.channels.values() or node_id in replica.segments.values()
+        return any(h.node == node_id for h in replica.holdings())
 
     def _holds_anything(self, node_id: int) -> bool:
         return any(self._holds(replica, node_id) for replica in self.replicas.values())
 
-    def _balance(self) -> None:
-        """Balance checker: after `balance_delay`, data leaves read-only nodes for RW nodes of the replica."""
-        if self.balance_suspended:
-            return
-        now = self.clock()
+    def _after_membership_change(self) -> None:
+        """Replica observer, then the checkers start what is due, then stopping nodes that hold nothing exit."""
+        self._sync_replicas()
+        self._schedule_tasks()
+        self._sync_replicas()
+        self._exit_drained_stopping_nodes()
+
+    def _schedule_tasks(self) -> None:
+        """checkers/segment_checker.go + channel_checker.go: an item on no node is loaded onto the least loaded
+        RW node of its replica (`load_time`). checkers/balance_checker.go + the score-based balancer
+        `BalanceReplica`: an RO node's channels first, then its segments, move one at a time (`balance_delay`
+        each) to RW nodes, served by the source until the copy is loaded. Paused by balance/suspend."""
+        now = self._now
         for replica in self.replicas.values():
-            for node_id, since in list(replica.ro_nodes.items()):
-                if now - since >= self.balance_delay and replica.rw_nodes:
-                    self.move_data(replica, node_id)
-                    del replica.ro_nodes[node_id]
+            for holding in replica.holdings():
+                if holding.loading_on is not None and holding.loading_on not in self._targets(replica):
+                    holding.loading_on = None  # its task failed: the target left or died
+            for holding in replica.holdings():
+                if self._is_placed(holding) or holding.loading_on is not None:
+                    continue
+                holding.node = None
+                target = self._least_loaded(replica)
+                if target is not None:
+                    holding.loading_on, holding.ready_at = target, now + self.load_time
+            if self.balance_suspended:
+                continue
+            for node_id in sorted(replica.ro_nodes):
+                moving = [h for h in replica.holdings() if h.node == node_id and h.loading_on is not None]
+                if moving:
+                    continue
+                pending = [h for h in replica.holdings() if h.node == node_id]
+                target = self._least_loaded(replica)
+                if pending and target is not None:
+                    pending[0].loading_on, pending[0].ready_at = target, now + self.balance_delay
+
+    def _is_placed(self, holding: Holding) -> bool:
+        """In querycoord's distribution (a crashed node's data stays there until its session expires)."""
+        return holding.node is not None and holding.node in self.nodes
+
+    def _exit_drained_stopping_nodes(self) -> None:
+        """A stopping query node exits once stopping balance moved everything off it; its session goes."""
+        for node in list(self.nodes.values()):
+            if node.state is NodeState.STOPPING and not self._holds_anything(node.node_id):
+                self._session_down(node.node_id)
 
     def move_data(
         self,
@@ -801,23 +1131,49 @@ class ResourceManager:
         move_segments: bool = True,
         move_channels: bool = True,
     ) -> None:
-        """Move (all or one) channels/segments held by `source` in `replica` to `target` or the least loaded."""
+        """Management transfer/segment and transfer/channel: move (all or one) items `source` holds in
+        `replica` to `target` or the least loaded RW node, at once."""
+        self.advance()
         for holdings, wanted, enabled in (
             (replica.channels, channel_name, move_channels),
             (replica.segments, segment_id, move_segments),
         ):
             if not enabled:
                 continue
-            for item, holder in list(holdings.items()):
-                if holder != source or (wanted is not None and item != wanted):
+            for item, holding in holdings.items():
+                if holding.node != source or (wanted is not None and item != wanted):
                     continue
                 destination = target if target is not None else self._least_loaded(replica, exclude=source)
                 if destination is not None:
-                    holdings[item] = destination  # type: ignore[index]
+                    holding.node, holding.loading_on = destination, None
                     self._moves += 1
+        self._after_membership_change()
 
     def distribution(self, node_id: int) -> tuple[list[str], list[int]]:
-        """(channel names, sealed segment ids) held by `node_id`."""
-        channels = sorted(c for r in self.replicas.values() for c, n in r.channels.items() if n == node_id)
-        segments = sorted(s for r in self.replicas.values() for s, n in r.segments.items() if n == node_id)
+        """services.go `GetQueryNodeDistribution`: (channel names, sealed segment ids) on `node_id` in the
+        distribution (901 for a node the node manager does not know)."""
+        self.advance()
+        if node_id not in self.nodes:
+            raise node_not_found(node_id, "failed to get query node distribution")
+        channels = sorted(c for r in self.replicas.values() for c, h in r.channels.items() if h.node == node_id)
+        segments = sorted(s for r in self.replicas.values() for s, h in r.segments.items() if h.node == node_id)
         return channels, segments
+
+    def query_segment_info(self, collection_name: str) -> list[SegmentInfo]:
+        """proxy `GetQuerySegmentInfo` -> querycoord `GetSegmentInfo` / `getCollectionSegmentInfo` (2.5): the
+        collection's sealed segments in the distribution, merged over replicas (`nodeIds` = every node that
+        has it). A segment on no node is left out; one some replicas lack has fewer nodeIds."""
+        self.advance()
+        collection = self.get_collection(collection_name)
+        if not collection.loaded:
+            raise MilvusError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={collection_name}]")
+        infos = []
+        for segment in collection.segment_ids:
+            nodes = tuple(
+                h.node for r in self.replicas_of(collection_name)
+                if (h := r.segments.get(segment)) is not None and h.node is not None and self._is_placed(h)
+            )
+            if nodes:
+                infos.append(SegmentInfo(segment, collection.collection_id, collection.partition_id, nodes))
+        return infos
+

@@ -1,8 +1,14 @@
-"""A Milvus >= 2.4 simulator: real gRPC (pymilvus' proto) + the proxy management HTTP API.
+"""A Milvus simulator: real gRPC (pymilvus' proto) + the proxy management HTTP API over one `ResourceManager`.
 
-All state lives in one `ResourceManager`. gRPC aio handlers, aiohttp handlers and the recovery
-loop run in the event loop the simulator was started in; the node lifecycle methods may also be
-called from other threads (every RM access holds `controls.lock`).
+gRPC aio handlers, aiohttp handlers and the timing loop run in the event loop the simulator was started
+in; the node lifecycle methods may also be called from other threads (every RM access holds
+`controls.lock`).
+
+Timing: the loop fires the resource manager's timed events when they fall due (resource-observer ticks
+every `check_interval`, session expiries, balance steps, loads), and runs an observer pass soon after a
+config change (create, update, drop), as querycoord's `ResourceObserver` wakes on `rgChangedNotifier`.
+Node up/stop/crash/suspend never wake the observer. With a `ManualClock` nothing happens by itself:
+`await advance(seconds)` moves time and fires what falls due, `tick()` runs an observer pass now.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import grpc
 from aiohttp import web
@@ -19,6 +25,18 @@ from aiohttp import web
 from .grpc_server import MilvusServicer, ServerControls, start_grpc_server
 from .management import ManagementApi, build_app
 from .resource_manager import ResourceManager
+
+DEFAULT_VERSION = "v2.5.16"
+
+
+class ManualClock:
+    """A clock that moves only when told to (deterministic tests)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class MilvusSimulator:
@@ -29,15 +47,23 @@ class MilvusSimulator:
         management_port: int = 9091,
         seed: int | None = None,
         check_interval: float = 10.0,
-        session_ttl: float = 30.0,
-        balance_delay: float = 0.0,
-        version: str = "v2.5.4",
+        session_ttl: float = 60.0,
+        balance_delay: float = 1.0,
+        load_time: float = 5.0,
+        version: str = DEFAULT_VERSION,
         token: str | None = None,
+        clock: Callable[[], float] | None = None,
+        segments_per_collection: int = 4,
+        channels_per_collection: int = 2,
     ) -> None:
         self.host = host
         self.check_interval = check_interval
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self.manual_clock = clock if isinstance(clock, ManualClock) else None
         self.rm = ResourceManager(
-            seed=seed, version=version, session_ttl=session_ttl, balance_delay=balance_delay
+            seed=seed, version=version, session_ttl=session_ttl, balance_delay=balance_delay, load_time=load_time,
+            check_interval=check_interval, clock=self.clock, num_channels=channels_per_collection,
+            num_segments=segments_per_collection,
         )
         self.controls = ServerControls(version=version, token=token, on_change=self._wake)
         self._requested_ports = (grpc_port, management_port)
@@ -61,7 +87,7 @@ class MilvusSimulator:
         self.management_port = int(self._http_runner.addresses[0][1])
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._loop_task = asyncio.create_task(self._recovery_loop(), name="milvus-sim-recovery")
+        self._loop_task = asyncio.create_task(self._timing_loop(), name="milvus-sim-timing")
 
     async def stop(self) -> None:
         if self._loop_task is not None:
@@ -102,31 +128,47 @@ class MilvusSimulator:
     def write_rpcs(self) -> collections.Counter[str]:
         return self.controls.write_rpcs
 
-    # ------------------------------------------------------------------ recovery loop
+    # ------------------------------------------------------------------ timing
     def _wake(self) -> None:
-        """Config or node change: querycoord's observers are notified and run soon (asynchronously)."""
+        """A config change (observer pass due) or a new timed event: let the loop look again."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
-    def _next_wait(self) -> float:
-        """Sleep until the interval, or sooner when a session TTL or balance delay falls due."""
+    def _next_wait(self) -> float | None:
+        if self.manual_clock is not None:
+            return None  # manual time: only `advance` moves it
         deadline = self.rm.next_timed_event()
-        if deadline is None:
-            return self.check_interval
-        return max(0.0, min(self.check_interval, deadline - time.monotonic()))
+        return None if deadline is None else max(0.0, deadline - self.clock())
 
-    async def _recovery_loop(self) -> None:
+    async def _timing_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._next_wait())
             self._wakeup.clear()
             with self.controls.lock:
-                self.rm.recover()
+                if self.rm.rg_changed:
+                    self.rm.recover()  # resource_observer.go: woken by rgChangedNotifier
+                else:
+                    self.rm.advance()
 
-    async def recover_now(self) -> bool:
-        """Run one loop pass now; True if it changed anything."""
+    def tick(self) -> bool:
+        """Run a resource-observer pass now, as when the check interval elapses; True if anything changed."""
         with self.controls.lock:
             return self.rm.recover()
+
+    run_observer_now = tick
+
+    async def recover_now(self) -> bool:
+        """`tick()` for async callers."""
+        return self.tick()
+
+    async def advance(self, seconds: float) -> None:
+        """Manual clock only: move time forward and fire every event that falls due, in order."""
+        if self.manual_clock is None:
+            raise RuntimeError("advance() needs a simulator built with clock=ManualClock()")
+        with self.controls.lock:
+            self.manual_clock.now += seconds
+            self.rm.advance()
 
     # ------------------------------------------------------------------ fault injection
     def set_unavailable(self, flag: bool) -> None:
@@ -134,6 +176,39 @@ class MilvusSimulator:
 
     def set_management_enabled(self, flag: bool) -> None:
         self.controls.management_enabled = flag
+
+    def restart_querycoord(self) -> None:
+        """The query coordinator restarts: suspension and balance suspension are forgotten, suspended nodes
+        go back into groups (CheckNodesInResourceGroup)."""
+        with self.controls.lock:
+            self.rm.restart_querycoord()
+        self._wake()
+
+    # ------------------------------------------------------------------ data
+    def load_collection(
+        self, name: str, replica_number: int = 1, resource_groups: Iterable[str] = (),
+        segments: int | None = None, channels: int | None = None,
+    ) -> int:
+        """Create `name` (with `segments` sealed segments and `channels` shards) if needed and load it with
+        `replica_number` replicas into `resource_groups`; returns the collection id. Raises MilvusError
+        like the LoadCollection RPC."""
+        with self.controls.lock:
+            collection_id = self.rm.create_collection(name, segments=segments, channels=channels)
+            self.rm.load_collection(name, replica_number, resource_groups)
+        self._wake()
+        return collection_id
+
+    def unserved_segment_seconds(self) -> float:
+        with self.controls.lock:
+            return self.rm.unserved_segment_seconds()
+
+    def unserved_channel_seconds(self) -> float:
+        with self.controls.lock:
+            return self.rm.unserved_channel_seconds()
+
+    def unserved_segments(self) -> list[tuple[str, int, int]]:
+        with self.controls.lock:
+            return self.rm.unserved_segments()
 
     # ------------------------------------------------------------------ node lifecycle
     def add_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""Which Milvus versions the operator can work with, from the version string Milvus reports.
+
+Milvus reports versions as `v2.5.4`, `2.4.10`, `v2.3.5-lite` (the PyPI build), `v2.4.23-gpu`,
+`v2.6.0-rc1`, sometimes with build metadata after `+`. Thresholds, read in milvus-io/milvus:
+
+- 2.4.1: the declarative resource-group API (`UpdateResourceGroups`, requests/limits, transfer_from/to,
+  node filters; PR #31930, cherry-picked to 2.4 after 2.4.0: "Declarative Resource Group API should not
+  release in 2.4.0", milvus-sdk-java #859/#879, pymilvus #2054, April 2024). Older servers answer
+  `UpdateResourceGroups` with gRPC UNIMPLEMENTED and silently drop a config given to
+  `CreateResourceGroup` (measured on a real 2.3.5).
+- 2.4.10: `node/suspend` removes the node from its resource group (`ResourceManager.HandleNodeDown`),
+  so Milvus assigns a replacement and moves its data away (PR #35492 on master, #35586 on the 2.4
+  branch, merged 2024-08-20; first release 2.4.10 inferred from the merge date). Before, a suspended
+  node stays in its group: a drain never starts.
+- `distribution/get` writes segment ids as strings from PR #39927 (2.4.23) / #39926 (2.5 branch,
+  2.5.5 inferred from its merge date) and in 2.6; older servers write integers and leave out empty
+  keys. The adapter reads both; this flag only documents which one to expect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DECLARATIVE_API = (2, 4, 1)
+SUSPEND_LEAVES_GROUP = (2, 4, 10)
+
+_VERSION = re.compile(r"^\s*[vV]?(\d+)\.(\d+)(?:\.(\d+))?(?P<suffix>[-+._][0-9A-Za-z.+_-]*)?\s*$")
+# A pre-release of X may lack what X has: it sorts before X. Build flavours (-lite, -gpu, -hotfix)
+# and build metadata (+...) do not.
+_PRE_RELEASE = re.compile(r"(?:^|[-._])(rc|alpha|beta|pre|dev|snapshot)\d*(?:$|[-._+])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, order=True)
+class MilvusVersion:
+    major: int
+    minor: int
+    patch: int
+    release: bool = True  # False for a pre-release (rc, alpha, beta, dev, ...)
+
+    def at_least(self, number: tuple[int, int, int]) -> bool:
+        return (self.major, self.minor, self.patch, self.release) >= (*number, True)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}" + ("" if self.release else " (pre-release)")
+
+
+def parse_milvus_version(text: str) -> MilvusVersion | None:
+    """The version in `text`, or None when it is not a Milvus version string."""
+    match = _VERSION.match(text)
+    if match is None:
+        return None
+    suffix = (match.group("suffix") or "").split("+", 1)[0]
+    return MilvusVersion(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0),
+                         release=_PRE_RELEASE.search(suffix) is None)
+
+
+@dataclass(frozen=True)
+class MilvusSupport:
+    """What the operator may do with a Milvus of this version; `message` says why not, naming it."""
+
+    reported: str  # the version string as Milvus reported it
+    version: MilvusVersion | None
+    supported: bool  # the declarative resource-group API is there: configs may be written
+    suspend_leaves_group: bool  # a suspended node leaves its group: drains (scale-in) can start
+    distribution_ids_as_strings: bool
+    message: str  # empty when everything is supported
+
+    @property
+    def drains_possible(self) -> bool:
+        return self.supported and self.suspend_leaves_group
+
+
+def _ids_as_strings(version: MilvusVersion) -> bool:
+    if (version.major, version.minor) == (2, 4):
+        return version.at_least((2, 4, 23))
+    if (version.major, version.minor) == (2, 5):
+        return version.at_least((2, 5, 5))
+    return version.at_least((2, 6, 0))
+
+
+def _dotted(number: tuple[int, int, int]) -> str:
+    return ".".join(map(str, number))
+
+
+def milvus_support(reported: str) -> MilvusSupport:
+    version = parse_milvus_version(reported)
+    shown = reported.strip() or "(empty)"
+    if version is None:
+        return MilvusSupport(reported, None, supported=False, suspend_leaves_group=False,
+                             distribution_ids_as_strings=False,
+                             message=f"Milvus reported version {shown!r}, which is not a version number: "
+                                     f"cannot tell whether resource group configs (UpdateResourceGroups, "
+                                     f"Milvus >= {_dotted(DECLARATIVE_API)}) are supported")
+    supported = version.at_least(DECLARATIVE_API)
+    leaves = version.at_least(SUSPEND_LEAVES_GROUP)
+    if not supported:
+        message = (f"Milvus {shown} is older than {_dotted(DECLARATIVE_API)}: resource group configs "
+                   f"(UpdateResourceGroups) are not supported")
+    elif not leaves:
+        message = (f"Milvus {shown}: node/suspend keeps the node in its group before "
+                   f"{_dotted(SUSPEND_LEAVES_GROUP)}, so no drain can start")
+    else:
+        message = ""
+    return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves,
+                         distribution_ids_as_strings=_ids_as_strings(version), message=message)

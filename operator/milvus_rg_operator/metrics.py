@@ -1,0 +1,152 @@
+"""Prometheus metrics of the operator (`--metrics-port`), in a registry of their own.
+
+Every name starts with `milvusrg_`; `pool` is "namespace/name". The reconcile pass reports to an
+`OperatorMetrics`; `serve` exposes its registry over HTTP at /metrics. docs/operations.md "Metrics"
+lists every metric (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import threading
+import typing
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from milvus_rg_operator.adapters.milvus import ManagementUnavailable, MilvusAuthError, MilvusError, MilvusUnsupported
+from milvus_rg_operator.api.models import DrainingNode
+
+PREFIX = "milvusrg_"
+PASS_RESULTS = ("converged", "progressing", "invalid", "paused", "failed")
+SUCCESSFUL_RESULTS = frozenset({"converged", "progressing"})
+WRITE_TARGETS = ("kubernetes", "milvus")
+DRAIN_PHASES: tuple[str, ...] = typing.get_args(DrainingNode.model_fields["phase"].annotation)
+# A pass takes milliseconds against a healthy cluster and up to the clients' timeouts when one is slow.
+PASS_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def milvus_error_code(exc: MilvusError) -> str:
+    """The `code` label of milvus_errors_total for an error of the Milvus adapter."""
+    if isinstance(exc, MilvusAuthError):
+        return "auth"
+    if isinstance(exc, ManagementUnavailable):
+        return "management"
+    if isinstance(exc, MilvusUnsupported):
+        return "unsupported"
+    if exc.code is not None:
+        return str(exc.code)
+    return "unavailable" if exc.unreachable else "error"
+
+
+class OperatorMetrics:
+    """The operator's metrics. Pass a fresh `CollectorRegistry` per test; the default is a new one too
+    (never prometheus_client's global registry), with the process and GC collectors added."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
+        self.passes = Counter(
+            f"{PREFIX}reconcile_passes", "Reconcile passes by pool and result "
+            "(converged, progressing, invalid, paused, failed).", ["pool", "result"], registry=registry)
+        self.pass_duration = Histogram(
+            f"{PREFIX}reconcile_pass_duration_seconds", "Duration of one reconcile pass.", ["pool"],
+            buckets=PASS_DURATION_BUCKETS, registry=registry)
+        self.last_success = Gauge(
+            f"{PREFIX}last_success_timestamp_seconds", "Unix time of the pool's last pass that converged "
+            "or made progress.", ["pool"], registry=registry)
+        self.writes = Counter(
+            f"{PREFIX}writes", "Writes made by the operator, by target (kubernetes, milvus) and verb.",
+            ["target", "verb"], registry=registry)
+        self.drain_gauge = Gauge(
+            f"{PREFIX}drains", "Nodes being drained, by pool and drain phase.", ["pool", "phase"],
+            registry=registry)
+        self.group_desired = Gauge(
+            f"{PREFIX}group_desired_nodes", "Nodes a resource group requests (its Milvus requests.nodeNum).",
+            ["pool", "group"], registry=registry)
+        self.group_actual = Gauge(
+            f"{PREFIX}group_actual_nodes", "Nodes Milvus reports in the resource group.", ["pool", "group"],
+            registry=registry)
+        self.milvus_errors = Counter(
+            f"{PREFIX}milvus_errors", "Errors from Milvus by code: the merr code, or unavailable, "
+            "unsupported, auth, management, error.", ["code"], registry=registry)
+        self._groups: dict[str, set[str]] = {}  # pool -> groups with gauges, so they can be removed
+        self._lock = threading.Lock()  # passes run on the event loop, scrapes on the server's thread
+
+    def pass_finished(self, pool: str, result: str, seconds: float) -> None:
+        if result not in PASS_RESULTS:
+            raise ValueError(f"unknown pass result {result!r}: one of {', '.join(PASS_RESULTS)}")
+        self.passes.labels(pool=pool, result=result).inc()
+        self.pass_duration.labels(pool=pool).observe(seconds)
+        if result in SUCCESSFUL_RESULTS:
+            self.last_success.labels(pool=pool).set_to_current_time()
+
+    def write(self, target: str, verb: str) -> None:
+        if target not in WRITE_TARGETS:
+            raise ValueError(f"unknown write target {target!r}: one of {', '.join(WRITE_TARGETS)}")
+        self.writes.labels(target=target, verb=verb).inc()
+
+    def drains(self, pool: str, by_phase: Mapping[str, int]) -> None:
+        """The pool's drains per phase; every known phase absent from `by_phase` is set to 0."""
+        for phase in (*DRAIN_PHASES, *(p for p in by_phase if p not in DRAIN_PHASES)):
+            self.drain_gauge.labels(pool=pool, phase=phase).set(by_phase.get(phase, 0))
+
+    def group_nodes(self, pool: str, group: str, desired: int, actual: int) -> None:
+        with self._lock:
+            self._groups.setdefault(pool, set()).add(group)
+        self.group_desired.labels(pool=pool, group=group).set(desired)
+        self.group_actual.labels(pool=pool, group=group).set(actual)
+
+    def retain_groups(self, pool: str, groups: Collection[str]) -> None:
+        """Drop the gauges of the pool's groups not in `groups` (a group deleted or renamed)."""
+        with self._lock:
+            known = self._groups.get(pool, set())
+            gone = known - set(groups)
+            known -= gone
+        for group in gone:
+            self.group_desired.remove(pool, group)
+            self.group_actual.remove(pool, group)
+
+    def milvus_error(self, code: str) -> None:
+        self.milvus_errors.labels(code=code).inc()
+
+    def forget_pool(self, pool: str) -> None:
+        """Remove every series of a deleted pool (writes and Milvus errors carry no pool label)."""
+        self.retain_groups(pool, ())
+        with self._lock:
+            self._groups.pop(pool, None)
+        for metric in (self.passes, self.pass_duration, self.last_success, self.drain_gauge):
+            metric.remove_by_labels({"pool": pool})
+
+
+@dataclass
+class MetricsServer:
+    """The HTTP server of `serve`, in a daemon thread; `port` is the bound port (useful with port 0)."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve(metrics: OperatorMetrics, port: int, host: str = "0.0.0.0") -> MetricsServer:
+    """Serve the metrics at http://host:port/metrics (any path answers) until `stop()`; port 0 = any free
+    port. A thread of its own: a scrape is answered even while the event loop is busy."""
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return MetricsServer(server, thread)

@@ -1,0 +1,94 @@
+"""The sandbox's command-line options, in one place: `python -m milvus_rg_sandbox` and
+`milvus-rg-operator sandbox` both add them with `add_sandbox_options`.
+
+Every `SandboxConfig` field is an option (`kube_port` -> `--kube-port`) whose help text is the field's
+`metadata["help"]`; `--query-nodes` is the one option that is not a config field (something to operate
+on, created after the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from milvus_rg_sandbox.sandbox import SandboxConfig, run_sandbox_forever
+
+DEFAULT_QUERY_NODES = 0
+NOT_CONFIG = ("query_nodes", "verbose")  # options of the command that are not SandboxConfig fields
+_NONE_WORDS = ("", "none")
+
+
+class MissingHelp(TypeError):
+    """A SandboxConfig field without `metadata={"help": ...}`: every option explains itself."""
+
+
+def _scalar_parser(kind: Any) -> Callable[[str], Any]:
+    if kind in (int, float, str, Path):
+        return typing.cast(Callable[[str], Any], kind)
+    raise TypeError(f"no command-line parser for type {kind!r}: extend milvus_rg_sandbox.options")
+
+
+def _option_kwargs(kind: Any) -> dict[str, Any]:
+    """argparse keywords for a field type: scalars, `X | None` ("none" gives None), bool, Literal."""
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(kind) is typing.Literal:
+        choices = typing.get_args(kind)
+        return {"type": type(choices[0]), "choices": choices}
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"no command-line parser for type {kind!r}")
+        parse = _scalar_parser(inner[0])
+
+        def optional(text: str) -> Any:
+            return None if text.lower() in _NONE_WORDS else parse(text)
+
+        optional.__name__ = getattr(inner[0], "__name__", "value")  # argparse names the type in errors
+        return {"type": optional}
+    return {"type": _scalar_parser(kind)}
+
+
+def add_sandbox_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add every SandboxConfig field, `--query-nodes` and `-v/--verbose` to `parser`."""
+    hints = typing.get_type_hints(SandboxConfig)
+    defaults = SandboxConfig()
+    for spec in dataclasses.fields(SandboxConfig):
+        help_text = spec.metadata.get("help")
+        if not help_text:
+            raise MissingHelp(f"SandboxConfig.{spec.name} has no metadata={{'help': ...}}")
+        default = getattr(defaults, spec.name)
+        parser.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, default=default,
+                            help=f"{help_text} (default: {default})", **_option_kwargs(hints[spec.name]))
+    parser.add_argument("--query-nodes", type=int, default=DEFAULT_QUERY_NODES,
+                        help="replicas of the query-node StatefulSet milvus-querynode created at start "
+                             f"(0: none; default: {DEFAULT_QUERY_NODES})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def build_parser(prog: str = "python -m milvus_rg_sandbox") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Kubernetes API + Milvus simulator + pod/node wiring")
+    return add_sandbox_options(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The SandboxConfig the parsed options describe (`args.query_nodes` and `args.verbose` aside)."""
+    return SandboxConfig(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(SandboxConfig)})
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve the sandbox the parsed options describe until SIGINT/SIGTERM (both commands end here)."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # a line per request otherwise
+    asyncio.run(run_sandbox_forever(config_from_args(args), query_nodes=args.query_nodes))
+    return 0

@@ -1,0 +1,94 @@
+"""`helm install` of the chart into the real API server, then the operator as a local process with a token of
+the chart's ServiceAccount: every verb the chart's RBAC forgot is refused by the real RBAC authorizer, and the
+operator then fails to converge (and logs the 403)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from milvus_rg_sandbox.realkube import KubeRestClient
+from milvus_rg_sandbox.realkube.control_plane import kubeconfig_document
+from milvus_rg_sandbox.sandbox import Sandbox
+from milvus_rg_sandbox.workloads import STATEFULSETS
+from tests.integration.harness import group_manifest, pool_manifest
+from tests.support import wait_for
+
+from .conftest import wait_ready_pods
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "milvus-rg-operator"
+TOOLS = ROOT / ".tools" / "bin"
+RELEASE = "milvus-rg-operator"  # also the chart's fullname and ServiceAccount name
+POOLS = "milvusrg.io/v1alpha1/querynodepools"
+GROUPS = "milvusrg.io/v1alpha1/resourcegroups"
+
+pytestmark = [
+    pytest.mark.parametrize("kube_backend", ["real"], indirect=True),
+    pytest.mark.skipif(not (TOOLS / "helm").exists() or not (TOOLS / "kubectl").exists(),
+                       reason="helm and kubectl come from scripts/setup.sh"),
+]
+
+
+async def run(*command: str, kubeconfig: Path, timeout: float = 120) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(kubeconfig.parent / "helm"),
+             "HELM_CONFIG_HOME": str(kubeconfig.parent / "helm"), "HELM_DATA_HOME": str(kubeconfig.parent / "helm")})
+    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
+    return out.decode()
+
+
+@pytest.mark.parametrize("watch_namespace", ["", "default"], ids=["cluster-wide", "namespaced"])
+async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
+        sandbox: Sandbox, tmp_path: Path, watch_namespace: str) -> None:
+    admin = sandbox.kubeconfig_path
+    api: KubeRestClient = sandbox.kube.store
+    namespace = f"ops-{'ns' if watch_namespace else 'all'}"  # a namespace being deleted cannot be reused at once
+    out = await run(str(TOOLS / "helm"), "install", RELEASE, str(CHART), "-n", namespace, "--create-namespace",
+                    "--set", f"watchNamespace={watch_namespace}", "--wait", "--timeout", "90s", kubeconfig=admin)
+    assert "STATUS: deployed" in out
+    await wait_ready_pods(api, namespace, f"app.kubernetes.io/instance={RELEASE}", 1)  # Running under kwok
+
+    token = (await run(str(TOOLS / "kubectl"), "create", "token", RELEASE, "-n", namespace, "--duration=1h",
+                       kubeconfig=admin)).strip()
+    as_operator = tmp_path / "operator.kubeconfig"
+    as_operator.write_text(json.dumps(kubeconfig_document(sandbox.kube.url, token, "default")))
+
+    await sandbox.create_query_node_statefulset(replicas=1)
+    await wait_for(lambda: len(sandbox.milvus.rm.nodes) == 1, timeout=30, message="1 query node in Milvus")
+    log = tmp_path / "operator.log"
+    command = [sys.executable, "-m", "milvus_rg_operator.cli", "run", "--metrics-port", "0"]
+    if watch_namespace:
+        command += ["--namespace", watch_namespace]
+    with log.open("wb") as sink:
+        operator = await asyncio.create_subprocess_exec(
+            *command, stdout=sink, stderr=sink, env={**os.environ, "KUBECONFIG": str(as_operator)})
+    try:
+        pool = pool_manifest()
+        pool["spec"]["milvus"] = {"uri": sandbox.milvus.uri, "managementUri": sandbox.milvus.management_url}
+        await api.create(POOLS, {**pool, "metadata": {"name": "milvus", "namespace": "default"}})
+        group = group_manifest("rg1", 2)
+        await api.create(GROUPS, {**group, "metadata": {"name": "rg1", "namespace": "default"}})
+
+        async def converged() -> bool:
+            text = log.read_text()
+            assert "Forbidden" not in text, f"refused by RBAC:\n{text[-4000:]}"  # fail at once, not at the timeout
+            rg = sandbox.milvus.rm.groups.get("rg1")
+            sts = await api.get(STATEFULSETS, "default", "milvus-querynode")
+            return bool(rg and len(rg.nodes) == 2 and sts and sts["spec"]["replicas"] == 2)
+
+        try:
+            await wait_for(converged, timeout=90, interval=0.2, message="rg1 with 2 nodes, 2 replicas")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\noperator log:\n{log.read_text()[-4000:]}") from None
+        assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]  # nor while converging
+    finally:
+        operator.terminate()
+        await asyncio.wait_for(operator.wait(), 30)
