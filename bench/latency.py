@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster import GROUP, NAMESPACE, VERSION, Operator, group_manifest, pool_manifest, sandbox_process, wait_until
+from milvus_rg_operator.scheduler import BATCH_WINDOW
 
 TARGET_P95_MS = 150.0
 POLL_SECONDS = 0.005
@@ -153,7 +154,8 @@ def print_table(rows: list[Latencies]) -> None:
               f"{max(row.samples) * 1000:>6.0f} | {target}")
     floor, operator = rows[0], rows[-1]
     print(f"the operator adds {operator.percentile(0.5) - floor.percentile(0.5):.0f} ms at p50 over the floor "
-          f"(its scheduler's batch window is 100 ms; mean {statistics.mean(operator.samples) * 1000:.0f} ms)")
+          f"(its scheduler's batch window is {BATCH_WINDOW * 1000:.0f} ms; "
+          f"mean {statistics.mean(operator.samples) * 1000:.0f} ms)")
 
 
 async def main(samples: int) -> int:

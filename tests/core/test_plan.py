@@ -145,3 +145,13 @@ def test_update_says_what_changed_and_why() -> None:
     update = next(a for a in core_plan.plan_pass(inputs).actions if isinstance(a, core_plan.UpdateGroups))
     assert update.summary == "update_resource_groups rg1 requests 2->3 limits 2->3"
     assert update.reason == "ResourceGroup rg1 generation 4"
+
+
+def test_a_missing_statefulset_without_a_template_changes_nothing() -> None:
+    inputs = replace(converged_inputs(), sts=None, milvus=MilvusState({}, {}, True, "v2.5.16"))
+    actions = core_plan.plan_pass(inputs).actions
+    assert {type(a) for a in actions} <= {core_plan.WriteStatus, core_plan.PostEvent}
+    assert any(isinstance(a, core_plan.PostEvent) and "spec.statefulSetName" in a.message for a in actions)
+    created = core_plan.plan_pass(replace(inputs, can_create_statefulset=True)).actions
+    assert [a.replicas for a in created if isinstance(a, core_plan.CreateStatefulSet)] == [2]
+    assert any(isinstance(a, core_plan.CreateGroup) for a in created)

@@ -258,6 +258,8 @@ class OperatorHarness:
                                  f"pool={await self.get(POOL_PLURAL, 'milvus')}") from None
 
     def kube_writes(self) -> int:
+        """Write requests the API server has answered (on the real backend: from its audit log, without the
+        control plane's own controllers, scheduler and kwok)."""
         return len(self.sandbox.kube.mutations)
 
     def milvus_writes(self) -> int:

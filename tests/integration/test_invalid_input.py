@@ -1,9 +1,10 @@
 """Invalid input is refused with a message naming the field, and changes nothing in Milvus or the cluster.
 
 Single-object mistakes are refused at admission by the CRD schema and its CEL rules (HTTP 422 naming the
-field). Mistakes that need more than one object (or Milvus itself) are applied on top of a converged
-pool; the operator must then report a Degraded condition and a Warning event naming the field, and leave
-Milvus's placement and configs and the StatefulSet exactly as they were.
+field; an unknown field under fieldValidation=Strict fails the decoding first: HTTP 400 naming it).
+Mistakes that need more than one object (or Milvus itself) are applied on top of a converged pool; the
+operator must then report a Degraded condition and a Warning event naming the field, and leave Milvus's
+placement and configs and the StatefulSet exactly as they were.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ TOKEN = "root:Milvus"
 @dataclass(frozen=True)
 class Admission:
     """`obj` is sent (created, or merge-patched onto an existing object of `existing`); the API server
-    must answer 422 naming `field`."""
+    must answer `status` naming `field`: 422 Invalid, or 400 BadRequest for the strict decoding error of an
+    unknown field in a created object."""
 
     obj: dict[str, Any]
     field: str
     existing: tuple[dict[str, Any], ...] = ()
+    status: int = 422
+
+
+UNKNOWN_FIELD = 400
 
 
 def with_spec(obj: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -74,10 +80,11 @@ ADMISSION = [
                            existing=(group_manifest("rg2", 1, groupName="rg_a"),)), id="changing-groupName"),
     pytest.param(Admission(group_manifest("rg2", 1, groupName=None), "spec.groupName",
                            existing=(group_manifest("rg2", 1, groupName="rg_a"),)), id="removing-groupName"),
-    pytest.param(Admission(group_manifest("rg2", 1, replicas=3), "spec.replicas"), id="unknown-group-field"),
-    pytest.param(Admission(pool_manifest(maxNode=3), "spec.maxNode"), id="unknown-pool-field"),
+    pytest.param(Admission(group_manifest("rg2", 1, replicas=3), "spec.replicas", status=UNKNOWN_FIELD),
+                 id="unknown-group-field"),
+    pytest.param(Admission(pool_manifest(maxNode=3), "spec.maxNode", status=UNKNOWN_FIELD), id="unknown-pool-field"),
     pytest.param(Admission(with_spec(pool_manifest(), milvus={"uri": "placeholder", "secretRef": {"nmae": "s"}}),
-                           "spec.milvus.secretRef.nmae"), id="unknown-nested-field"),
+                           "spec.milvus.secretRef.nmae", status=UNKNOWN_FIELD), id="unknown-nested-field"),
 ]
 
 
@@ -120,11 +127,11 @@ async def test_refused_at_admission(sandbox_factory: Any, case: Admission) -> No
         with pytest.raises(ApiException) as raised:
             await send(harness, case.obj, update=bool(case.existing))
 
-        assert raised.value.status == 422, raised.value.body
+        assert raised.value.status == case.status, raised.value.body
         message = json.loads(raised.value.body)["message"]
         assert case.field in message, message
         # The only write was the refused request itself; nothing was stored, Milvus was not touched.
-        assert [m.status for m in harness.sandbox.kube.mutations[kube_before:]] == [422]
+        assert [m.status for m in harness.sandbox.kube.mutations[kube_before:]] == [case.status]
         assert harness.milvus_writes() == milvus_before
         assert await harness.placement() == placement_before
         after = [await harness.get(plural_of(o), o["metadata"]["name"]) for o in case.existing]

@@ -391,7 +391,6 @@ async def test_injected_faults_answer_before_the_store(kube: KubeApiServer, http
     assert error.value.status == 409
 
 
-@pytest.mark.embedded_only("the write log (`mutations`)")
 async def test_mutations_count_http_writes_only(kube: KubeApiServer, http: aiohttp.ClientSession) -> None:
     await kube.store.create("v1/configmaps", {"metadata": {"name": "in-process", "namespace": "default"}})
     headers = {"User-Agent": "test-operator/1"}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from milvus_rg_sandbox.kube import KubeApiServer, validate_custom_resource
 
-from .kube_helpers import crd_manifest, http, is_real, kube, wait_established
+from .kube_helpers import crd_manifest, http, kube, wait_established
 
 __all__ = ["http", "kube"]  # fixtures imported for pytest
 
@@ -93,12 +93,19 @@ async def test_defaults_are_applied_and_unknown_fields_pruned(pools: aiohttp.Cli
 
 async def test_strict_field_validation_rejects_unknown_fields(pools: aiohttp.ClientSession, kube: Any) -> None:
     status, body = await create(pools, pool({"pool": "rg1", "foo": 1}), fieldValidation="Strict")
-    # Known difference: kube-apiserver fails the decoding (400 BadRequest, "strict decoding error: ..."),
-    # the embedded server answers 422 Invalid.
-    assert (status, body["reason"]) == ((400, "BadRequest") if is_real(kube) else (422, "Invalid"))
-    assert 'unknown field "spec.foo"' in body["message"]
-    status, _ = await create(pools, pool({"pool": "rg1", "foo": 1}), fieldValidation="Ignore")
+    # The decoding fails before any validation (400 BadRequest, not 422 Invalid), as kube-apiserver's does.
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"] == ('Pool in version "v1" cannot be handled as a Pool: '
+                               'strict decoding error: unknown field "spec.foo"')
+    status, created = await create(pools, pool({"pool": "rg1", "foo": 1}), fieldValidation="Ignore")
     assert status == 201
+    # An update fails the decoding too; a patch is refused after it is applied (422, the "patch" field).
+    replacement = {**pool({"pool": "rg1", "foo": 1}), "metadata": created["metadata"]}
+    async with pools.put(f"{COLLECTION}/p", json=replacement, params={"fieldValidation": "Strict"}) as response:
+        assert response.status == 400 and 'unknown field "spec.foo"' in (await response.json())["message"]
+    async with pools.patch(f"{COLLECTION}/p", json={"spec": {"foo": 1}}, headers=MERGE,
+                           params={"fieldValidation": "Strict"}) as response:
+        assert response.status == 422 and 'unknown field "spec.foo"' in (await response.json())["message"]
 
 
 async def test_message_is_formatted_like_the_api_server(pools: aiohttp.ClientSession) -> None:

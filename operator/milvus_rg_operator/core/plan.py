@@ -292,8 +292,10 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     declared = [g.declared for g in parsed if g.declared is not None]
     problems = [p for g in inputs.groups for p in g.problems]
     problems += validation.validate(pool, pool.name, declared, inputs.milvus.groups.keys())
-    pool_problems = [p for p in problems if p.kind == POOL_KIND]
-    if pool_problems:
+    if inputs.sts is None and not inputs.can_create_statefulset:
+        problems.append(Problem(POOL_KIND, pool.name, "spec.statefulSetName",
+                                f"StatefulSet {pool.stateful_set_name} not found and spec.template is not set"))
+    if any(p.kind == POOL_KIND for p in problems):
         return PassPlan(validation_actions(inputs, problems), converged=False, requeue_after=None)
     invalid = {p.name for p in problems if p.kind == GROUP_KIND}
     valid = [g for g in parsed if g.obj.name not in invalid]
@@ -325,17 +327,13 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     # Frozen (invalid) groups keep their nodes: their Milvus requests still count towards replicas.
     frozen_groups = {found.name: found for g in frozen if (found := _milvus_group_of(g, inputs.milvus)) is not None}
     frozen_requests = sum(found.config.requests for found in frozen_groups.values())
-    desired_replicas = min(scaling.desired_replicas(pool, groups) + frozen_requests,
-                           pool.max_nodes if pool.max_nodes is not None else 1 << 30)
+    desired_replicas = scaling.desired_replicas(pool, groups) + frozen_requests
+    if pool.max_nodes is not None:
+        desired_replicas = min(desired_replicas, pool.max_nodes)
     if any(g.declared is None for g in frozen) and inputs.sts is not None:
         desired_replicas = max(desired_replicas, inputs.sts.replicas)  # a group we cannot read: never scale in
 
-    if inputs.sts is None:
-        if not inputs.can_create_statefulset:
-            missing = Problem(POOL_KIND, pool.name, "spec.statefulSetName",
-                              f"StatefulSet {pool.stateful_set_name} not found and spec.template is not set")
-            return PassPlan(tuple(actions) + validation_actions(inputs, [missing]), converged=False,
-                            requeue_after=None)
+    if inputs.sts is None:  # spec.template is set (checked above): create it, with the replicas wanted
         actions.append(CreateStatefulSet(pool.stateful_set_name, desired_replicas,
                                          f"StatefulSet {pool.stateful_set_name} does not exist; spec.template is set"))
         return PassPlan(tuple(actions), converged=False, requeue_after=PROGRESS_REQUEUE)

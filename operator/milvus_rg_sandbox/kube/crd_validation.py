@@ -92,6 +92,14 @@ def validate_custom_resource(
     return result, validator.errors
 
 
+def unknown_fields(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
+    """The fields of `obj` that its schema neither declares nor preserves: what kube-apiserver's strict
+    decoding (fieldValidation=Strict) refuses before any validation."""
+    validator = _Validator(strict=True)
+    validator.visit(schema, {key: value for key, value in obj.items() if key not in ROOT_FIELDS_KEPT}, "", _MISSING)
+    return [error.field for error in validator.errors if error.reason == "FieldValueUnknown"]
+
+
 class _Missing:
     """The old value does not exist (create, or a field that is new in this update)."""
 

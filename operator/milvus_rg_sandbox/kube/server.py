@@ -22,6 +22,7 @@ import attrs
 import kmock
 from kmock._internal.parsing import parse_path
 
+from .crd_validation import unknown_fields
 from .errors import ApiError, bad_request
 from .openapi import openapi_v3_group_version, openapi_v3_root
 from .patching import json_patch, merge_patch
@@ -52,7 +53,6 @@ KNOWN_DIFFERENCES = (
     "moment later).",
     "Dependents are garbage-collected synchronously with their owner (a cluster: by a controller).",
     "The final delete of a terminating pod (`purge`) sends only DELETED, not MODIFIED then DELETED.",
-    "Unknown fields under fieldValidation=Strict get 422 Invalid, not 400 BadRequest (strict decoding error).",
 )
 
 SERVER_VERSION = {
@@ -128,6 +128,18 @@ def parse_resource_path(path: str) -> ResourcePath | None:
         return None
     return ResourcePath(parsed.group, parsed.version, parsed.plural, parsed.namespace, parsed.name,
                         parsed.subresource)
+
+
+def _decode_strictly(resource: ResourceType, body: dict[str, Any]) -> None:
+    """fieldValidation=Strict on a create or an update: unknown fields fail the decoding of the body before
+    any validation (400 BadRequest, as kube-apiserver's `transformDecodeError`); a patch's are refused
+    later, 422 Invalid, by the store (as kube-apiserver's patcher)."""
+    unknown = unknown_fields(resource.schema, body) if resource.schema is not None else []
+    if unknown:
+        version = str(body.get("apiVersion") or resource.api_version).rsplit("/", 1)[-1]
+        fields = ", ".join(f'unknown field "{name}"' for name in unknown)
+        raise bad_request(f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: '
+                          f"strict decoding error: {fields}")
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> aiohttp.web.Response:
@@ -263,6 +275,8 @@ class KubeApiServer:
             if method == "POST":
                 if not isinstance(body, dict):
                     raise bad_request("the request body must be a JSON object")
+                if strict:
+                    _decode_strictly(resource, body)
                 created = store.create_object(resource, target.namespace, body, dry_run=dry_run, strict=strict)
                 return _json_response(created, 201)
             if method == "DELETE":
@@ -284,6 +298,8 @@ class KubeApiServer:
         if method == "PUT":
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
+            if strict:
+                _decode_strictly(resource, body)
             replacement = body
             return _json_response(store.update_object(
                 resource, target.namespace, target.name, lambda _current: replacement,

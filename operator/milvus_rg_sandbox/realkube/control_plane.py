@@ -3,7 +3,8 @@ kube-scheduler and kwok (fake nodes and kubelets), each a child process ended by
 
 The binaries come from `scripts/control-plane.sh build` (docs/real-kubernetes.md). Every start uses fresh
 OS-assigned ports, a fresh etcd data dir, a fresh service-account key and a random admin token, so several
-control planes can run side by side (one per test module, say).
+control planes can run side by side (one per test module, say). kube-apiserver keeps an audit log of every
+write, read back as the embedded server's write log (`mutations`, see `audit.py`).
 """
 
 from __future__ import annotations
@@ -390,6 +391,7 @@ class SharedControlPlane:
 
     async def stop(self) -> None:
         await reset(self.control_plane.store)
+        await self.control_plane.client.close()  # opened in this sandbox's event loop; the next opens its own
 
 
 async def reset(client: KubeRestClient, timeout: float = 60.0, *, drop_crds: bool = False) -> None:
