@@ -108,11 +108,16 @@ async def sandbox_process(workdir: Path, query_nodes: int = 1, pod_start_delay: 
             await asyncio.sleep(0.05)
         yield SandboxProcess(process, json.loads(endpoints_file.read_text()))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, timeout=30)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def pool_manifest(endpoints: dict[str, str], **spec: Any) -> dict[str, Any]:

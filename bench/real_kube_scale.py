@@ -32,6 +32,7 @@ from cluster import (
     pool_manifest,
     proc_cpu_seconds,
     rss_mib,
+    stop_process,
     wait_until,
 )
 
@@ -99,11 +100,7 @@ def run_measurement(pods: int, groups: int, timeout: float) -> int:
         try:
             asyncio.run(measure(child, pods, groups, workdir, timeout))
         finally:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop_process(child, timeout=60)
     return 0
 
 

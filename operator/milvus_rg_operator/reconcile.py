@@ -212,14 +212,14 @@ class _Pass:
             inputs = await self.pass_inputs(pool, groups, observed, sts_obj, None, support)
             plan = core_plan.plan_pass(inputs)
         logger.debug("pool %s: plan %s", self.pool_key, [a.summary for a in plan.actions] or "empty")
-        self.report.problems.extend(p for g in groups for p in g.problems)
+        self.report.problems.extend(plan.problems)
         try:
             await self.act(plan.actions)
         except MilvusError as exc:
             await self.fail_milvus_error(exc)
             raise
         self.report.converged = plan.converged
-        self.report.result = "converged" if plan.converged else "progressing"
+        self.report.result = "invalid" if plan.refused else "converged" if plan.converged else "progressing"
         if self.metrics is not None:
             self.report_metrics(inputs, plan)
         return PassOutcome(requeue_after=resync if plan.requeue_after is None else plan.requeue_after)
@@ -423,13 +423,7 @@ class _Pass:
         """Bad input: Degraded + a Warning event naming each field; nothing is applied to Milvus or the cluster."""
         self.report.problems.extend(problems)
         self.report.result = "invalid"
-        pool_conditions = cond.validation_failed_conditions(problems, self.pool.generation)
-        group_conditions = {
-            g.name: cond.group_problem_conditions(
-                [p for p in problems if p.kind == GROUP_KIND and p.name == g.name], problems, g.generation)
-            for g in self.group_states}
-        await self.act(core_plan.problem_actions(self.pool, self.group_states, pool_conditions, group_conditions,
-                                                 "ValidationFailed", self.now))
+        await self.act(core_plan.validation_actions(self.pool, self.group_states, problems, self.now))
         return PassOutcome(requeue_after=resync)
 
     async def fail_milvus_error(self, exc: MilvusError) -> None:

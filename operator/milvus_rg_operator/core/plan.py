@@ -267,6 +267,8 @@ class PassPlan:
     actions: tuple[Action, ...]
     converged: bool
     requeue_after: float | None  # None: the pool's resync period
+    problems: tuple[Problem, ...] = ()  # what is wrong with the input (the pool's, or some groups')
+    refused: bool = False  # a problem of the pool: nothing but statuses and events is written
 
 
 # --- the pass ----------------------------------------------------------------------------------------
@@ -296,7 +298,8 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
         problems.append(Problem(POOL_KIND, pool.name, "spec.statefulSetName",
                                 f"StatefulSet {pool.stateful_set_name} not found and spec.template is not set"))
     if any(p.kind == POOL_KIND for p in problems):
-        return PassPlan(validation_actions(inputs, problems), converged=False, requeue_after=None)
+        return PassPlan(validation_actions(inputs.pool_obj, [g.obj for g in inputs.groups], problems, inputs.now),
+                        converged=False, requeue_after=None, problems=tuple(problems), refused=True)
     invalid = {p.name for p in problems if p.kind == GROUP_KIND}
     valid = [g for g in parsed if g.obj.name not in invalid]
     while True:  # a group that refers to an invalid one not yet in Milvus is invalid too (to a fixpoint)
@@ -336,7 +339,7 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     if inputs.sts is None:  # spec.template is set (checked above): create it, with the replicas wanted
         actions.append(CreateStatefulSet(pool.stateful_set_name, desired_replicas,
                                          f"StatefulSet {pool.stateful_set_name} does not exist; spec.template is set"))
-        return PassPlan(tuple(actions), converged=False, requeue_after=PROGRESS_REQUEUE)
+        return PassPlan(tuple(actions), converged=False, requeue_after=PROGRESS_REQUEUE, problems=tuple(problems))
     sts = inputs.sts
 
     scale = scaling.plan_scale(pool, groups, desired_replicas, sts, inputs.pods, inputs.milvus, drains,
@@ -396,7 +399,8 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
         actions += status_write(GROUP_KIND, g.obj, status, "where Milvus placed the group's nodes")
     actions += frozen_group_actions(frozen, problems, inputs.now)
     actions += [PostEvent(POOL_KIND, pool.name, kind, reason, message) for kind, reason, message in scale.events]
-    return PassPlan(tuple(actions), converged=converged, requeue_after=None if converged else PROGRESS_REQUEUE)
+    return PassPlan(tuple(actions), converged=converged, requeue_after=None if converged else PROGRESS_REQUEUE,
+                    problems=tuple(problems))
 
 
 def _milvus_group_of(group: GroupInput, milvus: MilvusState) -> MilvusGroup | None:
@@ -553,15 +557,16 @@ def problem_actions(inputs_pool: ObjectState, groups: Sequence[ObjectState],
     return actions
 
 
-def validation_actions(inputs: PassInputs, problems: Sequence[Problem]) -> tuple[Action, ...]:
-    objs = [g.obj for g in inputs.groups]
-    pool_conditions = cond.validation_failed_conditions(problems, inputs.pool_obj.generation)
+def validation_actions(pool_obj: ObjectState, groups: Sequence[ObjectState], problems: Sequence[Problem],
+                       now: float) -> tuple[Action, ...]:
+    """Bad input: Degraded and a Warning event naming each field on the pool, each group its own problems or
+    the pool's; nothing else is written."""
+    pool_conditions = cond.validation_failed_conditions(problems, pool_obj.generation)
     group_conditions = {
         obj.name: cond.group_problem_conditions(
             [p for p in problems if p.kind == GROUP_KIND and p.name == obj.name], problems, obj.generation)
-        for obj in objs}
-    return tuple(problem_actions(inputs.pool_obj, objs, pool_conditions, group_conditions, "ValidationFailed",
-                                 inputs.now))
+        for obj in groups}
+    return tuple(problem_actions(pool_obj, groups, pool_conditions, group_conditions, "ValidationFailed", now))
 
 
 def frozen_group_actions(frozen: Sequence[GroupInput], problems: Sequence[Problem], now: float) -> list[Action]:
