@@ -21,11 +21,11 @@ import kubernetes
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from milvus_rg_operator.api.models import GROUP, VERSION
+from milvus_rg_operator.constants import GROUP, RESOURCE_GROUP_PLURAL, VERSION
+from milvus_rg_operator.constants import OPERATOR_NAME as OPERATOR_NAME  # re-exported
+from milvus_rg_operator.constants import POOL_PLURAL as POOL_PLURAL  # re-exported beside GROUP_PLURAL
 
-POOL_PLURAL = "querynodepools"
-GROUP_PLURAL = "resourcegroups"
-OPERATOR_NAME = "milvus-rg-operator"
+GROUP_PLURAL = RESOURCE_GROUP_PLURAL
 USER_AGENT = f"{OPERATOR_NAME}/{importlib.metadata.version(OPERATOR_NAME)}"
 
 T = TypeVar("T")

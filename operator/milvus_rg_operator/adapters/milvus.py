@@ -35,6 +35,7 @@ from pymilvus import AsyncMilvusClient
 from pymilvus.client.types import ResourceGroupConfig
 from pymilvus.exceptions import MilvusException, ParamError
 
+from milvus_rg_operator.constants import DEFAULT_MANAGEMENT_PORT
 from milvus_rg_operator.core.types import (
     DEFAULT_GROUP,
     DEFAULT_GROUP_LIMIT,
@@ -46,7 +47,7 @@ from milvus_rg_operator.core.types import (
 
 logger = logging.getLogger(__name__)
 
-MANAGEMENT_PORT = 9091
+MANAGEMENT_PORT = DEFAULT_MANAGEMENT_PORT
 # pymilvus' own client-side codes sit below 100 (1 unexpected / retry timeout, 2 cannot connect);
 # Milvus' merr codes are >= 100 (65535 is the legacy "unexpected error" of older servers).
 FIRST_MILVUS_CODE = 100

@@ -16,24 +16,55 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
-GROUP = "milvusrg.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-POOL_KIND = "QueryNodePool"
-POOL_PLURAL = "querynodepools"
-RESOURCE_GROUP_KIND = "ResourceGroup"
-RESOURCE_GROUP_PLURAL = "resourcegroups"
-CATEGORY = "milvus"
-
-DEFAULT_RESOURCE_GROUP = "__default_resource_group"
-DEFAULT_PENDING_GROUP = "__pending_nodes"
-DEFAULT_MANAGEMENT_PORT = 9091
-
-LABEL_RESOURCE_GROUP = f"{GROUP}/resource-group"
-LABEL_NODE_ID = f"{GROUP}/node-id"
-LABEL_STATE = f"{GROUP}/state"
-ANNOTATION_PAUSED = f"{GROUP}/paused"
-FINALIZER = f"{GROUP}/finalizer"
+# The shared names (milvus_rg_operator.constants), re-exported: the API is where callers look for them.
+from milvus_rg_operator.constants import (
+    ANNOTATION_PAUSED as ANNOTATION_PAUSED,
+)
+from milvus_rg_operator.constants import (
+    API_VERSION as API_VERSION,
+)
+from milvus_rg_operator.constants import (
+    CATEGORY as CATEGORY,
+)
+from milvus_rg_operator.constants import (
+    DEFAULT_MANAGEMENT_PORT as DEFAULT_MANAGEMENT_PORT,
+)
+from milvus_rg_operator.constants import (
+    DEFAULT_PENDING_GROUP as DEFAULT_PENDING_GROUP,
+)
+from milvus_rg_operator.constants import (
+    DEFAULT_RESOURCE_GROUP as DEFAULT_RESOURCE_GROUP,
+)
+from milvus_rg_operator.constants import (
+    FINALIZER as FINALIZER,
+)
+from milvus_rg_operator.constants import (
+    GROUP as GROUP,
+)
+from milvus_rg_operator.constants import (
+    LABEL_NODE_ID as LABEL_NODE_ID,
+)
+from milvus_rg_operator.constants import (
+    LABEL_RESOURCE_GROUP as LABEL_RESOURCE_GROUP,
+)
+from milvus_rg_operator.constants import (
+    LABEL_STATE as LABEL_STATE,
+)
+from milvus_rg_operator.constants import (
+    POOL_KIND as POOL_KIND,
+)
+from milvus_rg_operator.constants import (
+    POOL_PLURAL as POOL_PLURAL,
+)
+from milvus_rg_operator.constants import (
+    RESOURCE_GROUP_KIND as RESOURCE_GROUP_KIND,
+)
+from milvus_rg_operator.constants import (
+    RESOURCE_GROUP_PLURAL as RESOURCE_GROUP_PLURAL,
+)
+from milvus_rg_operator.constants import (
+    VERSION as VERSION,
+)
 
 MILVUS_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MILVUS_NAME_RULE = "must start with a letter or _ and contain only letters, digits and _"

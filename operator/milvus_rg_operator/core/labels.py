@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from milvus_rg_operator.constants import LABEL_NODE_ID as LABEL_NODE_ID  # re-exported: the labels planned here
+from milvus_rg_operator.constants import LABEL_RESOURCE_GROUP as LABEL_RESOURCE_GROUP
+from milvus_rg_operator.constants import LABEL_STATE as LABEL_STATE
 from milvus_rg_operator.core.names import label_value
 from milvus_rg_operator.core.types import MilvusState, PodState
 
-LABEL_RESOURCE_GROUP = "milvusrg.io/resource-group"
-LABEL_NODE_ID = "milvusrg.io/node-id"
-LABEL_STATE = "milvusrg.io/state"
-ANNOTATION_RESOURCE_GROUP = LABEL_RESOURCE_GROUP
+ANNOTATION_RESOURCE_GROUP = LABEL_RESOURCE_GROUP  # the exact Milvus name (label values are restricted)
 
 
 @dataclass(frozen=True)

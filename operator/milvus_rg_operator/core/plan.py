@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from milvus_rg_operator.constants import POOL_KIND as POOL_KIND  # re-exported beside GROUP_KIND
+from milvus_rg_operator.constants import RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import conditions as cond
 from milvus_rg_operator.core import configs, labels, scaling, validation
 from milvus_rg_operator.core.names import resolve_group_name
@@ -39,7 +41,7 @@ from milvus_rg_operator.core.types import (
 )
 
 KUBERNETES, MILVUS = "kubernetes", "milvus"
-POOL_KIND, GROUP_KIND = "QueryNodePool", "ResourceGroup"
+GROUP_KIND = RESOURCE_GROUP_KIND
 PROGRESS_REQUEUE = 1.0  # while something is in flight, look again soon
 
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-DEFAULT_GROUP = "__default_resource_group"
-DEFAULT_GROUP_LIMIT = 1_000_000  # the default group's limits in a new Milvus (its requests are 0)
-# Larger than the default group's limits so that Milvus' "argmax room" sends incoming nodes that no
-# group is missing to the pending group rather than to the default group.
-PENDING_GROUP_LIMIT = 10 * DEFAULT_GROUP_LIMIT
+from milvus_rg_operator.constants import DEFAULT_GROUP_LIMIT as DEFAULT_GROUP_LIMIT  # re-exported
+from milvus_rg_operator.constants import DEFAULT_RESOURCE_GROUP
+from milvus_rg_operator.constants import PENDING_GROUP_LIMIT as PENDING_GROUP_LIMIT  # re-exported
+
+DEFAULT_GROUP = DEFAULT_RESOURCE_GROUP
 
 
 @dataclass(frozen=True)

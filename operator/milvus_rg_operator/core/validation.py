@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 
+from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core.names import resolve_group_name, validate_group_name
 from milvus_rg_operator.core.types import DEFAULT_GROUP, DeclaredGroup, DeclaredPool, Problem
 
-POOL = "QueryNodePool"
-GROUP = "ResourceGroup"
+POOL = POOL_KIND
+GROUP = RESOURCE_GROUP_KIND
 
 
 def validate(pool: DeclaredPool | None, pool_name: str, groups: Sequence[DeclaredGroup],

@@ -1,0 +1,37 @@
+"""Names every part of the operator shares: the API's group, kinds and plurals, the labels and annotations
+it writes, Milvus's default group and ports. No imports: the pure core, the models and the adapters all
+take them from here."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ANNOTATION_PAUSED", "API_VERSION", "CATEGORY", "DEFAULT_GROUP_LIMIT", "DEFAULT_MANAGEMENT_PORT",
+    "DEFAULT_PENDING_GROUP", "DEFAULT_RESOURCE_GROUP", "FINALIZER", "GROUP", "LABEL_NODE_ID",
+    "LABEL_RESOURCE_GROUP", "LABEL_STATE", "OPERATOR_NAME", "PENDING_GROUP_LIMIT", "POOL_KIND", "POOL_PLURAL",
+    "RESOURCE_GROUP_KIND", "RESOURCE_GROUP_PLURAL", "VERSION",
+]
+
+OPERATOR_NAME = "milvus-rg-operator"
+
+GROUP = "milvusrg.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+POOL_KIND = "QueryNodePool"
+POOL_PLURAL = "querynodepools"
+RESOURCE_GROUP_KIND = "ResourceGroup"
+RESOURCE_GROUP_PLURAL = "resourcegroups"
+CATEGORY = "milvus"
+
+LABEL_RESOURCE_GROUP = f"{GROUP}/resource-group"
+LABEL_NODE_ID = f"{GROUP}/node-id"
+LABEL_STATE = f"{GROUP}/state"
+ANNOTATION_PAUSED = f"{GROUP}/paused"
+FINALIZER = f"{GROUP}/finalizer"
+
+DEFAULT_RESOURCE_GROUP = "__default_resource_group"
+DEFAULT_PENDING_GROUP = "__pending_nodes"
+DEFAULT_GROUP_LIMIT = 1_000_000  # the default group's limits in a new Milvus (its requests are 0)
+# Larger than the default group's limits so that Milvus' "argmax room" sends incoming nodes that no group is
+# missing to the pending group rather than to the default group.
+PENDING_GROUP_LIMIT = 10 * DEFAULT_GROUP_LIMIT
+DEFAULT_MANAGEMENT_PORT = 9091  # the proxy's management HTTP API (next to gRPC on 19530)
