@@ -146,10 +146,23 @@ class Node:
 
 
 @dataclass
+class _Membership:
+    """A cache of `ResourceManager.accept` over a group's nodes (performance only): `accepted` are the members
+    (`GetNodes`), `rejected` the dirty nodes. Valid while `key` (filter, version) holds; kept up to date by
+    `ResourceManager._join` / `_leave`, so a node joining or leaving costs O(1), not a scan of the group."""
+
+    key: tuple[object, ...]
+    accepted: set[int]
+    rejected: set[int]
+    ordered: list[int] | None = None  # sorted(accepted), built when an order is asked for
+
+
+@dataclass
 class ResourceGroup:
     name: str
     config: RGConfig
     nodes: set[int] = field(default_factory=set)
+    membership: _Membership | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -308,6 +321,10 @@ class ResourceManager:
         # Set by create/update/drop (rgChangedNotifier.NotifyAll); the observer pass it asks for clears it.
         self.rg_changed = False
         self._incoming: set[int] = set()
+        # Indexes of the nodes that timed events and stopping exits look at (performance only: a superset,
+        # each entry re-checked against `Node.state` when used).
+        self._crashed: set[int] = set()
+        self._stopping: set[int] = set()
         self._node_ids = itertools.count(1)
         self._object_ids = itertools.count(1000)
         self._moves = 0
@@ -335,27 +352,61 @@ class ResourceManager:
             return False  # assumption: a statically labelled node is pinned to its RG
         return all(node.labels.get(key) == value for key, value in rg.config.node_labels)
 
+    def _membership(self, rg: ResourceGroup) -> _Membership:
+        """`accept` over `rg.nodes`, cached; rebuilt when the filter or version changed or `rg.nodes` was
+        changed behind `_join` / `_leave` (sizes disagree)."""
+        key = (rg.config.node_labels, self.version)
+        cached = rg.membership
+        if cached is not None and cached.key == key and len(cached.accepted) + len(cached.rejected) == len(rg.nodes):
+            return cached
+        accepted = {n for n in rg.nodes if self.accept(rg, n)}
+        rg.membership = _Membership(key, accepted, rg.nodes - accepted)
+        return rg.membership
+
+    def _join(self, rg: ResourceGroup, node_id: int) -> None:
+        membership = self._membership(rg)
+        if node_id in rg.nodes:
+            return
+        rg.nodes.add(node_id)
+        if self.accept(rg, node_id):
+            membership.accepted.add(node_id)
+            membership.ordered = None
+        else:
+            membership.rejected.add(node_id)
+
+    def _leave(self, rg: ResourceGroup, node_id: int) -> None:
+        membership = self._membership(rg)
+        rg.nodes.discard(node_id)
+        membership.rejected.discard(node_id)
+        if node_id in membership.accepted:
+            membership.accepted.discard(node_id)
+            membership.ordered = None
+
     def _dirty(self, rg: ResourceGroup) -> list[int]:
-        return [n for n in rg.nodes if not self.accept(rg, n)]
+        rejected = self._membership(rg).rejected
+        return [n for n in rg.nodes if n in rejected] if rejected else []  # in `rg.nodes` order, as before
 
     def members(self, rg: ResourceGroup) -> list[int]:
         """`ResourceGroup.GetNodes` (2.5): the nodes that match the group's node filter."""
-        return sorted(n for n in rg.nodes if self.accept(rg, n))
+        membership = self._membership(rg)
+        if membership.ordered is None:
+            membership.ordered = sorted(membership.accepted)
+        return list(membership.ordered)
 
     def node_num(self, rg: ResourceGroup) -> int:
-        return len(self.members(rg))
+        return len(self._membership(rg).accepted)
 
     def missing(self, rg: ResourceGroup) -> int:
         return max(0, rg.config.req - self.node_num(rg))
 
     def oversized(self, rg: ResourceGroup) -> int:
-        return max(0, self.node_num(rg) - rg.config.req) + len(self._dirty(rg))
+        return max(0, self.node_num(rg) - rg.config.req) + len(self._membership(rg).rejected)
 
     def room(self, rg: ResourceGroup) -> int:
         return max(0, rg.config.lim - self.node_num(rg))
 
     def redundant(self, rg: ResourceGroup) -> int:
-        return max(0, self.node_num(rg) - rg.config.lim) + len(self._dirty(rg))
+        return max(0, self.node_num(rg) - rg.config.lim) + len(self._membership(rg).rejected)
 
     def meets_requirement(self, rg: ResourceGroup) -> bool:
         return self.missing(rg) == 0 and self.redundant(rg) == 0
@@ -563,7 +614,7 @@ class ResourceManager:
         self._incoming.discard(node_id)
         for rg in self.groups.values():
             if node_id in rg.nodes:
-                rg.nodes.discard(node_id)
+                self._leave(rg, node_id)
                 self._moves += 1
 
     def stop_node(self, node_id: int) -> None:
@@ -572,6 +623,7 @@ class ResourceManager:
         self.advance()
         node = self._node(node_id, "failed to stop query node")
         node.state = NodeState.STOPPING
+        self._stopping.add(node_id)
         self._handle_node_down(node_id)
         self._after_membership_change()
 
@@ -583,6 +635,7 @@ class ResourceManager:
         if node.alive:
             node.state = NodeState.OFFLINE
             node.crashed_at = self._now
+            self._crashed.add(node_id)
 
     def suspend_node(self, node_id: int) -> None:
         """querycoord services.go `SuspendNode`. Since 2.4.10: only "node exists" is checked (901), then
@@ -668,6 +721,8 @@ class ResourceManager:
                 if holding.loading_on == node_id:
                     holding.loading_on = None
         del self.nodes[node_id]
+        self._crashed.discard(node_id)
+        self._stopping.discard(node_id)
         self._moves += 1
 
     # ----------------------------------------------------------------- resource observer
@@ -717,7 +772,7 @@ class ResourceManager:
                 or self._argmax(self.room, node.node_id)
                 or self.groups[DEFAULT_RG]
             )
-        target.nodes.add(node.node_id)
+        self._join(target, node.node_id)
         self._moves += 1
 
     def _argmax(self, quantity: Callable[[ResourceGroup], int], node_id: int) -> ResourceGroup | None:
@@ -753,8 +808,8 @@ class ResourceManager:
         return -1
 
     def _move(self, node_id: int, source: ResourceGroup, target: ResourceGroup) -> None:
-        source.nodes.discard(node_id)
-        target.nodes.add(node_id)
+        self._leave(source, node_id)
+        self._join(target, node_id)
         self._moves += 1
 
     def _recover_missing(self, target: ResourceGroup) -> None:
@@ -835,7 +890,7 @@ class ResourceManager:
 
     def next_timed_event(self) -> float | None:
         """Clock time of the next observer tick, session expiry, or finished load or balance step."""
-        deadlines = [node.crashed_at + self.session_ttl for node in self.nodes.values() if not node.alive]
+        deadlines = [node.crashed_at + self.session_ttl for node in self._crashed_nodes()]
         deadlines += [h.ready_at for r in self.replicas.values() for h in r.holdings() if h.loading_on is not None]
         if self.check_interval > 0:
             deadlines.append(self.next_check_at)
@@ -843,8 +898,8 @@ class ResourceManager:
 
     def _fire_due(self) -> None:
         now = self._now
-        for node in list(self.nodes.values()):
-            if not node.alive and node.crashed_at + self.session_ttl <= now:
+        for node in self._crashed_nodes():
+            if node.crashed_at + self.session_ttl <= now:
                 self._session_down(node.node_id)
         for replica in self.replicas.values():
             for holding in replica.holdings():
@@ -1020,11 +1075,12 @@ class ResourceManager:
             by_key.setdefault((replica.collection, replica.resource_group), []).append(replica)
         for (_, group_name), replicas in by_key.items():
             rg = self.groups.get(group_name)
-            members = {n for n in self.members(rg) if n in self.nodes} if rg is not None else set()
+            accepted = self._membership(rg).accepted if rg is not None else set()
+            members = accepted & self.nodes.keys()
             for replica in replicas:
-                for node_id in list(replica.rw_nodes):
-                    if node_id not in members:
-                        self._make_read_only(replica, node_id)
+                leaving = replica.rw_nodes - members
+                for node_id in [n for n in replica.rw_nodes if n in leaving] if leaving else []:  # set order
+                    self._make_read_only(replica, node_id)
             used = set().union(*(r.rw_nodes for r in replicas))
             for node_id in sorted(members - used):
                 smallest = min(replicas, key=lambda r: (len(r.rw_nodes), r.replica_id))
@@ -1049,19 +1105,26 @@ class ResourceManager:
     def _targets(self, replica: Replica) -> list[int]:
         """RW nodes a task can load onto: known, process alive (a task on a dead node fails), not stopping,
         not suspended (up to 2.4.9 `nodeMgr.Suspend` blocks loads on the node)."""
-        return sorted(
-            n for n in replica.rw_nodes
-            if n in self.nodes and self.nodes[n].state is NodeState.HEALTHY
-        )
+        return sorted(n for n in replica.rw_nodes if self._is_target(replica, n))
 
-    def _load_of(self, replica: Replica, node_id: int) -> int:
-        return sum(1 for h in replica.holdings() if node_id in (h.node, h.loading_on))
+    def _is_target(self, replica: Replica, node_id: int) -> bool:
+        """`node_id in self._targets(replica)` without building the list."""
+        node = self.nodes.get(node_id) if node_id in replica.rw_nodes else None
+        return node is not None and node.state is NodeState.HEALTHY
 
-    def _least_loaded(self, replica: Replica, exclude: int | None = None) -> int | None:
-        candidates = [n for n in self._targets(replica) if n != exclude]
+    def _least_loaded(
+        self, replica: Replica, exclude: int | None = None, targets: list[int] | None = None
+    ) -> int | None:
+        """The first of `_targets` (passed in by a caller that has them) holding or loading the fewest items."""
+        candidates = [n for n in (self._targets(replica) if targets is None else targets) if n != exclude]
         if not candidates:
             return None
-        return min(candidates, key=lambda n: self._load_of(replica, n))
+        loads: dict[int, int] = {}  # one pass over the holdings, not one per candidate
+        for holding in replica.holdings():
+            for node_id in {holding.node, holding.loading_on}:
+                if node_id is not None:
+                    loads[node_id] = loads.get(node_id, 0) + 1
+        return min(candidates, key=lambda n: loads.get(n, 0))
 
     def _place_initial(self, replica: Replica) -> None:
         collection = self.collections[replica.collection]
@@ -1090,14 +1153,17 @@ class ResourceManager:
         each) to RW nodes, served by the source until the copy is loaded. Paused by balance/suspend."""
         now = self._now
         for replica in self.replicas.values():
+            # RW nodes and node states do not change in this pass: `_targets` is built once, when first needed
+            targets: list[int] | None = None
             for holding in replica.holdings():
-                if holding.loading_on is not None and holding.loading_on not in self._targets(replica):
+                if holding.loading_on is not None and not self._is_target(replica, holding.loading_on):
                     holding.loading_on = None  # its task failed: the target left or died
             for holding in replica.holdings():
                 if self._is_placed(holding) or holding.loading_on is not None:
                     continue
                 holding.node = None
-                target = self._least_loaded(replica)
+                targets = self._targets(replica) if targets is None else targets
+                target = self._least_loaded(replica, targets=targets)
                 if target is not None:
                     holding.loading_on, holding.ready_at = target, now + self.load_time
             if self.balance_suspended:
@@ -1107,8 +1173,11 @@ class ResourceManager:
                 if moving:
                     continue
                 pending = [h for h in replica.holdings() if h.node == node_id]
-                target = self._least_loaded(replica)
-                if pending and target is not None:
+                if not pending:
+                    continue
+                targets = self._targets(replica) if targets is None else targets
+                target = self._least_loaded(replica, targets=targets)
+                if target is not None:
                     pending[0].loading_on, pending[0].ready_at = target, now + self.balance_delay
 
     def _is_placed(self, holding: Holding) -> bool:
@@ -1117,9 +1186,24 @@ class ResourceManager:
 
     def _exit_drained_stopping_nodes(self) -> None:
         """A stopping query node exits once stopping balance moved everything off it; its session goes."""
-        for node in list(self.nodes.values()):
+        for node in self._indexed_nodes(self._stopping):
             if node.state is NodeState.STOPPING and not self._holds_anything(node.node_id):
                 self._session_down(node.node_id)
+
+    def _indexed_nodes(self, index: set[int]) -> list[Node]:
+        """The live entries of a node index in `self.nodes` order (ids ascend: `add_node` is the only writer);
+        the ids of nodes whose session is gone are dropped from the index."""
+        nodes = []
+        for node_id in sorted(index):
+            node = self.nodes.get(node_id)
+            if node is None:
+                index.discard(node_id)
+            else:
+                nodes.append(node)
+        return nodes
+
+    def _crashed_nodes(self) -> list[Node]:
+        return [node for node in self._indexed_nodes(self._crashed) if not node.alive]
 
     def move_data(
         self,
