@@ -468,7 +468,7 @@ class _Pass:
 
     def report_metrics(self, inputs: PassInputs, plan: core_plan.PassPlan) -> None:
         assert self.metrics is not None
-        phases = collections.Counter(d.phase for d in _recorded_drains(plan, inputs))
+        phases = collections.Counter(d.phase for d in plan.drains)
         self.metrics.drains(self.pool_key, phases)
         shown = []
         for g in inputs.groups:
@@ -485,12 +485,3 @@ _MILVUS_EVENT_REASONS: Mapping[type, str] = {
     core_plan.CreateGroup: "GroupCreated", core_plan.UpdateGroups: "GroupsUpdated", core_plan.DropGroup: "GroupDropped",
     core_plan.SuspendNode: "NodeSuspended", core_plan.ResumeNode: "NodeResumed",
 }
-
-
-def _recorded_drains(plan: core_plan.PassPlan, inputs: PassInputs) -> Sequence[Any]:
-    """The drains as this pass leaves them: the last record written, else those observed."""
-    for action in reversed(plan.actions):
-        if isinstance(action, core_plan.RecordDrains):
-            return drain_records({"status": {"scaleDown": action.scale_down}})
-    return inputs.drains
-

@@ -269,6 +269,7 @@ class PassPlan:
     actions: tuple[Action, ...]
     converged: bool
     requeue_after: float | None  # None: the pool's resync period
+    drains: tuple[DrainRecord, ...]  # the pool's drains as this pass leaves them
     problems: tuple[Problem, ...] = ()  # what is wrong with the input (the pool's, or some groups')
     refused: bool = False  # a problem of the pool: nothing but statuses and events is written
 
@@ -301,7 +302,8 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
                                 f"StatefulSet {pool.stateful_set_name} not found and spec.template is not set"))
     if any(p.kind == POOL_KIND for p in problems):
         return PassPlan(validation_actions(inputs.pool_obj, [g.obj for g in inputs.groups], problems, inputs.now),
-                        converged=False, requeue_after=None, problems=tuple(problems), refused=True)
+                        converged=False, requeue_after=None, drains=tuple(inputs.drains), problems=tuple(problems),
+                        refused=True)
     invalid = {p.name for p in problems if p.kind == GROUP_KIND}
     valid = [g for g in parsed if g.obj.name not in invalid]
     while True:  # a group that refers to an invalid one not yet in Milvus is invalid too (to a fixpoint)
@@ -341,7 +343,8 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     if inputs.sts is None:  # spec.template is set (checked above): create it, with the replicas wanted
         actions.append(CreateStatefulSet(pool.stateful_set_name, desired_replicas,
                                          f"StatefulSet {pool.stateful_set_name} does not exist; spec.template is set"))
-        return PassPlan(tuple(actions), converged=False, requeue_after=PROGRESS_REQUEUE, problems=tuple(problems))
+        return PassPlan(tuple(actions), converged=False, requeue_after=PROGRESS_REQUEUE, drains=drains,
+                        problems=tuple(problems))
     sts = inputs.sts
 
     scale = scaling.plan_scale(pool, groups, desired_replicas, sts, inputs.pods, inputs.milvus, drains,
@@ -402,7 +405,7 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     actions += frozen_group_actions(frozen, problems, inputs.now)
     actions += [PostEvent(POOL_KIND, pool.name, kind, reason, message) for kind, reason, message in scale.events]
     return PassPlan(tuple(actions), converged=converged, requeue_after=None if converged else PROGRESS_REQUEUE,
-                    problems=tuple(problems))
+                    drains=tuple(scale.drains), problems=tuple(problems))
 
 
 def _milvus_group_of(group: GroupInput, milvus: MilvusState) -> MilvusGroup | None:
