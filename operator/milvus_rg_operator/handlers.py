@@ -10,6 +10,7 @@ finalizers) come back as watch events; they do not start new passes (see `change
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from typing import Any
@@ -26,6 +27,7 @@ from milvus_rg_operator.translate import pod_state
 WATCH_SERVER_TIMEOUT = 300  # kopf#1120: without timeouts a silently dropped watch is never noticed
 WATCH_CLIENT_TIMEOUT = 330
 WATCH_CONNECT_TIMEOUT = 10
+WORKER_IDLE_TIMEOUT = 0.5
 
 _registry = kopf.OperatorRegistry()
 
@@ -49,6 +51,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
     settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
+    # kopf keeps a worker per object until it idles this long, holding the object's last event (a whole pod,
+    # managedFields included): with its 5 s default, 1,000 pods changing together hold them all at once.
+    settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
     settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -99,8 +104,11 @@ def pod_fingerprint(body: kopf.Body) -> tuple[Any, ...]:
 
 @kopf.on.event(GROUP, VERSION, POOL_PLURAL, registry=_registry)
 async def pool_event(namespace: str, name: str, uid: str, body: kopf.Body, type: str | None, memo: kopf.Memo,
-                     query_node_pods: kopf.Index[tuple[str, str], PodState], **_: Any) -> None:
-    memo["reconciler"].pod_cache = query_node_pods  # filled before any handler runs: see query_node_pods
+                     query_node_pods: kopf.Index[tuple[str, str], PodState],
+                     pool_groups: kopf.Index[tuple[str, str], dict[str, Any]], **_: Any) -> None:
+    # Indexes are filled before any handler runs (kopf waits for the first LIST of each).
+    memo["reconciler"].pod_cache = query_node_pods
+    memo["reconciler"].group_cache = pool_groups
     if changed(memo, uid, spec_fingerprint(body), type):
         memo["scheduler"].trigger(namespace, name)
 
@@ -115,6 +123,17 @@ async def group_event(namespace: str, uid: str, spec: kopf.Spec, body: kopf.Body
         return
     for affected in {pool, previous} - {None, ""}:
         memo["scheduler"].trigger(namespace, affected)
+
+
+@kopf.index(GROUP, VERSION, GROUP_PLURAL, registry=_registry)
+async def pool_groups(namespace: str, spec: kopf.Spec, body: kopf.Body,
+                      **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """ResourceGroups keyed by (namespace, the pool they name), as plain dicts: the pool's pass reads its
+    groups from here instead of LISTing them (group_event wakes the pool)."""
+    pool = spec.get("pool")
+    if not pool:
+        return None
+    return {(namespace, str(pool)): copy.deepcopy(dict(body))}
 
 
 @kopf.index("v1", "pods", registry=_registry)

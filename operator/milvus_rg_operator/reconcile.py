@@ -50,8 +50,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+FIRST_RETRY_DELAY = 2.0  # a failed pass is retried after 2, 4, 8, ... seconds
 MAX_BACKOFF = 60.0
-LABEL_CONCURRENCY = 16  # pod label patches in flight at once
+LABEL_CONCURRENCY = 16  # pod label patches in flight at once (the kube gateway runs as many calls at once)
 
 
 @dataclass
@@ -81,8 +82,10 @@ def pymilvus_factory(conn: MilvusConnection) -> MilvusGateway:
 
 class PoolReconciler:
     def __init__(self, kube: KubeGateway, milvus_factory: MilvusFactory = pymilvus_factory,
-                 clock: Callable[[], float] = time.time, metrics: OperatorMetrics | None = None) -> None:
+                 clock: Callable[[], float] = time.time, metrics: OperatorMetrics | None = None,
+                 first_retry_delay: float = FIRST_RETRY_DELAY) -> None:
         self._kube = kube
+        self._first_retry_delay = first_retry_delay
         self._milvus_factory = milvus_factory
         self._clock = clock
         self.metrics = metrics
@@ -92,6 +95,8 @@ class PoolReconciler:
         self.last_report: dict[tuple[str, str], PassReport] = {}
         # Pods by (namespace, StatefulSet), fed by a watch (the kopf index in handlers.py); None: LIST them.
         self.pod_cache: Mapping[tuple[str, str], Iterable[PodState]] | None = None
+        # ResourceGroup objects by (namespace, pool), fed by a watch the same way; None: LIST them.
+        self.group_cache: Mapping[tuple[str, str], Iterable[dict[str, Any]]] | None = None
         self.passes: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def pool_of_statefulset(self, namespace: str, statefulset: str) -> str | None:
@@ -115,7 +120,7 @@ class PoolReconciler:
             report.result = "failed"
             failures, last = self._failures.get(key, (0, ""))
             failures += 1
-            delay = min(2.0 ** failures, MAX_BACKOFF)
+            delay = min(self._first_retry_delay * 2.0 ** (failures - 1), MAX_BACKOFF)
             self._failures[key] = (failures, str(exc))
             log = logger.warning if str(exc) != last else logger.debug  # once per failure transition
             log("pool %s/%s: %s (retry %d in %.0fs)", namespace, name, exc, failures, delay)
@@ -162,11 +167,9 @@ class _Pass:
             return PassOutcome(requeue_after=0, pool_gone=True)
         self.objects[(POOL_KIND, self.name)] = pool_obj
         self.pool = object_state(pool_obj)
-        group_objs = [g for g in await self.kube.list_groups(self.namespace)
-                      if g.get("spec", {}).get("pool") == self.name]
-        for obj in group_objs:
-            self.objects[(GROUP_KIND, obj["metadata"]["name"])] = obj
-        self.group_states = [object_state(g) for g in group_objs]
+        cached_groups = self.cached_groups()
+        group_objs = cached_groups if cached_groups is not None else await self.listed_groups()
+        self.observe_groups(group_objs)
         resync = float(pool_obj.get("spec", {}).get("resyncSeconds", 30))
 
         if pool_obj["metadata"].get("annotations", {}).get(ANNOTATION_PAUSED) == "true":
@@ -182,7 +185,7 @@ class _Pass:
         except SpecError as exc:
             return await self.refuse([Problem(POOL_KIND, self.name, exc.field, str(exc))], resync)
         self.owner._statefulsets[(self.namespace, pool.stateful_set_name)] = self.name
-        groups = [self.group_input(obj) for obj in group_objs]
+        groups = [self.group_input(obj) for obj in group_objs]  # re-read below before a lifecycle write
 
         conn, secret_problems = await self.milvus_connection()
         if secret_problems or conn is None:
@@ -206,10 +209,16 @@ class _Pass:
         cached = self.cached_pods(pool)
         inputs = await self.pass_inputs(pool, groups, observed, sts_obj, cached, support)
         plan = core_plan.plan_pass(inputs)
-        if cached is not None and any(isinstance(a, core_plan.ScaleStatefulSet) and a.replicas < a.current
-                                      for a in plan.actions):
-            # Pods are about to go: decide on an authoritative LIST, not on a watch that may lag.
-            inputs = await self.pass_inputs(pool, groups, observed, sts_obj, None, support)
+        stale_pods = cached is not None and plan.removes_pods
+        stale_groups = cached_groups is not None and plan.changes_group_lifecycle
+        if stale_pods or stale_groups:
+            # Decide on authoritative reads, not on a watch that may lag.
+            if stale_groups:
+                group_objs = await self.listed_groups()
+                self.observe_groups(group_objs)
+                groups = [self.group_input(obj) for obj in group_objs]
+            pods = None if stale_pods else cached
+            inputs = await self.pass_inputs(pool, groups, observed, sts_obj, pods, support)
             plan = core_plan.plan_pass(inputs)
         logger.debug("pool %s: plan %s", self.pool_key, [a.summary for a in plan.actions] or "empty")
         self.report.problems.extend(plan.problems)
@@ -225,6 +234,20 @@ class _Pass:
         return PassOutcome(requeue_after=resync if plan.requeue_after is None else plan.requeue_after)
 
     # --- observation ------------------------------------------------------------------------------
+
+    def cached_groups(self) -> list[dict[str, Any]] | None:
+        cache = self.owner.group_cache
+        if cache is None:
+            return None
+        return list(cache.get((self.namespace, self.name), ()))
+
+    async def listed_groups(self) -> list[dict[str, Any]]:
+        return [g for g in await self.kube.list_groups(self.namespace) if g.get("spec", {}).get("pool") == self.name]
+
+    def observe_groups(self, group_objs: Sequence[dict[str, Any]]) -> None:
+        for obj in group_objs:
+            self.objects[(GROUP_KIND, obj["metadata"]["name"])] = obj
+        self.group_states = [object_state(g) for g in group_objs]
 
     def cached_pods(self, pool: DeclaredPool) -> list[PodState] | None:
         cache = self.owner.pod_cache
@@ -322,13 +345,14 @@ class _Pass:
         await self.label_pods(labels)
 
     async def label_pods(self, batch: Sequence[core_plan.LabelPod]) -> None:
-        limit = asyncio.Semaphore(LABEL_CONCURRENCY)
+        """A bounded number of workers take the patches in order (not a task per pod: 10,000 at once)."""
+        queue = iter(batch)
 
-        async def label(one: core_plan.LabelPod) -> None:
-            async with limit:
+        async def worker() -> None:
+            for one in queue:
                 await self.execute(one)
 
-        await asyncio.gather(*(label(one) for one in batch))
+        await asyncio.gather(*(worker() for _ in range(min(LABEL_CONCURRENCY, len(batch)))))
 
     async def execute(self, action: Action) -> None:
         if isinstance(action, core_plan.PostEvent):
@@ -452,8 +476,7 @@ class _Pass:
 
     async def report_missing_pool(self) -> None:
         """Groups naming this pool while it does not exist: Degraded + a Warning event naming spec.pool."""
-        orphans = [g for g in await self.kube.list_groups(self.namespace)
-                   if g.get("spec", {}).get("pool") == self.name]
+        orphans = await self.listed_groups()
         self.pool = ObjectState(self.name, 0)
         for obj in orphans:
             state = object_state(obj)

@@ -63,6 +63,19 @@ def test_writes_come_in_the_safe_order(world: World, finalized: bool) -> None:
 
 
 @settings(max_examples=300)
+@given(worlds(), st.booleans())
+def test_a_plan_says_when_a_cache_may_not_decide(world: World, finalized: bool) -> None:
+    """What the pass re-reads before acting: pods when replicas go down, groups when a finalizer or a
+    Milvus group is created or removed."""
+    plan = core_plan.plan_pass(inputs_of(world, finalized))
+    lowered = [a for a in plan.actions if isinstance(a, core_plan.ScaleStatefulSet) and a.replicas < a.current]
+    lifecycle = [a for a in plan.actions if isinstance(
+        a, core_plan.AddFinalizer | core_plan.ReleaseGroup | core_plan.CreateGroup | core_plan.DropGroup)]
+    assert plan.removes_pods == bool(lowered)
+    assert plan.changes_group_lifecycle == bool(lifecycle)
+
+
+@settings(max_examples=300)
 @given(worlds(), st.integers(0, 3))
 def test_an_invalid_group_is_left_as_it_is_in_milvus(world: World, bad: int) -> None:
     if bad >= len(world.groups) or world.groups[bad].deleting:
@@ -136,6 +149,9 @@ def test_a_converged_pool_plans_no_write_once_its_status_and_labels_are_written(
     assert set(kinds(first_plan.actions)) <= {"WriteStatus", "LabelPod"}
     second = core_plan.plan_pass(applied(inputs, first_plan.actions))
     assert second.actions == () and second.converged
+    assert not (first_plan.removes_pods or first_plan.changes_group_lifecycle)  # the caches decide at rest
+    unfinalized = replace(inputs, groups=[replace(g, obj=replace(g.obj, finalized=False)) for g in inputs.groups])
+    assert core_plan.plan_pass(unfinalized).changes_group_lifecycle
 
 
 def test_update_says_what_changed_and_why() -> None:

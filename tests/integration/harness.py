@@ -22,7 +22,13 @@ from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from pymilvus import AsyncMilvusClient
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubernetesClientGateway, new_api_client
+from milvus_rg_operator.adapters.kube import (
+    GROUP_PLURAL,
+    OPERATOR_NAME,
+    POOL_PLURAL,
+    KubernetesClientGateway,
+    new_api_client,
+)
 from milvus_rg_operator.api.crds import render_crds
 from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
 from milvus_rg_operator.manifests import apply_manifests
@@ -33,6 +39,9 @@ from milvus_rg_operator.scheduler import PoolScheduler
 from tests.support import wait_for
 
 NAMESPACE = "default"
+# Failed passes are retried after 0.25, 0.5, 1, ... s here (2, 4, 8, ... s in production: see
+# test_a_failed_pass_is_retried_with_exponential_backoff): the fault tests wait through several retries.
+TEST_RETRY_DELAY = 0.25
 TEST_USER_AGENT = "milvus-rg-operator-tests"
 STATEFULSET = "milvus-querynode"
 
@@ -111,7 +120,8 @@ class OperatorHarness:
     async def start_operator(self, metrics: OperatorMetrics | None = None) -> None:
         # The operator's own client (its user agent tells its writes from the test's in the API's log).
         self.operator_api = new_api_client()
-        self.reconciler = PoolReconciler(KubernetesClientGateway(self.operator_api), metrics=metrics)
+        self.reconciler = PoolReconciler(KubernetesClientGateway(self.operator_api), metrics=metrics,
+                                         first_retry_delay=TEST_RETRY_DELAY)
         self.scheduler = PoolScheduler(self.reconciler.reconcile)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
@@ -261,6 +271,10 @@ class OperatorHarness:
         """Write requests the API server has answered (on the real backend: from its audit log, without the
         control plane's own controllers, scheduler and kwok)."""
         return len(self.sandbox.kube.mutations)
+
+    def operator_lists(self) -> list[str]:
+        """The paths the operator's own client LISTed (kopf's watches and their initial LISTs left out)."""
+        return [m.path for m in self.sandbox.kube.lists if m.user_agent.startswith(f"{OPERATOR_NAME}/")]
 
     def milvus_writes(self) -> int:
         return sum(self.sandbox.milvus.write_rpcs.values())

@@ -29,12 +29,15 @@ async def test_docs_practice_end_to_end(sandbox_factory: Any) -> None:
         assert config.requests.node_num == config.limits.node_num == 2
 
 
-async def test_steady_state_writes_nothing(sandbox_factory: Any) -> None:
+async def test_steady_state_writes_nothing_and_lists_nothing(sandbox_factory: Any) -> None:
     async with operator_on_sandbox(sandbox_factory) as harness:
         await harness.apply(pool_manifest(), group_manifest("rg1", 2))
         await harness.wait_converged({"rg1": 2, PENDING: 0}, replicas=2)
         await harness.resync_passes(2)  # let a pass that was already under way finish
         kube_before, milvus_before = harness.kube_writes(), harness.milvus_writes()
+        lists_before = len(harness.operator_lists())
         await harness.resync_passes(3)
         assert harness.kube_writes() == kube_before
         assert harness.milvus_writes() == milvus_before
+        # Pods and groups come from the watch-fed caches: a pass at rest LISTs neither.
+        assert harness.operator_lists()[lists_before:] == []

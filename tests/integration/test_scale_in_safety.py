@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from milvus_rg_operator.adapters.kube import POOL_PLURAL
-from tests.integration.harness import STATEFULSET, OperatorHarness, group_manifest, operator_on_sandbox, pool_manifest
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, KubernetesClientGateway, new_api_client
+from milvus_rg_operator.reconcile import PoolReconciler
+from tests.integration.harness import (
+    NAMESPACE,
+    STATEFULSET,
+    OperatorHarness,
+    group_manifest,
+    operator_on_sandbox,
+    pool_manifest,
+)
 from tests.integration.invariants import InvariantChecker
 from tests.support import wait_for
 
@@ -178,6 +186,24 @@ async def test_kube_api_errors_during_scale_in_converge(sandbox_factory: Any, me
         assert fault.hits > 0, "the injected fault was never hit"
         assert_safe(checker)
         assert_no_node_left_out(harness)
+
+
+async def test_a_failed_pass_is_retried_with_exponential_backoff(sandbox_factory: Any) -> None:
+    """The production schedule: 2, 4, 8, ... s after consecutive failures, at most 60 s; reset by a success."""
+    async with operator_on_sandbox(sandbox_factory) as harness:
+        await harness.stop_operator()
+        reconciler = PoolReconciler(KubernetesClientGateway(new_api_client()))
+        pool_read = r"/querynodepools/milvus$"
+        try:
+            harness.sandbox.kube.inject_fault("GET", pool_read, 500, 7, user_agent="milvus-rg-operator/")
+            delays = [(await reconciler.reconcile(NAMESPACE, "milvus")).requeue_after for _ in range(7)]
+            assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+            recovered = await reconciler.reconcile(NAMESPACE, "milvus")  # the fault is spent; no pool exists
+            assert recovered.pool_gone and recovered.requeue_after == 0
+            harness.sandbox.kube.inject_fault("GET", pool_read, 500, 1, user_agent="milvus-rg-operator/")
+            assert (await reconciler.reconcile(NAMESPACE, "milvus")).requeue_after == 2.0  # counted afresh
+        finally:
+            await reconciler.close()
 
 
 @pytest.mark.parametrize("kill_when", ["configs-written", "replicas-raised"])

@@ -410,6 +410,17 @@ async def test_mutations_count_http_writes_only(kube: KubeApiServer, http: aioht
         ("DELETE", "/api/v1/namespaces/default/configmaps/missing", "test-operator/1", 404),
     ]
     assert all(m.timestamp > 0 for m in kube.mutations)
+    assert kube.lists == []  # a GET of one object is not a LIST
+
+
+async def test_lists_count_collection_reads_not_watches(kube: KubeApiServer, http: aiohttp.ClientSession) -> None:
+    headers = {"User-Agent": "test-operator/1"}
+    async with http.get("/api/v1/namespaces/default/configmaps?labelSelector=a%3Db", headers=headers):
+        pass
+    async with http.get("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1", headers=headers) as watch:
+        await watch.read()
+    assert [(m.method, m.path, m.user_agent) for m in kube.lists] == [
+        ("GET", "/api/v1/namespaces/default/configmaps", "test-operator/1")]
 
 
 async def test_core_and_group_discovery(http: aiohttp.ClientSession) -> None:

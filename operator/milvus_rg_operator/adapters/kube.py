@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
+import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
 import kubernetes
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from milvus_rg_operator.constants import GROUP, RESOURCE_GROUP_PLURAL, VERSION
@@ -28,7 +31,9 @@ from milvus_rg_operator.constants import POOL_PLURAL as POOL_PLURAL  # re-export
 GROUP_PLURAL = RESOURCE_GROUP_PLURAL
 USER_AGENT = f"{OPERATOR_NAME}/{importlib.metadata.version(OPERATOR_NAME)}"
 
-T = TypeVar("T")
+JSON = "application/json"
+CONCURRENT_CALLS = 16  # API calls in flight at once (threads and pooled connections): see reconcile's label patches
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(Exception):
@@ -59,76 +64,90 @@ class KubeGateway(Protocol):
 
 
 class KubernetesClientGateway:
-    """KubeGateway over the official client; configured from KUBECONFIG or the in-cluster config."""
+    """KubeGateway over the official client; configured from KUBECONFIG or the in-cluster config.
+
+    Requests go through the client's ApiClient (its configuration, auth, TLS and connection pool) as JSON
+    in and plain dicts out. The typed API classes are not used: importing CoreV1Api and AppsV1Api loads
+    about 280 pydantic model classes (about 25 MB of RSS), and turning a LIST of pods into models and back
+    into dicts cost more CPU than the rest of a pass."""
 
     def __init__(self, api_client: ApiClient | None = None) -> None:
         if api_client is None:
             api_client = new_api_client()
         self._api_client = api_client
-        self._core = CoreV1Api(api_client)
-        self._apps = AppsV1Api(api_client)
-        self._custom = CustomObjectsApi(api_client)
+        # Calls block, so each takes a thread: a pool of our own, as wide as the connection pool, so a pass's
+        # concurrent label patches are not capped by asyncio's default executor (cpu count + 4 threads).
+        self._threads = ThreadPoolExecutor(max_workers=CONCURRENT_CALLS, thread_name_prefix="kube")
 
-    async def _run(self, what: str, call: Callable[[], T]) -> T:
+    def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+                 body: Any = None, content_type: str = JSON) -> Any:
+        """One API call, synchronous (run it in a thread); the decoded JSON response."""
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        _, url, headers, body, _ = self._api_client.param_serialize(
+            method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"])
+        response = self._api_client.call_api(method, url, header_params=headers, body=body)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
+        return json.loads(data) if data else None
+
+    async def _run(self, what: str, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+                   body: Any = None, content_type: str = JSON) -> Any:
+        call = functools.partial(self._request, method, path, query=query, body=body, content_type=content_type)
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except ApiException as exc:
             raise KubeError(f"{what}: {_api_message(exc)}", exc.status or 0) from exc
         except Exception as exc:  # urllib3 connection errors and the like
             raise KubeError(f"{what}: Kubernetes API unreachable: {exc}") from exc
 
-    async def _get_or_none(self, what: str, call: Callable[[], T]) -> T | None:
+    async def _get_or_none(self, what: str, path: str) -> Any:
         try:
-            return await self._run(what, call)
+            return await self._run(what, "GET", path)
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def _sanitize(self, obj: Any) -> dict[str, Any]:
-        return dict(self._api_client.sanitize_for_serialization(obj))
-
     async def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get_or_none(
-            f"get QueryNodePool {namespace}/{name}",
-            lambda: self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, POOL_PLURAL, name),
-        )
+        pool: dict[str, Any] | None = await self._get_or_none(
+            f"get QueryNodePool {namespace}/{name}", _custom_path(namespace, POOL_PLURAL, name))
+        return pool
 
     async def list_groups(self, namespace: str) -> list[dict[str, Any]]:
         result = await self._run(
-            f"list ResourceGroups in {namespace}",
-            lambda: self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, GROUP_PLURAL),
-        )
+            f"list ResourceGroups in {namespace}", "GET", _custom_path(namespace, GROUP_PLURAL))
         return list(result.get("items", []))
 
     async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        sts = await self._get_or_none(
-            f"get StatefulSet {namespace}/{name}",
-            lambda: self._apps.read_namespaced_stateful_set(name, namespace),
-        )
-        return None if sts is None else self._sanitize(sts)
+        sts: dict[str, Any] | None = await self._get_or_none(
+            f"get StatefulSet {namespace}/{name}", _statefulset_path(namespace, name))
+        return sts
 
     async def create_statefulset(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        sts = await self._run(
-            f"create StatefulSet {namespace}/{body['metadata']['name']}",
-            lambda: self._apps.create_namespaced_stateful_set(namespace, body),
-        )
-        return self._sanitize(sts)
+        sts: dict[str, Any] = await self._run(
+            f"create StatefulSet {namespace}/{body['metadata']['name']}", "POST",
+            _statefulset_path(namespace), body=body)
+        return sts
 
     async def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None:
         await self._run(
-            f"scale StatefulSet {namespace}/{name} to {replicas}",
-            lambda: self._apps.patch_namespaced_stateful_set_scale(
-                name, namespace, {"spec": {"replicas": replicas}}),
-        )
+            f"scale StatefulSet {namespace}/{name} to {replicas}", "PATCH",
+            f"{_statefulset_path(namespace, name)}/scale", body={"spec": {"replicas": replicas}},
+            content_type=MERGE_PATCH)
 
     async def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         pods = await self._run(
-            f"list pods {label_selector} in {namespace}",
-            lambda: self._core.list_namespaced_pod(namespace, label_selector=label_selector),
-        )
-        return [self._sanitize(pod) for pod in pods.items]
+            f"list pods {label_selector} in {namespace}", "GET", _core_path(namespace, "pods"),
+            query=[("labelSelector", label_selector)])
+        items = pods.get("items") or []
+        for pod in items:  # a LIST's items carry no kind; the watch's objects (and the typed client's) do
+            pod.setdefault("apiVersion", "v1")
+            pod.setdefault("kind", "Pod")
+        return list(items)
 
     async def patch_pod_metadata(self, namespace: str, name: str, labels: Mapping[str, str | None],
                                  annotations: Mapping[str, str | None]) -> None:
@@ -138,35 +157,33 @@ class KubernetesClientGateway:
         if annotations:
             metadata["annotations"] = dict(annotations)
         # A pod removed since it was listed needs no label: 404 is not an error here.
-        await self._get_or_none(
-            f"label pod {namespace}/{name}",
-            lambda: self._core.patch_namespaced_pod(name, namespace, {"metadata": metadata}),
-        )
+        try:
+            await self._run(f"label pod {namespace}/{name}", "PATCH", _core_path(namespace, "pods", name),
+                            body={"metadata": metadata}, content_type=MERGE_PATCH)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._run(
-            f"update status of {plural}/{name}",
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}),
-        )
+            f"update status of {plural}/{name}", "PATCH", f"{_custom_path(namespace, plural, name)}/status",
+            body={"status": status}, content_type=MERGE_PATCH)
 
     async def set_finalizers(self, plural: str, obj: dict[str, Any], finalizers: list[str]) -> None:
         meta = obj["metadata"]
         # resourceVersion makes this a compare-and-swap: a concurrent edit gives 409, never a lost finalizer.
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
         await self._run(
-            f"set finalizers of {plural}/{meta['name']}",
-            lambda: self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], plural, meta["name"], body),
-        )
+            f"set finalizers of {plural}/{meta['name']}", "PATCH",
+            _custom_path(meta["namespace"], plural, meta["name"]), body=body, content_type=MERGE_PATCH)
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         secret = await self._get_or_none(
-            f"read Secret {namespace}/{name}", lambda: self._core.read_namespaced_secret(name, namespace))
+            f"read Secret {namespace}/{name}", _core_path(namespace, "secrets", name))
         if secret is None:
             return None
-        data = {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
-        data.update(secret.string_data or {})
+        data = {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+        data.update(secret.get("stringData") or {})
         return data
 
     async def post_event(self, obj: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
@@ -190,8 +207,26 @@ class KubernetesClientGateway:
             "source": {"component": OPERATOR_NAME},
             "reportingComponent": OPERATOR_NAME,
         }
-        await self._run(f"post event {reason}",
-                        lambda: self._core.create_namespaced_event(meta["namespace"], body))
+        await self._run(f"post event {reason}", "POST", _core_path(meta["namespace"], "events"), body=body)
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _core_path(namespace: str, plural: str, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{_quote(namespace)}/{plural}"
+    return path if name is None else f"{path}/{_quote(name)}"
+
+
+def _statefulset_path(namespace: str, name: str | None = None) -> str:
+    path = f"/apis/apps/v1/namespaces/{_quote(namespace)}/statefulsets"
+    return path if name is None else f"{path}/{_quote(name)}"
+
+
+def _custom_path(namespace: str, plural: str, name: str | None = None) -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{_quote(namespace)}/{plural}"
+    return path if name is None else f"{path}/{_quote(name)}"
 
 
 def new_api_client(user_agent: str = USER_AGENT) -> ApiClient:
@@ -203,6 +238,7 @@ def new_api_client(user_agent: str = USER_AGENT) -> ApiClient:
         kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, CONCURRENT_CALLS)
     client = ApiClient(configuration)
     client.user_agent = user_agent
     return client

@@ -3,7 +3,8 @@
 - `milvusrg.io/resource-group`: the group's label value (see `names.label_value`); the annotation of the
   same key holds the exact Milvus name. Absent while the node is in no group.
 - `milvusrg.io/node-id`: the Milvus node id of the pod's current process.
-- `milvusrg.io/state`: serving | pending | draining | joining | terminating.
+- `milvusrg.io/state`: serving | pending | draining | joining | terminating; absent on a new pod until
+  Milvus registers its node.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def plan_pod_labels(pods: Sequence[PodState], milvus: MilvusState, pending_group
     values: dict[str, str] = {}  # group -> label value, computed once per group
     for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
+        if state == "joining" and group is None and node_id is None and LABEL_STATE not in pod.labels:
+            # A new pod Milvus does not know yet: nothing to say until its node registers (one patch per new
+            # pod, not "joining" then its placement: 1,000 writes fewer when 1,000 pods start together).
+            continue
         if group and group not in values:
             values[group] = label_value(group)
         wanted_labels = {

@@ -273,6 +273,19 @@ class PassPlan:
     problems: tuple[Problem, ...] = ()  # what is wrong with the input (the pool's, or some groups')
     refused: bool = False  # a problem of the pool: nothing but statuses and events is written
 
+    # What a watch-fed cache may not decide: a cache can lag behind the API server by a few events, so a
+    # pass that planned on cached objects re-reads them before these writes (and plans again).
+    @property
+    def removes_pods(self) -> bool:
+        """The pass lowers the StatefulSet's replicas: pods are about to go."""
+        return any(isinstance(a, ScaleStatefulSet) and a.replicas < a.current for a in self.actions)
+
+    @property
+    def changes_group_lifecycle(self) -> bool:
+        """The pass writes a ResourceGroup's finalizers (a compare-and-swap on its resourceVersion) or creates
+        or drops a group in Milvus."""
+        return any(isinstance(a, AddFinalizer | ReleaseGroup | CreateGroup | DropGroup) for a in self.actions)
+
 
 # --- the pass ----------------------------------------------------------------------------------------
 

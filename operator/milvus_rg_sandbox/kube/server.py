@@ -72,7 +72,7 @@ MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @dataclass(frozen=True)
 class Mutation:
-    """One write request received over HTTP, for "how many writes did the operator make" checks."""
+    """One write (or LIST) request received over HTTP, for "what did the operator send" checks."""
 
     method: str
     path: str
@@ -163,6 +163,7 @@ class KubeApiServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 18443, *, history_limit: int = 2000) -> None:
         self.store = ObjectStore(history_limit=history_limit)
         self.mutations: list[Mutation] = []
+        self.lists: list[Mutation] = []  # LIST requests (a GET of a collection, not a watch)
         self._faults: list[Fault] = []
         self._front_end = _KmockFrontEnd(api_server=self)
         self._server = kmock.Server(self._front_end, host=host, port=port)
@@ -260,6 +261,8 @@ class KubeApiServer:
             if method == "GET" and query.get("watch") in ("true", "1"):
                 return await self._watch(raw_request, resource, target.namespace)
             if method == "GET":
+                self.lists.append(Mutation(method, raw_request.path, raw_request.headers.get("User-Agent", ""),
+                                           200, time.time()))
                 matches = _selector(query)
                 items = store.list_objects(resource, target.namespace, matches)
                 if resource.crd_name is None:

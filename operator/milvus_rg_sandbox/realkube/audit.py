@@ -20,7 +20,7 @@ POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "verbs": sorted(WRITE_VERBS)}, {"level": "None"}],
+    "rules": [{"level": "Metadata", "verbs": sorted([*WRITE_VERBS, "list"])}, {"level": "None"}],
 }
 APISERVER_USER = "system:apiserver"  # the API server's own loopback client (bootstrap objects, leases)
 
@@ -38,6 +38,17 @@ def mutation(event: dict[str, Any]) -> Mutation | None:
     method = WRITE_VERBS.get(str(event.get("verb")))
     if method is None or event.get("stage") != "ResponseComplete":
         return None
+    return _request(method, event)
+
+
+def list_request(event: dict[str, Any]) -> Mutation | None:
+    """The LIST request an audit event records, as the embedded server's `lists` (None: not a LIST)."""
+    if event.get("verb") != "list" or event.get("stage") != "ResponseComplete":
+        return None
+    return _request("GET", event)
+
+
+def _request(method: str, event: dict[str, Any]) -> Mutation:
     stamp = datetime.fromisoformat(str(event["stageTimestamp"]).replace("Z", "+00:00")).timestamp()
     return Mutation(method, str(event.get("requestURI", "")).split("?", 1)[0], str(event.get("userAgent", "")),
                     int((event.get("responseStatus") or {}).get("code") or 0), stamp)
@@ -54,15 +65,26 @@ class AuditLog:
         self._offset = 0
         self._partial = b""
         self._writes: list[Mutation] = []
+        self._lists: list[Mutation] = []
 
     def writes(self) -> list[Mutation]:
-        """Every write so far (a new list); reads only what was appended since the last call."""
+        """Every write so far (a new list)."""
+        self._read_new()
+        return list(self._writes)
+
+    def lists(self) -> list[Mutation]:
+        """Every LIST request so far (a new list)."""
+        self._read_new()
+        return list(self._lists)
+
+    def _read_new(self) -> None:
+        """Reads only what was appended since the last call."""
         try:
             with self.path.open("rb") as log:
                 log.seek(self._offset)
                 chunk = log.read()
         except FileNotFoundError:
-            return []
+            return
         self._offset += len(chunk)
         *lines, self._partial = (self._partial + chunk).split(b"\n")
         for line in lines:
@@ -74,4 +96,6 @@ class AuditLog:
             write = mutation(event)
             if write is not None:
                 self._writes.append(write)
-        return list(self._writes)
+            listed = list_request(event)
+            if listed is not None:
+                self._lists.append(listed)

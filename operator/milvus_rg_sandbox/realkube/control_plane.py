@@ -45,6 +45,10 @@ CONTROLLERS = (
     "serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
     "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
 )
+# kube-controller-manager's and kube-scheduler's client-side rate limit, as on a control plane tuned for large
+# scale-ups (defaults 20/30 and 50/100; 200/400 still held the StatefulSet controller's 1,000 pod creates ~1 s).
+CLIENT_RATE_LIMIT = ("--kube-api-qps=1000", "--kube-api-burst=2000")
+KWOK_POD_WORKERS = 32  # kwok's default is 4: see kwok_configuration
 START_TIMEOUT = 60.0
 # Each process of the control plane (and the sandbox's own client) has a user of its own, all in
 # system:masters: the audit log tells their writes from the clients' (the operator, tests, kubectl).
@@ -179,6 +183,11 @@ class RealControlPlane:
         agent and answer, as the embedded server's `mutations`: read from the audit log."""
         return self._audit.writes()
 
+    @property
+    def lists(self) -> list[Mutation]:
+        """Every LIST request of the API's clients, as the embedded server's `lists`."""
+        return self._audit.lists()
+
     def inject_fault(self, *args: Any, **kwargs: Any) -> Any:
         raise EmbeddedOnly("fault injection into API answers exists in the embedded API server only")
 
@@ -236,14 +245,15 @@ class RealControlPlane:
             "--leader-elect=false",
             f"--service-account-private-key-file={key}", f"--root-ca-file={work / 'certs' / 'apiserver.crt'}",
             f"--bind-address={self.host}", f"--secure-port={free_port(self.host)}",
-            "--concurrent-statefulset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
+            "--concurrent-statefulset-syncs=10", *CLIENT_RATE_LIMIT,
         ])
         self._spawn(bin_dir, "kube-scheduler", [
             self._component_kubeconfig("kube-scheduler"), "--leader-elect=false", f"--bind-address={self.host}",
-            f"--secure-port={free_port(self.host)}", "--kube-api-qps=200", "--kube-api-burst=400",
+            f"--secure-port={free_port(self.host)}", *CLIENT_RATE_LIMIT,
         ])
         self._spawn(bin_dir, "kwok", [
             self._component_kubeconfig("kwok"), f"--config={bin_dir / KWOK_STAGES}",
+            f"--config={self._kwok_configuration()}",
             f"--manage-nodes-with-annotation-selector={'='.join(FAKE_NODE_ANNOTATION)}",
             f"--node-ip={self.host}", f"--cidr={POD_CIDR}",
             f"--server-address={self.host}:{free_port(self.host)}",
@@ -251,6 +261,12 @@ class RealControlPlane:
         for index in range(self.node_count):
             await self.client.create("v1/nodes", fake_node(f"kwok-node-{index}", self.pods_per_node))
         await self._wait_default_service_account()
+
+    def _kwok_configuration(self) -> Path:
+        """kwok's options file (a second `--config`); its path."""
+        path = self.workdir / "kwok-configuration.yaml"
+        path.write_text(json.dumps(kwok_configuration(), indent=2))  # JSON is YAML
+        return path
 
     def _component_kubeconfig(self, component: str) -> str:
         """The `--kubeconfig` flag of a component, with its own token."""
@@ -330,6 +346,24 @@ async def _http_ok(session: aiohttp.ClientSession, url: str) -> bool:
         return response.status == 200
 
 
+def kwok_configuration() -> dict[str, Any]:
+    """kwok's KwokConfiguration. kwok applies its defaults only when no such document is given
+    (sigs.k8s.io/kwok v0.8.0 pkg/config/vars.go GetKwokConfiguration), so every default is spelled out
+    (pkg/apis/config/v1alpha1/zz_generated.defaults.go); --cidr, --node-ip and the node selector stay flags."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "enableDebuggingHandlers": True, "enableContentionProfiling": False, "enableProfilingHandler": True,
+            # Workers that play pod stages (one status PATCH each): kwok's default 4 made pods Ready at about
+            # 40 per second with the API server loaded (bench/real_kube_scale.py), the slowest stage of 1,000 pods.
+            "podPlayStageParallelism": KWOK_POD_WORKERS,
+            "nodePlayStageParallelism": 4, "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1,
+            "enablePodsOnNodeSyncListPager": True, "enablePodsOnNodeSyncStreamWatch": False,
+        },
+    }
+
+
 def fake_node(name: str, pods: int) -> dict[str, Any]:
     """A Node that kwok manages (its annotation) and keeps Ready; the scheduler binds pods to it."""
     capacity = {"cpu": "64", "memory": "512Gi", "pods": str(pods)}
@@ -365,6 +399,7 @@ class SharedControlPlane:
 
     def __post_init__(self) -> None:
         self._first_write = len(self.control_plane.mutations)
+        self._first_list = len(self.control_plane.lists)
 
     @property
     def store(self) -> KubeRestClient:
@@ -379,6 +414,11 @@ class SharedControlPlane:
         """The writes since this sandbox borrowed the control plane."""
         return self.control_plane.mutations[self._first_write:]
 
+    @property
+    def lists(self) -> list[Mutation]:
+        """The LIST requests since this sandbox borrowed the control plane."""
+        return self.control_plane.lists[self._first_list:]
+
     def inject_fault(self, *args: Any, **kwargs: Any) -> Any:
         return self.control_plane.inject_fault(*args, **kwargs)
 
@@ -388,6 +428,7 @@ class SharedControlPlane:
     async def start(self) -> None:
         self.control_plane._check_alive()
         self._first_write = len(self.control_plane.mutations)
+        self._first_list = len(self.control_plane.lists)
 
     async def stop(self) -> None:
         await reset(self.control_plane.store)
