@@ -55,8 +55,8 @@ class ScaleRow:
     group_bytes: int
 
 
-def groups_for(pods: int) -> list[tuple[str, int]]:
-    count = 2 if pods < 100 else 20
+def groups_for(pods: int, count: int | None = None) -> list[tuple[str, int]]:
+    count = count or (2 if pods < 100 else 20)
     per_group, extra = divmod(pods, count)
     return [(f"rg-{i}", per_group + (1 if i < extra else 0)) for i in range(count)]
 

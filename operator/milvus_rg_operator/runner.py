@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 from typing import Any
 
@@ -14,6 +15,21 @@ from milvus_rg_operator.metrics import OperatorMetrics, serve
 from milvus_rg_operator.reconcile import PoolReconciler
 
 logger = logging.getLogger(__name__)
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept fixed
+
+
+def fix_mmap_threshold() -> None:
+    """glibc raises its mmap threshold each time a block above it is freed (up to 32 MB); larger blocks then
+    come from the heap, where freed space fragments and RSS creeps up under churn (bench/churn.py). A fixed
+    threshold, as MALLOC_MMAP_THRESHOLD_ would set, keeps large blocks (a LIST of pods, a watch batch) in
+    their own mappings, returned on free. Nothing to do without glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 async def run_operator(
@@ -33,6 +49,7 @@ async def run_operator(
     The reconciler is `memo["reconciler"]` when given (tests bring their own), else one reporting to
     `metrics`. With `metrics_port` (0 or None: off), the metrics are served at /metrics on that port
     until the operator stops; a new OperatorMetrics is made when none is given."""
+    fix_mmap_threshold()
     memo = dict(memo or {})
     if metrics_port and metrics is None:
         metrics = OperatorMetrics()

@@ -5,6 +5,7 @@ from typing import Any
 from hypothesis import given, settings
 
 from milvus_rg_operator.core import scaling
+from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import (
     DeclaredGroup,
     DeclaredPool,
@@ -47,6 +48,28 @@ def test_replicas_never_drop_past_a_pod_serving_a_group(world: World) -> None:
         forced = timed_out and world.pool.force_after_timeout
         assert group in (None, PENDING) or forced, f"{pod.name} serves {group} but is removed"
         assert group == PENDING or node.holds_data is False or forced
+
+
+@settings(max_examples=400)
+@given(worlds())
+def test_no_pod_milvus_may_still_place_is_removed_while_a_group_is_short(world: World) -> None:
+    """Milvus fills a group below its requests (surges included) from the pending group: a removed pod's node
+    must not be one it can still pick."""
+    result = plan(world)
+    if result.replicas is None or result.replicas >= world.sts.replicas:
+        return
+    surge = scaling.surge_of(result.drains)
+    requests = {resolve_group_name(g): g.requests for g in world.groups if not g.deleting}
+    short = [name for name, g in world.milvus.groups.items() if name != PENDING
+             and requests.get(name, g.config.requests) + surge.get(name, 0) > len(g.node_ids)
+             and (not g.config.node_labels or g.node_ids)]
+    if not short:
+        return
+    for pod in world.pods:
+        if pod.ordinal < result.replicas or pod.terminating:
+            continue
+        node = world.milvus.node_of_pod(pod.name)
+        assert node is not None and world.milvus.group_of_node(node.node_id) != PENDING, (pod.name, short)
 
 
 @settings(max_examples=300)
@@ -167,6 +190,32 @@ def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> Non
     assert after.suspend == (4,)
     assert [d.phase for d in after.drains] == ["Suspending"]
     assert scaling.surge_of(after.drains) == {}
+
+
+def test_a_pending_victim_stays_while_a_surge_may_take_it() -> None:
+    """5 -> 3: pod-4 clean in the pending group, pod-3 serving the default group. The drain of pod-3 raises the
+    default group by one, and Milvus fills it from the pending group, where pod-4's node may be the one it
+    picks (seen on the real StatefulSet controller): pod-4 is not removed in that pass."""
+    groups = [group("__default_resource_group", 1), group("rg1", 1), group("rg2", 1)]
+    milvus = state({"__default_resource_group": [3], "rg1": [0], "rg2": [1], PENDING: [2, 4]})
+    result = plan_scale(POOL, groups, 3, StatefulSetState(STS, 5, 5, 5), pods(5), milvus, (),
+                        milvus_plan_empty=True, now=NOW)
+    assert [(d.pod, d.phase) for d in result.drains] == [(f"{STS}-3", "Surging")]
+    assert result.replicas is None
+    assert result.blocked_reason == "WaitingForMilvus" or result.blocked is not None
+    # Milvus took node 2 (not pod-4's): the group is back at its surged requests, pod-4 may go.
+    refilled = state({"__default_resource_group": [2, 3], "rg1": [0], "rg2": [1], PENDING: [4]})
+    after = plan_scale(POOL, groups, 3, StatefulSetState(STS, 5, 5, 5), pods(5), refilled, result.drains,
+                       milvus_plan_empty=True, now=NOW)
+    assert after.replicas == 4 and after.suspend == (3,)
+
+
+def test_a_pending_victim_stays_while_a_group_is_short_of_nodes() -> None:
+    milvus = state({"__default_resource_group": [0], "rg1": [1], "rg2": [3], PENDING: [2, 4]})
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5, 5), pods(5), milvus,
+                        (), milvus_plan_empty=True, now=NOW)
+    assert result.replicas is None and result.blocked_reason == "WaitingForMilvus", result
+    assert "rg1" in (result.blocked or "")
 
 
 def test_a_group_above_its_requests_is_drained_without_surge() -> None:

@@ -142,6 +142,16 @@ class _Planner:
         blocked: tuple[str, str] | None = None
         if lowest > self.desired:
             blocked = self.start_drains(victims[current - lowest:], records)
+        if lowest < current:
+            # Milvus fills a group short of nodes from any group above its requests, the pending group
+            # first: a leaving pod's node still in the pending group may be picked between this pass's read
+            # and the StatefulSet's removal (a surge raised just now makes its group short by design).
+            short = self.groups_short_of_nodes(records.values())
+            takeable = [v for v in victims[:current - lowest] if self.may_be_placed(v)]
+            if short and takeable:
+                lowest = current
+                blocked = blocked or ("WaitingForMilvus", f"Milvus is adding nodes to {', '.join(short)} and may "
+                                      f"take {', '.join(takeable)} from {self.pool.pending_group}: scale-in waits")
         replicas = lowest if lowest < current else None
         if replicas is not None:
             self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {replicas}"))
@@ -158,6 +168,29 @@ class _Planner:
             blocked_reason=blocked[0] if blocked else None,
             stalled=tuple(r.pod for r in ordered if r.phase == STALLED), events=tuple(self.events),
         )
+
+    def groups_short_of_nodes(self, records: Iterable[DrainRecord]) -> list[str]:
+        """Groups with fewer nodes than their requests (surges included) that a node of this pool can join:
+        one without node labels, or one that holds a node already (the pool's pods share one template, so
+        their nodes carry the same labels)."""
+        surge = surge_of(list(records))
+        short = []
+        for name, group in sorted(self.milvus.groups.items()):
+            if name == self.pool.pending_group:
+                continue
+            size = len(group.node_ids)
+            labels = self.labels[name] if name in self.labels else dict(group.config.node_labels)
+            if self.group_requests(name) + surge.get(name, 0) > size and (not labels or size > 0):
+                short.append(name)
+        return short
+
+    def may_be_placed(self, pod: str) -> bool:
+        """A live pod whose node Milvus may still put in a group: in the pending group, or not registered yet
+        (a suspended node is in no group and out of Milvus's reach)."""
+        if not self.live(pod):
+            return False
+        node = self.node(pod)
+        return node is None or self.milvus.group_of_node(node.node_id) == self.pool.pending_group
 
     def settle_records(self, victims: set[str]) -> dict[str, DrainRecord]:
         """Keep the drains still wanted; undo those of pods that are no longer victims."""
