@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ actions = st.one_of(
 )
 
 
+@pytest.mark.timeout(480)  # 8 examples in one test, each allowed 60 s to converge (pyproject's 120 s is per test)
 @settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(actions, min_size=2, max_size=4), seed=st.integers(0, 1000))

@@ -144,7 +144,7 @@ class _Planner:
             blocked = self.start_drains(victims[current - lowest:], records)
         if lowest < current:
             # Milvus fills a group short of nodes from any group above its requests, the pending group
-            # first: a leaving pod's node still in the pending group may be picked between this pass's read
+            # included: a leaving pod's node still in the pending group may be picked between this pass's read
             # and the StatefulSet's removal (a surge raised just now makes its group short by design).
             short = self.groups_short_of_nodes(records.values())
             takeable = [v for v in victims[:current - lowest] if self.may_be_placed(v)]
@@ -185,12 +185,13 @@ class _Planner:
         return short
 
     def may_be_placed(self, pod: str) -> bool:
-        """A live pod whose node Milvus may still put in a group: in the pending group, or not registered yet
-        (a suspended node is in no group and out of Milvus's reach)."""
+        """A live pod whose node sits in the pending group, where Milvus may still pick it (a suspended node is
+        in no group and out of Milvus's reach; one not registered serves nothing: waiting for it to register
+        could wait for ever, on a crashed process)."""
         if not self.live(pod):
             return False
         node = self.node(pod)
-        return node is None or self.milvus.group_of_node(node.node_id) == self.pool.pending_group
+        return node is not None and self.milvus.group_of_node(node.node_id) == self.pool.pending_group
 
     def settle_records(self, victims: set[str]) -> dict[str, DrainRecord]:
         """Keep the drains still wanted; undo those of pods that are no longer victims."""
