@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubeError, KubeGateway
 from milvus_rg_operator.adapters.milvus import (
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from milvus_rg_operator.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST_RETRY_DELAY = 2.0  # a failed pass is retried after 2, 4, 8, ... seconds
 MAX_BACKOFF = 60.0
@@ -142,6 +143,11 @@ class PoolReconciler:
         return gateway
 
 
+def _cached(cache: Mapping[tuple[str, str], Iterable[T]] | None, key: tuple[str, str]) -> list[T] | None:
+    """What a watch-fed cache holds under `key` (a list of its own), or None without a cache: LIST instead."""
+    return None if cache is None else list(cache.get(key, ()))
+
+
 class _Pass:
     """The state of one pass; `run` is the sequence, the helpers are its steps."""
 
@@ -168,8 +174,7 @@ class _Pass:
         self.objects[(POOL_KIND, self.name)] = pool_obj
         self.pool = object_state(pool_obj)
         cached_groups = self.cached_groups()
-        group_objs = cached_groups if cached_groups is not None else await self.listed_groups()
-        self.observe_groups(group_objs)
+        groups = self.observe_groups(cached_groups if cached_groups is not None else await self.listed_groups())
         resync = float(pool_obj.get("spec", {}).get("resyncSeconds", 30))
 
         if pool_obj["metadata"].get("annotations", {}).get(ANNOTATION_PAUSED) == "true":
@@ -185,7 +190,6 @@ class _Pass:
         except SpecError as exc:
             return await self.refuse([Problem(POOL_KIND, self.name, exc.field, str(exc))], resync)
         self.owner._statefulsets[(self.namespace, pool.stateful_set_name)] = self.name
-        groups = [self.group_input(obj) for obj in group_objs]  # re-read below before a lifecycle write
 
         conn, secret_problems = await self.milvus_connection()
         if secret_problems or conn is None:
@@ -214,9 +218,7 @@ class _Pass:
         if stale_pods or stale_groups:
             # Decide on authoritative reads, not on a watch that may lag.
             if stale_groups:
-                group_objs = await self.listed_groups()
-                self.observe_groups(group_objs)
-                groups = [self.group_input(obj) for obj in group_objs]
+                groups = self.observe_groups(await self.listed_groups())
             pods = None if stale_pods else cached
             inputs = await self.pass_inputs(pool, groups, observed, sts_obj, pods, support)
             plan = core_plan.plan_pass(inputs)
@@ -236,24 +238,20 @@ class _Pass:
     # --- observation ------------------------------------------------------------------------------
 
     def cached_groups(self) -> list[dict[str, Any]] | None:
-        cache = self.owner.group_cache
-        if cache is None:
-            return None
-        return list(cache.get((self.namespace, self.name), ()))
+        return _cached(self.owner.group_cache, (self.namespace, self.name))
 
     async def listed_groups(self) -> list[dict[str, Any]]:
         return [g for g in await self.kube.list_groups(self.namespace) if g.get("spec", {}).get("pool") == self.name]
 
-    def observe_groups(self, group_objs: Sequence[dict[str, Any]]) -> None:
+    def observe_groups(self, group_objs: Sequence[dict[str, Any]]) -> list[GroupInput]:
+        """The pass's groups, as read (from the cache or a LIST): kept for its writes, then validated."""
         for obj in group_objs:
             self.objects[(GROUP_KIND, obj["metadata"]["name"])] = obj
         self.group_states = [object_state(g) for g in group_objs]
+        return [self.group_input(obj) for obj in group_objs]
 
     def cached_pods(self, pool: DeclaredPool) -> list[PodState] | None:
-        cache = self.owner.pod_cache
-        if cache is None:
-            return None
-        return list(cache.get((self.namespace, pool.stateful_set_name), ()))
+        return _cached(self.owner.pod_cache, (self.namespace, pool.stateful_set_name))
 
     async def pass_inputs(self, pool: DeclaredPool, groups: Sequence[GroupInput], observed: MilvusState,
                           sts_obj: Mapping[str, Any] | None, pods: list[PodState] | None,

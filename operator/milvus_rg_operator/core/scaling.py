@@ -178,7 +178,7 @@ class _Planner:
         for name, group in sorted(self.milvus.groups.items()):
             if name == self.pool.pending_group:
                 continue
-            size = len(group.node_ids)
+            size = self.group_size(name)
             labels = self.labels[name] if name in self.labels else dict(group.config.node_labels)
             if self.group_requests(name) + surge.get(name, 0) > size and (not labels or size > 0):
                 short.append(name)

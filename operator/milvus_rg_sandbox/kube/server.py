@@ -81,6 +81,12 @@ class Mutation:
     timestamp: float
 
 
+def _record(raw_request: aiohttp.web.BaseRequest, status: int) -> Mutation:
+    """What the request logs (`mutations`, `lists`) keep of one request."""
+    return Mutation(raw_request.method.upper(), raw_request.path, raw_request.headers.get("User-Agent", ""),
+                    status, time.time())
+
+
 @dataclass
 class Fault:
     """Answer the next `remaining` matching requests with `status` instead of serving them."""
@@ -227,8 +233,7 @@ class KubeApiServer:
             logger.exception("sandbox API server failed on %s %s", method, raw_request.path)
             response = _json_response(ApiError(500, repr(error)).status_body(), 500)
         if method in MUTATING_METHODS:
-            self.mutations.append(Mutation(method, raw_request.path, raw_request.headers.get("User-Agent", ""),
-                                           response.status, time.time()))
+            self.mutations.append(_record(raw_request, response.status))
         return response
 
     async def _route(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -261,8 +266,7 @@ class KubeApiServer:
             if method == "GET" and query.get("watch") in ("true", "1"):
                 return await self._watch(raw_request, resource, target.namespace)
             if method == "GET":
-                self.lists.append(Mutation(method, raw_request.path, raw_request.headers.get("User-Agent", ""),
-                                           200, time.time()))
+                self.lists.append(_record(raw_request, 200))
                 matches = _selector(query)
                 items = store.list_objects(resource, target.namespace, matches)
                 if resource.crd_name is None:
