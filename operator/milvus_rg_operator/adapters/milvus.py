@@ -31,12 +31,17 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import grpc
-from pymilvus import AsyncMilvusClient
-from pymilvus.client.types import ResourceGroupConfig
-from pymilvus.exceptions import MilvusException, ParamError
 
-from milvus_rg_operator.constants import DEFAULT_MANAGEMENT_PORT
-from milvus_rg_operator.core.types import (
+from milvus_rg_operator.adapters.deferred_pandas import defer_pandas
+
+defer_pandas()  # before pymilvus, which imports pandas (33 MB) for paths the operator never takes
+
+from pymilvus import AsyncMilvusClient  # noqa: E402
+from pymilvus.client.types import ResourceGroupConfig  # noqa: E402
+from pymilvus.exceptions import MilvusException, ParamError  # noqa: E402
+
+from milvus_rg_operator.constants import DEFAULT_MANAGEMENT_PORT  # noqa: E402
+from milvus_rg_operator.core.types import (  # noqa: E402
     DEFAULT_GROUP,
     DEFAULT_GROUP_LIMIT,
     GroupConfig,
