@@ -95,6 +95,20 @@ async def test_apply_rejects_invalid_and_unknown_fields(kubectl: Kubectl) -> Non
     assert 'unknown field "spec.colour"' in await kubectl.run("apply", "-f", "-", stdin=unknown, expect_ok=False)
 
 
+async def test_apply_a_list_document(kubectl: Kubectl) -> None:
+    """`kubectl apply -f` of a `kind: List` (what `kubectl get -o json` prints) applies every item, and
+    the server still validates each one."""
+    await kubectl.run("apply", "-f", "-", stdin=crd_manifest(WIDGET_SCHEMA))
+    await kubectl.run("wait", "--for=condition=Established", "crd/widgets.example.io")
+    listed = {"apiVersion": "v1", "kind": "List", "items": [widget("w1", 1), widget("w2", 2)]}
+    assert (await kubectl.run("apply", "-f", "-", stdin=listed)).split("\n")[:2] == [
+        "widget.example.io/w1 created", "widget.example.io/w2 created"]
+    assert (await kubectl.run("get", "widgets", "-o", "name")).split() == [
+        "widget.example.io/w1", "widget.example.io/w2"]
+    invalid = {"apiVersion": "v1", "kind": "List", "items": [widget("w3", -1)]}
+    assert "spec.replicas" in await kubectl.run("apply", "-f", "-", stdin=invalid, expect_ok=False)
+
+
 async def test_statefulset_scale_and_label_selection(kubectl: Kubectl, kube: KubeApiServer) -> None:
     labels = {"app": "querynode"}
     statefulset = {

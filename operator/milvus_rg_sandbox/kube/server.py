@@ -24,7 +24,7 @@ from kmock._internal.parsing import parse_path
 
 from .crd_validation import unknown_fields
 from .errors import ApiError, bad_request
-from .openapi import openapi_v3_group_version, openapi_v3_root
+from .openapi import openapi_v2, openapi_v3_group_version, openapi_v3_root
 from .patching import json_patch, merge_patch
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
@@ -44,8 +44,9 @@ KNOWN_DIFFERENCES = (
     "Deleting a namespace does not delete its contents; propagationPolicy Foreground acts as Background.",
     "No authentication, authorization, admission webhooks, built-in controllers or built-in schema "
     "validation: a StatefulSet never creates Pods by itself (the sandbox's workload emulator does).",
-    "/openapi/v2 answers 404 and /openapi/v3 only lists operations (no schemas): kubectl relies on "
-    "server-side field validation and its compiled-in types for strategic merge patches.",
+    "/openapi/v3 only lists operations and /openapi/v2 has no definitions (no schemas): kubectl relies on "
+    "server-side field validation and its compiled-in types for strategic merge patches, and skips its "
+    "client-side check of a `kind: List` document (a real server validates the List against v2's schemas).",
     "On create, `status` of a resource with a status subresource is dropped (pods start as Pending).",
     # Measured against kube-apiserver 1.37 (tests/sandbox run on both; docs/sandbox.md):
     "metadata.generation is set on every object, also on kinds without a spec (ConfigMaps, Secrets).",
@@ -238,6 +239,9 @@ class KubeApiServer:
 
     async def _route(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         path = raw_request.path.rstrip("/") or "/"
+        if path == "/openapi/v2" and raw_request.method == "GET":
+            body, content_type = openapi_v2(raw_request.headers.get("Accept", ""))
+            return aiohttp.web.Response(body=body, content_type=content_type)
         discovery = self._discovery(path) if raw_request.method == "GET" else None
         if discovery is not None:
             return _json_response(discovery)
