@@ -15,7 +15,7 @@ test: setup lint typecheck control-plane real-milvus
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest -q -p no:cacheprovider
 
 # The real Kubernetes tier (docs/real-kubernetes.md): etcd, kube-apiserver, controllers, scheduler and kwok
-# built from Go modules into a cache outside the clone (cold about 25 min on 2 cores, then nothing). Without Go
+# built from Go modules into a cache outside the clone (cold 8-35 min on 2 cores, by load; then nothing). Without Go
 # its tests skip, except under CI, where they must run.
 control-plane:
 	@if command -v go >/dev/null; then ./scripts/control-plane.sh build; \

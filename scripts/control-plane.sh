@@ -55,7 +55,7 @@ build() {
     trap 'rm -rf "$staging"' EXIT
     local start=$SECONDS
     export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
-    echo "control-plane: building into $bin (cold: about 25 minutes on 2 cores)"
+    echo "control-plane: building into $bin (cold: 8-35 minutes on 2 cores, by load)"
     build_one etcd etcd go.etcd.io/etcd/server/v3
     build_one kwok kwok sigs.k8s.io/kwok/cmd/kwok
     kwok_stages "$staging/kwok-stages.yaml"
