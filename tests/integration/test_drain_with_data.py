@@ -15,12 +15,12 @@ from tests.integration.invariants import InvariantChecker
 from tests.integration.test_scale_in_safety import (
     PENDING,
     VICTIM,
-    WATCHED,
     assert_drains_cleared,
     assert_no_node_left_out,
     assert_safe,
+    declared_requests,
+    drain_forcing_shrink,
     scale_out,
-    shrink_forcing_drain,
     victim_suspended,
 )
 from tests.support import wait_for
@@ -54,8 +54,9 @@ async def scaled_out_with_data(harness: OperatorHarness) -> float:
 async def test_scale_in_with_collections_loaded_serves_every_segment(sandbox_factory: Any) -> None:
     async with operator_on_sandbox(sandbox_factory, seed=5, **SLOW_DATA) as harness:
         unserved_before = await scaled_out_with_data(harness)
-        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
-            expected = await shrink_forcing_drain(harness)
+        change, expected = drain_forcing_shrink(harness)
+        async with InvariantChecker(harness.sandbox, groups=declared_requests(expected), pending=PENDING) as checker:
+            await harness.apply(change)
             await harness.wait_converged(expected, replicas=4, timeout=60)
         assert_safe(checker)
         assert_no_node_left_out(harness)
@@ -71,8 +72,9 @@ async def test_a_drain_survives_a_query_coordinator_restart(sandbox_factory: Any
     operator suspends it again and still waits for its data."""
     async with operator_on_sandbox(sandbox_factory, seed=5, **SLOW_DATA) as harness:
         unserved_before = await scaled_out_with_data(harness)
-        async with InvariantChecker(harness.sandbox, groups=WATCHED, pending=PENDING) as checker:
-            expected = await shrink_forcing_drain(harness)
+        change, expected = drain_forcing_shrink(harness)
+        async with InvariantChecker(harness.sandbox, groups=declared_requests(expected), pending=PENDING) as checker:
+            await harness.apply(change)
             await wait_for(lambda: victim_suspended(harness), timeout=20, message=f"{VICTIM} suspended")
             harness.sandbox.milvus.restart_querycoord()
             rm = harness.sandbox.milvus.rm
@@ -89,7 +91,7 @@ async def test_the_drain_is_followed_by_node_id(sandbox_factory: Any) -> None:
     keeps its node id, and the pod stays until that node id holds nothing."""
     async with operator_on_sandbox(sandbox_factory, seed=5, **SLOW_DATA) as harness:
         await scaled_out_with_data(harness)
-        await shrink_forcing_drain(harness)
+        await harness.apply(drain_forcing_shrink(harness)[0])
         await wait_for(lambda: victim_suspended(harness), timeout=20, message=f"{VICTIM} suspended")
 
         async def moving_data() -> bool:

@@ -15,7 +15,7 @@ from milvus_rg_sandbox.sandbox import query_node_statefulset
 from milvus_rg_sandbox.workloads import STATEFULSETS
 from tests.integration.harness import NAMESPACE, STATEFULSET, OperatorHarness, group_manifest
 from tests.integration.invariants import InvariantChecker
-from tests.integration.test_scale_in_safety import PENDING, WATCHED, assert_no_node_left_out, scale_out
+from tests.integration.test_scale_in_safety import PENDING, assert_no_node_left_out, declared_requests, scale_out
 from tests.support import wait_for
 
 pytestmark = pytest.mark.parametrize("kube_backend", ["real"], indirect=True)
@@ -41,7 +41,7 @@ async def test_scale_down_by_the_real_statefulset_controller_keeps_capacity(sand
     try:
         await scale_out(harness)
         started = time.monotonic()
-        async with InvariantChecker(sandbox, groups=WATCHED, pending=PENDING) as checker:
+        async with InvariantChecker(sandbox, groups=declared_requests(SCALED_IN), pending=PENDING) as checker:
             await harness.apply(group_manifest("rg1", 1))
             await harness.wait_converged(SCALED_IN, replicas=3, timeout=90)
         checker.assert_ok()
