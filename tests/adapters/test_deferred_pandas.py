@@ -69,6 +69,7 @@ def test_pymilvus_pandas_paths_get_the_real_pandas() -> None:
 
         rows_before = schema.is_valid_insert_data([{"id": 1}])  # isinstance(data, pd.DataFrame): False
         deferred_before = deferred_pandas.is_deferred()
+        one_class = schema.pd.DataFrame is schema.pd.DataFrame
         dtype = types.infer_dtype_bydata(1.5)  # calls pandas.api.types.is_scalar and infer_dtype
         deferred_after_call = deferred_pandas.is_deferred()
 
@@ -76,7 +77,8 @@ def test_pymilvus_pandas_paths_get_the_real_pandas() -> None:
         import pandas.io.json
         frame = pandas.DataFrame({"id": [1]})
         print(json.dumps({
-            "rows_before": rows_before, "deferred_before": deferred_before, "dtype": dtype.name,
+            "rows_before": rows_before, "deferred_before": deferred_before, "one_class": one_class,
+            "dtype": dtype.name,
             "deferred_after_call": deferred_after_call,
             "frame_is_dataframe": isinstance(frame, schema.pd.DataFrame),
             "frame_valid": schema.is_valid_insert_data(frame),
@@ -85,7 +87,8 @@ def test_pymilvus_pandas_paths_get_the_real_pandas() -> None:
         }))
     """)
     assert result == {
-        "rows_before": True, "deferred_before": True, "dtype": "DOUBLE", "deferred_after_call": False,
+        "rows_before": True, "deferred_before": True, "one_class": True, "dtype": "DOUBLE",
+        "deferred_after_call": False,
         "frame_is_dataframe": True, "frame_valid": True, "real_dataframe": True, "io_json": True,
     }
 

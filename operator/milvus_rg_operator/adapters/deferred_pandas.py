@@ -19,6 +19,7 @@ Whatever pymilvus does with pandas still happens, with the real pandas.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import threading
@@ -83,6 +84,7 @@ class _StandIn(types.ModuleType):
         return getattr(_real(self.__name__), attribute)
 
 
+@functools.cache  # one forwarder per name, as a module has one function per name
 def _forwarder(function_name: str) -> Callable[..., Any]:
     def forward(*args: Any, **kwargs: Any) -> Any:
         return getattr(_real(PANDAS_TYPES), function_name)(*args, **kwargs)
@@ -113,5 +115,6 @@ class _DeferredClassMeta(type):
         return getattr(cls._real_class(), attribute)
 
 
+@functools.cache  # one class per name: `pd.DataFrame is pd.DataFrame`, as with pandas
 def _deferred_class(class_name: str) -> type:
     return _DeferredClassMeta(class_name, (), {"_pandas_name": class_name, "__module__": PANDAS})
