@@ -70,7 +70,9 @@ def _stop(process: subprocess.Popen[str]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
+# One server for the tier, stopped after its last test (it takes about 7 s to start): the tests that write
+# to it drop what they create, and the tests that check nothing was written look only at the groups.
+@pytest.fixture(scope="package")
 def real_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealMilvus]:
     if not INSTALLED.exists():
         message = "real Milvus 2.3.5 not installed: run scripts/real-milvus.sh install (make test does)"
