@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubeError, KubeGateway
+from milvus_rg_operator.adapters.kube import CONCURRENT_CALLS, GROUP_PLURAL, POOL_PLURAL, KubeError, KubeGateway
 from milvus_rg_operator.adapters.milvus import (
     MilvusAuthError,
     MilvusError,
@@ -53,7 +53,7 @@ T = TypeVar("T")
 
 FIRST_RETRY_DELAY = 2.0  # a failed pass is retried after 2, 4, 8, ... seconds
 MAX_BACKOFF = 60.0
-LABEL_CONCURRENCY = 16  # pod label patches in flight at once (the kube gateway runs as many calls at once)
+LABEL_CONCURRENCY = CONCURRENT_CALLS  # pod label patches in flight at once: as many as the kube gateway runs
 
 
 @dataclass

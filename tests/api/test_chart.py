@@ -33,11 +33,11 @@ REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
 }
 
 
-# The adapter's API calls, read from its source: `_run(what, "<METHOD>", <path>)` or `_get_or_none(what, <path>)`
-# (a GET of one object), the path built by `_core_path(namespace, "<plural>"[, name])`,
+# The adapter's API calls, read from its source: `_run(what, "<METHOD>", <path>)` or
+# `_run_unless_gone(what, "<METHOD>", <path>)`, the path built by `_core_path(namespace, "<plural>"[, name])`,
 # `_statefulset_path(namespace[, name])` or `_custom_path(namespace, <plural>[, name])`, maybe + "/<subresource>".
 ADAPTER_CALL = re.compile(
-    r'(?:_run\([^,]+,\s*"(?P<method>GET|POST|PATCH)"|_get_or_none\([^,]+)\s*,\s*'
+    r'_run(?:_unless_gone)?\([^,]+,\s*"(?P<method>GET|POST|PATCH)"\s*,\s*'
     r'(?:f"\{)?_(?P<api>core|statefulset|custom)_path\((?P<args>[^()]*(?:\([^()]*\))?[^()]*)\)(?:\}/(?P<sub>\w+)")?')
 CUSTOM = {"POOL_PLURAL": ["querynodepools"], "GROUP_PLURAL": ["resourcegroups"],
           "plural": ["querynodepools", "resourcegroups"]}  # a variable: either
@@ -48,7 +48,7 @@ def adapter_needs(source: str) -> set[tuple[str, str, str]]:
     needs: set[tuple[str, str, str]] = set()
     for call in ADAPTER_CALL.finditer(source):
         args = [a.strip() for a in re.split(r",(?![^(\[]*[)\]])", call["args"])]
-        method = call["method"] or "GET"
+        method = call["method"]
         named = len(args) == (2 if call["api"] == "statefulset" else 3)
         verb = {"POST": "create", "PATCH": "patch"}.get(method, "get" if named else "list")
         suffix = f"/{call['sub']}" if call["sub"] else ""

@@ -79,23 +79,10 @@ class KubernetesClientGateway:
         # concurrent label patches are not capped by asyncio's default executor (cpu count + 4 threads).
         self._threads = ThreadPoolExecutor(max_workers=CONCURRENT_CALLS, thread_name_prefix="kube")
 
-    def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-                 body: Any = None, content_type: str = JSON) -> Any:
-        """One API call, synchronous (run it in a thread); the decoded JSON response."""
-        headers = {"Accept": JSON}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        _, url, headers, body, _ = self._api_client.param_serialize(
-            method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"])
-        response = self._api_client.call_api(method, url, header_params=headers, body=body)
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
-        return json.loads(data) if data else None
-
     async def _run(self, what: str, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
                    body: Any = None, content_type: str = JSON) -> Any:
-        call = functools.partial(self._request, method, path, query=query, body=body, content_type=content_type)
+        call = functools.partial(request_json, self._api_client, method, path, query=query, body=body,
+                                 content_type=content_type)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except ApiException as exc:
@@ -103,17 +90,18 @@ class KubernetesClientGateway:
         except Exception as exc:  # urllib3 connection errors and the like
             raise KubeError(f"{what}: Kubernetes API unreachable: {exc}") from exc
 
-    async def _get_or_none(self, what: str, path: str) -> Any:
+    async def _run_unless_gone(self, what: str, method: str, path: str, **request: Any) -> Any:
+        """`_run`, but None when the object is not there (404)."""
         try:
-            return await self._run(what, "GET", path)
+            return await self._run(what, method, path, **request)
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None:
-        pool: dict[str, Any] | None = await self._get_or_none(
-            f"get QueryNodePool {namespace}/{name}", _custom_path(namespace, POOL_PLURAL, name))
+        pool: dict[str, Any] | None = await self._run_unless_gone(
+            f"get QueryNodePool {namespace}/{name}", "GET", _custom_path(namespace, POOL_PLURAL, name))
         return pool
 
     async def list_groups(self, namespace: str) -> list[dict[str, Any]]:
@@ -122,8 +110,8 @@ class KubernetesClientGateway:
         return list(result.get("items", []))
 
     async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        sts: dict[str, Any] | None = await self._get_or_none(
-            f"get StatefulSet {namespace}/{name}", _statefulset_path(namespace, name))
+        sts: dict[str, Any] | None = await self._run_unless_gone(
+            f"get StatefulSet {namespace}/{name}", "GET", _statefulset_path(namespace, name))
         return sts
 
     async def create_statefulset(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -157,12 +145,8 @@ class KubernetesClientGateway:
         if annotations:
             metadata["annotations"] = dict(annotations)
         # A pod removed since it was listed needs no label: 404 is not an error here.
-        try:
-            await self._run(f"label pod {namespace}/{name}", "PATCH", _core_path(namespace, "pods", name),
-                            body={"metadata": metadata}, content_type=MERGE_PATCH)
-        except KubeError as exc:
-            if exc.status != 404:
-                raise
+        await self._run_unless_gone(f"label pod {namespace}/{name}", "PATCH", _core_path(namespace, "pods", name),
+                                    body={"metadata": metadata}, content_type=MERGE_PATCH)
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._run(
@@ -178,8 +162,8 @@ class KubernetesClientGateway:
             _custom_path(meta["namespace"], plural, meta["name"]), body=body, content_type=MERGE_PATCH)
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        secret = await self._get_or_none(
-            f"read Secret {namespace}/{name}", _core_path(namespace, "secrets", name))
+        secret = await self._run_unless_gone(
+            f"read Secret {namespace}/{name}", "GET", _core_path(namespace, "secrets", name))
         if secret is None:
             return None
         data = {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
@@ -214,19 +198,38 @@ def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
 
-def _core_path(namespace: str, plural: str, name: str | None = None) -> str:
-    path = f"/api/v1/namespaces/{_quote(namespace)}/{plural}"
+def _namespaced_path(api: str, namespace: str, plural: str, name: str | None) -> str:
+    path = f"{api}/namespaces/{_quote(namespace)}/{plural}"
     return path if name is None else f"{path}/{_quote(name)}"
+
+
+# One helper per API the adapter calls: the chart's RBAC test reads the calls by these names.
+def _core_path(namespace: str, plural: str, name: str | None = None) -> str:
+    return _namespaced_path("/api/v1", namespace, plural, name)
 
 
 def _statefulset_path(namespace: str, name: str | None = None) -> str:
-    path = f"/apis/apps/v1/namespaces/{_quote(namespace)}/statefulsets"
-    return path if name is None else f"{path}/{_quote(name)}"
+    return _namespaced_path("/apis/apps/v1", namespace, "statefulsets", name)
 
 
 def _custom_path(namespace: str, plural: str, name: str | None = None) -> str:
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{_quote(namespace)}/{plural}"
-    return path if name is None else f"{path}/{_quote(name)}"
+    return _namespaced_path(f"/apis/{GROUP}/{VERSION}", namespace, plural, name)
+
+
+def request_json(api_client: ApiClient, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+                 body: Any = None, content_type: str = JSON, timeout: float | None = None) -> Any:
+    """One API call through `api_client` (its configuration, auth, TLS and pool), synchronous: run it in a
+    thread. The decoded JSON response; ApiException for an answer outside 2xx."""
+    headers = {"Accept": JSON}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    _, url, headers, body, _ = api_client.param_serialize(
+        method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"])
+    response = api_client.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+    data = response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
+    return json.loads(data) if data else None
 
 
 def new_api_client(user_agent: str = USER_AGENT) -> ApiClient:
