@@ -40,7 +40,6 @@ import collections
 import contextlib
 import ctypes
 import gc
-import json
 import logging
 import random
 import statistics
@@ -81,23 +80,14 @@ SEED = 7
 Probe = Callable[[], Awaitable[bool]]
 
 
-def milvus_name(group: str) -> str:
-    """The Milvus group of a ResourceGroup without spec.groupName: its name with `-` as `_` (docs/api.md)."""
-    return group.replace("-", "_")
-
-
 async def pod_request(api: Any, method: str, name: str) -> dict[str, Any]:
-    """GET or DELETE a query-node pod as plain JSON through the operator's ApiClient. Not CoreV1Api: its
-    import alone adds about 20 MB and 65,000 objects to this process, which the operator never imports."""
+    """GET or DELETE a query-node pod as plain JSON through the operator's ApiClient, as the operator's
+    adapter does. Not CoreV1Api: its import alone adds about 20 MB and 65,000 objects to this process, which
+    the operator never imports."""
+    from milvus_rg_operator.adapters.kube import request_json
+
     path = f"/api/v1/namespaces/{NAMESPACE}/pods/{name}"
-    _, url, headers, _, _ = api.param_serialize(method, path, header_params={"Accept": "application/json"},
-                                                auth_settings=["BearerToken"])
-    reply = await asyncio.to_thread(api.call_api, method, url, header_params=headers,
-                                    _request_timeout=REQUEST_TIMEOUT)
-    data = reply.read()
-    if reply.status != 200:
-        raise RuntimeError(f"{method} {path}: HTTP {reply.status}")
-    return dict(json.loads(data))
+    return dict(await asyncio.to_thread(request_json, api, method, path, timeout=REQUEST_TIMEOUT))
 
 
 class MallocInfo(ctypes.Structure):
@@ -236,6 +226,8 @@ class Churn:
 
     async def pool_settled(self) -> bool:
         """Ready, every replica there, and each group's applied config and node count as declared."""
+        from milvus_rg_operator.core.names import default_group_name
+
         try:
             status = (await self.operator.get("querynodepools", POOL)).get("status") or {}
         except Exception:  # a saturated API server timing out: ask again
@@ -245,7 +237,7 @@ class Churn:
                 {status.get(k) for k in ("desiredReplicas", "currentReplicas", "readyReplicas")} != {total}:
             return False
         shown = {g["name"]: g for g in status.get("groups") or [] if g["name"] != PENDING}
-        wanted = {milvus_name(name): (n, self.limits.get(name, n), n) for name, n in self.requests.items()}
+        wanted = {default_group_name(name): (n, self.limits.get(name, n), n) for name, n in self.requests.items()}
         return {name: (g.get("requests"), g.get("limits"), g.get("nodes")) for name, g in shown.items()} == wanted
 
     async def step(self, index: int, timeout: float) -> None:

@@ -193,19 +193,10 @@ class Operator:
         await apply_manifests(self.api, list(objects), NAMESPACE)
 
     async def get(self, plural: str, name: str) -> dict[str, Any]:
-        from kubernetes.client import CustomObjectsApi
-
-        return dict(await asyncio.to_thread(CustomObjectsApi(self.api).get_namespaced_custom_object,
-                                            GROUP, VERSION, NAMESPACE, plural, name,
-                                            _request_timeout=REQUEST_TIMEOUT))
+        return await get_custom_object(self.api, plural, name)
 
     async def pool_ready(self) -> bool:
-        try:
-            pool = await self.get("querynodepools", POOL)
-        except Exception:  # a saturated API server timing out: not ready yet, ask again
-            return False
-        conditions = (pool.get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return await pool_is_ready(self.api)
 
     async def one_pass(self) -> PassRecord:
         """Trigger a pass now and return its record."""
@@ -233,6 +224,24 @@ class Operator:
             await self.reconciler.close()
         if self.api is not None:
             self.api.close()
+
+
+async def get_custom_object(api: Any, plural: str, name: str) -> dict[str, Any]:
+    """One of our custom objects in NAMESPACE, through the ApiClient `api`."""
+    from kubernetes.client import CustomObjectsApi
+
+    return dict(await asyncio.to_thread(CustomObjectsApi(api).get_namespaced_custom_object,
+                                        GROUP, VERSION, NAMESPACE, plural, name, _request_timeout=REQUEST_TIMEOUT))
+
+
+async def pool_is_ready(api: Any) -> bool:
+    """The pool exists and says Ready."""
+    try:
+        pool = await get_custom_object(api, "querynodepools", POOL)
+    except Exception:  # not created yet, or a saturated API server timing out: not ready yet, ask again
+        return False
+    conditions = (pool.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 async def wait_until(probe: Callable[[], Awaitable[bool] | bool], *, timeout: float, what: str,

@@ -24,22 +24,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster import (
-    GROUP,
-    NAMESPACE,
-    POOL,
-    REQUEST_TIMEOUT,
-    VERSION,
-    group_manifest,
-    pool_manifest,
-    sandbox_process,
-    stop_process,
-    wait_until,
-)
+from cluster import NAMESPACE, group_manifest, pool_is_ready, pool_manifest, sandbox_process, stop_process, wait_until
 from operator_scale import groups_for
 
 RSS_TARGET_MB = 150.0
@@ -79,8 +67,6 @@ def spawn_operator(log_path: Path, liveness: str) -> subprocess.Popen[bytes]:
 
 
 async def measure(pods: int, hold: float, workdir: Path) -> int:
-    from kubernetes.client import CustomObjectsApi
-
     from milvus_rg_operator.adapters.kube import new_api_client
     from milvus_rg_operator.api.crds import render_crds
     from milvus_rg_operator.manifests import apply_manifests
@@ -96,20 +82,10 @@ async def measure(pods: int, hold: float, workdir: Path) -> int:
                              what="the operator's liveness probe")
             started_mb = process_rss_mib(operator.pid)
 
-            async def pool_ready() -> bool:
-                try:
-                    pool: dict[str, Any] = await asyncio.to_thread(
-                        CustomObjectsApi(api).get_namespaced_custom_object, GROUP, VERSION, NAMESPACE,
-                        "querynodepools", POOL, _request_timeout=REQUEST_TIMEOUT)
-                except Exception:  # not created yet, or a saturated API server: ask again
-                    return False
-                conditions = (pool.get("status") or {}).get("conditions") or []
-                return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
             groups = groups_for(pods)
             await apply_manifests(api, [pool_manifest(sandbox.endpoints),
                                         *(group_manifest(name, n) for name, n in groups)], NAMESPACE)
-            ready_s = await wait_until(pool_ready, timeout=300, interval=0.2, what=f"{pods} pods Ready")
+            ready_s = await wait_until(lambda: pool_is_ready(api), timeout=300, interval=0.2, what=f"{pods} pods Ready")
             ready_mb = process_rss_mib(operator.pid)
             samples = []
             deadline = time.monotonic() + hold

@@ -30,7 +30,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -171,6 +170,8 @@ class Timeline:
     def read(cls, workdir: Path, start: float, seen_ready: float) -> Timeline:
         """The stages from kube-apiserver's audit log (writes only: see realkube/audit.py) and the sandbox's
         record of registrations; `start` and `seen_ready` are wall-clock times."""
+        from milvus_rg_sandbox.realkube.audit import audit_time
+
         audit = workdir / "control-plane" / "logs" / "audit.log"
         kinds: dict[str, Stage] = {name: Stage(name, {}, 0, []) for name in STAGES}
         writers: dict[str, list[tuple[float, bool]]] = defaultdict(list)
@@ -178,7 +179,7 @@ class Timeline:
             event = json.loads(line)
             if event.get("stage") != "ResponseComplete":
                 continue
-            received, answered = stamp(event["requestReceivedTimestamp"]), stamp(event["stageTimestamp"])
+            received, answered = audit_time(event["requestReceivedTimestamp"]), audit_time(event["stageTimestamp"])
             if answered < start:
                 continue
             user = CONTROL_PLANE_USERS.get(event["user"]["username"], "operator and bench")
@@ -223,10 +224,6 @@ def stage_of(user: str, event: dict[str, Any]) -> str | None:
     elif resource == "pods" and user == "kwok" and subresource == "status":
         return STAGES[3]
     return None
-
-
-def stamp(rfc3339: str) -> float:
-    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 def quantile(values: Iterable[float], q: float) -> float:

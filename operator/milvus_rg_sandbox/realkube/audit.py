@@ -48,8 +48,13 @@ def list_request(event: dict[str, Any]) -> Mutation | None:
     return _request("GET", event)
 
 
+def audit_time(rfc3339: Any) -> float:
+    """An audit event's timestamp (RFC 3339, microseconds, `Z`) as seconds since the epoch."""
+    return datetime.fromisoformat(str(rfc3339).replace("Z", "+00:00")).timestamp()
+
+
 def _request(method: str, event: dict[str, Any]) -> Mutation:
-    stamp = datetime.fromisoformat(str(event["stageTimestamp"]).replace("Z", "+00:00")).timestamp()
+    stamp = audit_time(event["stageTimestamp"])
     return Mutation(method, str(event.get("requestURI", "")).split("?", 1)[0], str(event.get("userAgent", "")),
                     int((event.get("responseStatus") or {}).get("code") or 0), stamp)
 
