@@ -63,8 +63,12 @@ async def test_scale_in_with_collections_loaded_serves_every_segment(sandbox_fac
         await assert_drains_cleared(harness)
         assert harness.sandbox.milvus.unserved_segment_seconds() == unserved_before
         assert await fully_served(harness)
-        drained = [e.message for e in await harness.events("Drained")]
-        assert drained and "0 segments, 0 channels" in drained[-1]
+
+        async def drained() -> list[str]:
+            return [e.message for e in await harness.events("Drained")]
+
+        messages = await wait_for(drained, timeout=10, message="a Drained event")  # posted after the scale-down
+        assert "0 segments, 0 channels" in messages[-1]
 
 
 async def test_a_drain_survives_a_query_coordinator_restart(sandbox_factory: Any) -> None:

@@ -220,11 +220,16 @@ async def assert_refused_without_change(harness: OperatorHarness, degraded: tupl
     await wait_for(degraded_naming_field, timeout=10, message=f"{plural}/{name} Degraded naming {field}")
     ready = await harness.condition(plural, name, "Ready")
     assert ready is not None and ready["status"] == "False"
-    warnings = [e for e in await harness.events() if e.type == "Warning" and e.involved_object.name == name
+
+    async def warnings_naming_field() -> list[Any]:
+        return [e for e in await harness.events() if e.type == "Warning" and e.involved_object.name == name
                 and field in e.message]
-    assert warnings, f"no Warning event on {name} naming {field}"
+
+    # The event is posted after the status write that the wait above saw: wait for it too.
+    await wait_for(warnings_naming_field, timeout=10, message=f"a Warning event on {name} naming {field}")
 
     await harness.resync_passes(2)
+    assert len(await warnings_naming_field()) == 1  # once per transition, not once per pass
     assert harness.milvus_writes() == milvus_writes
     assert await snapshot(harness) == baseline
     # The operator wrote only statuses and events: no StatefulSet, pod, finalizer or spec change.

@@ -123,7 +123,13 @@ async def test_an_invalid_group_is_reported_and_the_others_go_on(sandbox_factory
         assert "spec.transferTo[0]" in degraded["message"]
         assert str(await harness.group_config("rg2")) == rg2_before  # left as it is in Milvus
         assert await harness.true_condition("Degraded", kind_plural=GROUP_PLURAL, name="rg1") is None
-        events = [e for e in await harness.events("ValidationFailed") if e.involved_object.name == "rg2"]
+
+        async def rg2_events() -> list[Any]:
+            return [e for e in await harness.events("ValidationFailed") if e.involved_object.name == "rg2"]
+
+        await wait_for(rg2_events, timeout=10, message="a ValidationFailed event on rg2")  # posted after the status
+        await harness.resync_passes(2)
+        events = await rg2_events()
         assert len(events) == 1 and "spec.transferTo[0]" in events[0].message
         # Fixed (the merge patch removes the bad target): rg2 goes on from where it was.
         await harness.apply(group_manifest("rg2", 2, transferTo=None))
