@@ -292,7 +292,8 @@ async def churn(operator: Operator, groups: list[tuple[str, int]], minutes: floa
             take()
             due = started + len(samples) * every - time.perf_counter()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(due, 0.0))
+                async with asyncio.timeout(max(due, 0.0)):
+                    await stop.wait()
 
     print(HEADER)
     task = asyncio.create_task(sampler())

@@ -185,7 +185,8 @@ class Operator:
         self._task = asyncio.create_task(run_operator(
             namespace=NAMESPACE, stop_flag=self._stop, ready_flag=ready,
             memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}))
-        await asyncio.wait_for(ready.wait(), timeout=30)
+        async with asyncio.timeout(30):
+            await ready.wait()
 
     async def apply(self, *objects: dict[str, Any]) -> None:
         from milvus_rg_operator.manifests import apply_manifests

@@ -110,7 +110,8 @@ async def kopf_floor(endpoints: dict[str, str], samples: int) -> Latencies:
                                              memo=kopf.Memo({"embedded": True})))
     reader = AsyncMilvusClient(uri=endpoints["milvus"])
     try:
-        await asyncio.wait_for(ready.wait(), timeout=30)
+        async with asyncio.timeout(30):
+            await ready.wait()
         patch = patcher(api)
         results = [await sample(patch, reader, milvus_name, FLOOR_GROUP, 100 + i) for i in range(samples + 1)]
     finally:

@@ -177,7 +177,8 @@ async def start_sandbox(workdir: Path, seed: int | None) -> tuple[asyncio.subpro
     assert process.stdout is not None
     endpoints: dict[str, str] = {}
     while True:
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
         if not line:
             raise RuntimeError(f"the sandbox exited early (code {await process.wait()})")
         if line.startswith("export KUBECONFIG="):
@@ -191,7 +192,8 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(process.wait(), timeout=15)
+            async with asyncio.timeout(15):
+                await process.wait()
         except TimeoutError:
             process.kill()
             await process.wait()

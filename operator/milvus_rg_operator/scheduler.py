@@ -75,7 +75,8 @@ class PoolScheduler:
                 delay = backoff
                 backoff = min(backoff * 2, self._max_backoff)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await event.wait()
 
     async def stop(self) -> None:
         self._stopping = True

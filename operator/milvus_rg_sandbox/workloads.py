@@ -356,7 +356,8 @@ class WorkloadEmulator:
             except Exception:
                 logger.exception("workload reconcile failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_interval)
+                async with asyncio.timeout(self.tick_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 self._mark_all()  # level-triggered: a quiet tick looks at everything once (cache only)
 
@@ -567,7 +568,8 @@ class WorkloadEmulator:
         grace = _grace_seconds(pod)
         if runtime.container_ready and grace > 0:
             try:
-                await asyncio.wait_for(self._run_hooks(self._terminating_hooks, pod), grace)
+                async with asyncio.timeout(grace):
+                    await self._run_hooks(self._terminating_hooks, pod)
             except TimeoutError:
                 # SIGKILL after the grace period.
                 await self._run_hooks(self._crashed_hooks, pod)

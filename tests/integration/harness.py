@@ -132,7 +132,8 @@ class OperatorHarness:
             namespace=NAMESPACE, stop_flag=self._stop, ready_flag=ready,
             memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}),
             context=context)
-        await asyncio.wait_for(ready.wait(), timeout=15)
+        async with asyncio.timeout(15):
+            await ready.wait()
 
     async def stop_operator(self) -> None:
         if self._task is not None and self._stop is not None:

@@ -17,7 +17,8 @@ async def cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "milvus_rg_operator.cli", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
 
 

@@ -90,8 +90,9 @@ async def test_metrics_health_and_logs_of_a_running_operator(sandbox_factory: An
             assert await asyncio.to_thread(http_get, f"http://127.0.0.1:{health_port}/healthz") == (200, "{}")
             process.send_signal(signal.SIGINT)
             assert process.stderr is not None
-            log = (await asyncio.wait_for(process.stderr.read(), timeout=30)).decode()
-            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+            async with asyncio.timeout(30):
+                log = (await process.stderr.read()).decode()
+                assert await process.wait() == 0
     finally:
         await harness.close()
 

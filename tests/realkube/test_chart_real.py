@@ -40,7 +40,8 @@ async def run(*command: str, kubeconfig: Path, timeout: float = 120) -> str:
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(kubeconfig.parent / "helm"),
              "HELM_CONFIG_HOME": str(kubeconfig.parent / "helm"), "HELM_DATA_HOME": str(kubeconfig.parent / "helm")})
-    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    async with asyncio.timeout(timeout):
+        out, _ = await process.communicate()
     assert process.returncode == 0, f"{' '.join(command)} failed:\n{out.decode()}"
     return out.decode()
 
@@ -91,4 +92,5 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
         assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]  # nor while converging
     finally:
         operator.terminate()
-        await asyncio.wait_for(operator.wait(), 30)
+        async with asyncio.timeout(30):
+            await operator.wait()

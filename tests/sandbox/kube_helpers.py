@@ -122,7 +122,8 @@ class WatchStream:
         self.response = response
 
     async def next_event(self, seconds: float = 5.0) -> dict[str, Any]:
-        line = await asyncio.wait_for(self.response.content.readline(), seconds)
+        async with asyncio.timeout(seconds):
+            line = await self.response.content.readline()
         if not line:
             raise EOFError("the watch stream ended")
         event: dict[str, Any] = json.loads(line)
@@ -138,7 +139,8 @@ class WatchStream:
         return result
 
     async def ended(self, seconds: float = 5.0) -> bool:
-        return await asyncio.wait_for(self.response.content.readline(), seconds) == b""
+        async with asyncio.timeout(seconds):
+            return await self.response.content.readline() == b""
 
 
 async def open_watch(http: aiohttp.ClientSession, path: str, **params: str) -> WatchStream:

@@ -35,7 +35,8 @@ class Kubectl:
         )
         payload = None if stdin is None else json.dumps(stdin).encode()
         try:
-            out, err = await asyncio.wait_for(process.communicate(payload), timeout=30)
+            async with asyncio.timeout(30):
+                out, err = await process.communicate(payload)
         except TimeoutError:
             process.kill()
             raise

@@ -85,14 +85,16 @@ async def test_cli_prints_endpoints_and_exits_cleanly_on_sigint(tmp_path: Path) 
     try:
         lines: list[str] = []
         while not lines or not lines[-1].startswith("export KUBECONFIG="):
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+            async with asyncio.timeout(30):
+                line = await process.stdout.readline()
             assert line, f"the sandbox exited early: {lines}"
             lines.append(line.decode().strip())
         assert lines[-1] == f"export KUBECONFIG={tmp_path / 'kubeconfig'}"
         kube_url = next(line.split(": ", 1)[1] for line in lines if line.startswith("kubernetes: "))
         assert port_of(kube_url) > 0
         process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0
     finally:
         if process.returncode is None:
             process.kill()

@@ -319,10 +319,8 @@ class PymilvusGateway:
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         with _adapter_call():
             try:
-                return await asyncio.wait_for(
-                    getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs),
-                    timeout=self.timeout + 1,
-                )
+                async with asyncio.timeout(self.timeout + 1):
+                    return await getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs)
             except MilvusException as exc:
                 error = self._from_pymilvus(method, exc)
             except grpc.RpcError as exc:

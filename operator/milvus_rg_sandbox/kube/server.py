@@ -384,7 +384,8 @@ class KubeApiServer:
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(subscription.queue.get(), remaining)
+                    async with asyncio.timeout(remaining):
+                        event = await subscription.queue.get()
                 except TimeoutError:
                     break
                 if event is None:

@@ -143,7 +143,8 @@ class MilvusSimulator:
     async def _timing_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._next_wait())
+                async with asyncio.timeout(self._next_wait()):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             with self.controls.lock:
                 if self.rm.rg_changed:

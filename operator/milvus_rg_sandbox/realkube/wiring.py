@@ -54,7 +54,8 @@ class ApiPodNodeWiring:
 
     async def start(self) -> None:
         self._watch_task = asyncio.create_task(self._follow(), name="realkube-wiring")
-        await asyncio.wait_for(self.synced.wait(), 30)
+        async with asyncio.timeout(30):
+            await self.synced.wait()
 
     async def stop(self) -> None:
         tasks = [t for t in (self._watch_task, *self._tasks) if t is not None]
