@@ -11,8 +11,12 @@ setup:
 demo: setup
 	$(VENV)/milvus-rg-operator demo
 
+# The tests run in parallel (pytest-xdist, a worker per core, at most 4): they mostly wait on the sandbox, and
+# every test on the real control plane goes to one worker, so it starts once (tests/conftest.py).
+PYTEST_WORKERS ?= auto
 test: setup lint typecheck control-plane real-milvus
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest -q -p no:cacheprovider
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(VENV)/python -m pytest -q -p no:cacheprovider \
+		--numprocesses $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 # The real Kubernetes tier (docs/real-kubernetes.md): etcd, kube-apiserver, controllers, scheduler and kwok
 # built from Go modules into a cache outside the clone (cold 8-35 min on 2 cores, by load; then nothing). Without Go
