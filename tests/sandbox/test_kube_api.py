@@ -184,7 +184,13 @@ async def test_scale_subresource_of_a_statefulset(kube: KubeApiServer) -> None:
     apps = client.AppsV1Api(api_client(kube))
     await asyncio.to_thread(apps.create_namespaced_stateful_set, "default", statefulset("qn", replicas=2))
     await asyncio.to_thread(apps.patch_namespaced_stateful_set_status, "qn", "default", {"status": {"replicas": 2}})
-    scale = await asyncio.to_thread(apps.read_namespaced_stateful_set_scale, "qn", "default")
+
+    async def scale_showing_two_replicas() -> Any:
+        # On a real cluster the StatefulSet controller owns the status: it says 2 once it has made both pods.
+        found = await asyncio.to_thread(apps.read_namespaced_stateful_set_scale, "qn", "default")
+        return found if found.status.replicas == 2 else None
+
+    scale = await eventually(scale_showing_two_replicas, timeout=20, message="the scale's status.replicas == 2")
     assert (scale.kind, scale.api_version) == ("Scale", "autoscaling/v1")
     assert (scale.spec.replicas, scale.status.replicas, scale.status.selector) == (2, 2, "app=qn")
     scaled = await asyncio.to_thread(
