@@ -449,7 +449,8 @@ class SharedControlPlane:
 async def reset(client: KubeRestClient, timeout: float = 60.0, *, drop_crds: bool = False) -> None:
     """Delete what tests create: custom resources (finalizers dropped), workloads, pods, namespaces other
     than the system ones and cluster RBAC not from the bootstrap policy; CRDs stay unless `drop_crds`.
-    Returns once no pod (and, with `drop_crds`, no CRD) is left."""
+    Returns once no pod in `default`, no namespace it deleted (the namespace controller empties one first) and,
+    with `drop_crds`, no CRD is left."""
     crds = await client.list(CRDS)
     custom = [f"{c['spec']['group']}/{v['name']}/{c['spec']['names']['plural']}"
               for c in crds if c["spec"].get("scope") == "Namespaced" for v in c["spec"]["versions"] if v.get("served")]
@@ -489,12 +490,19 @@ async def reset(client: KubeRestClient, timeout: float = 60.0, *, drop_crds: boo
     crd_names = [c["metadata"]["name"] for c in crds] if drop_crds else []
     for name in crd_names:
         await client.delete(CRDS, "", name)
+
+    async def leftovers() -> list[str]:
+        pods = [f"pod {p['metadata']['name']}" for p in await client.list("v1/pods", "default")]
+        namespaces = [f"namespace {n['metadata']['name']}" for n in await client.list("v1/namespaces")
+                      if n["metadata"]["name"] not in SYSTEM_NAMESPACES]
+        crds_left = await client.list(CRDS) if crd_names else []
+        return pods + namespaces + [f"CRD {c['metadata']['name']}" for c in crds_left]
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while await client.list("v1/pods", "default") or (
-            crd_names and await client.list(CRDS)):
+    while left := await leftovers():
         if loop.time() > deadline:
-            raise TimeoutError("pods or CRDs still present after reset")
+            raise TimeoutError(f"still present after reset: {', '.join(left)}")
         await asyncio.sleep(0.05)  # deletion has no completion event to wait on but the list
 
 
