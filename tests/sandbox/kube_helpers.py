@@ -14,7 +14,6 @@ from kubernetes import client
 
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.realkube import SharedControlPlane
-from milvus_rg_sandbox.realkube.control_plane import reset
 
 
 async def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -29,16 +28,18 @@ async def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
 @pytest.fixture(params=["embedded", "real"])
 async def kube(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """The API server under test, once per backend: the embedded `KubeApiServer`, and the session's real
-    kube-apiserver (`SharedControlPlane`: `.url`, `.store` = a client addressed like the store, reset with
-    its CRDs after the test). A test that needs the embedded internals is marked `embedded_only`."""
+    kube-apiserver (`SharedControlPlane`: `.url` = kube-apiserver behind the fault proxy, `.store` = a client
+    addressed like the store, reset with its CRDs after the test). A test that needs the embedded internals is
+    marked `embedded_only`."""
     if request.param == "real":
         if request.node.get_closest_marker("embedded_only"):
             pytest.skip(f"embedded sandbox only: {request.node.get_closest_marker('embedded_only').args[0]}")
-        shared = SharedControlPlane(request.getfixturevalue("real_control_plane"))
+        shared = SharedControlPlane(request.getfixturevalue("real_control_plane"), drop_crds_on_stop=True)
+        await shared.start()
         try:
             yield shared
         finally:
-            await reset(shared.store, drop_crds=True)
+            await shared.stop()
         return
     server = KubeApiServer(port=0)
     await server.start()

@@ -26,9 +26,10 @@ from typing import Any
 
 import aiohttp
 
-from milvus_rg_sandbox.kube.server import Mutation
+from milvus_rg_sandbox.kube.server import Fault, Mutation
 from milvus_rg_sandbox.realkube.audit import APISERVER_USER, AuditLog, apiserver_flags
 from milvus_rg_sandbox.realkube.client import ApiStatusError, EmbeddedOnly, KubeRestClient
+from milvus_rg_sandbox.realkube.fault_proxy import FaultProxy
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,12 @@ def kubeconfig_document(server: str, token: str, namespace: str = "default") -> 
     }
 
 
+def write_kubeconfig(path: Path, server: str, token: str, namespace: str = "default") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(kubeconfig_document(server, token, namespace), indent=2))
+    return path
+
+
 @dataclass
 class ChildProcess:
     """One binary of the control plane. A plain `subprocess.Popen`, bound to no event loop, so a control
@@ -176,9 +183,14 @@ class RealControlPlane:
         return self.workdir / "logs" / "audit.log"
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(kubeconfig_document(self.url, self.token, namespace), indent=2))
-        return path
+        return write_kubeconfig(path, self.url, self.token, namespace)
+
+    def serving_tls(self) -> ssl.SSLContext:
+        """A server context with kube-apiserver's own (self-signed) serving certificate."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certs = self.workdir / "certs"
+        context.load_cert_chain(certs / "apiserver.crt", certs / "apiserver.key")
+        return context
 
     @property
     def mutations(self) -> list[Mutation]:
@@ -403,14 +415,17 @@ RESETTABLE = ("apps/v1/statefulsets", "apps/v1/deployments", "apps/v1/replicaset
 
 @dataclass
 class SharedControlPlane:
-    """One started control plane lent to several sandboxes in turn: `start` does nothing and `stop` puts
-    the cluster back as it was (`reset`), so a test suite pays the start-up once."""
+    """One started control plane lent to several sandboxes in turn: `stop` puts the cluster back as it was
+    (`reset`), so a test suite pays the start-up once. Its clients reach kube-apiserver through a
+    `FaultProxy` (started by `start`), so that `inject_fault` works as on the embedded API server."""
 
     control_plane: RealControlPlane
+    drop_crds_on_stop: bool = False
 
     def __post_init__(self) -> None:
         self._first_write = len(self.control_plane.mutations)
         self._first_list = len(self.control_plane.lists)
+        self.proxy = FaultProxy(self.control_plane.url, self.control_plane.host, tls=self.control_plane.serving_tls())
 
     @property
     def store(self) -> KubeRestClient:
@@ -418,31 +433,35 @@ class SharedControlPlane:
 
     @property
     def url(self) -> str:
-        return self.control_plane.url
+        return self.proxy.url
 
     @property
     def mutations(self) -> list[Mutation]:
-        """The writes since this sandbox borrowed the control plane."""
-        return self.control_plane.mutations[self._first_write:]
+        """The writes since this sandbox borrowed the control plane, with those a fault answered."""
+        return sorted([*self.control_plane.mutations[self._first_write:], *self.proxy.faulted],
+                      key=lambda write: write.timestamp)
 
     @property
     def lists(self) -> list[Mutation]:
         """The LIST requests since this sandbox borrowed the control plane."""
         return self.control_plane.lists[self._first_list:]
 
-    def inject_fault(self, *args: Any, **kwargs: Any) -> Any:
-        return self.control_plane.inject_fault(*args, **kwargs)
+    def inject_fault(self, method: str | None, path_pattern: str, status: int, times: int = 1,
+                     user_agent: str | None = None) -> Fault:
+        return self.proxy.inject_fault(method, path_pattern, status, times, user_agent)
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
-        return self.control_plane.write_kubeconfig(path, namespace)
+        return write_kubeconfig(path, self.url, self.control_plane.token, namespace)
 
     async def start(self) -> None:
         self.control_plane._check_alive()
         self._first_write = len(self.control_plane.mutations)
         self._first_list = len(self.control_plane.lists)
+        await self.proxy.start()
 
     async def stop(self) -> None:
-        await reset(self.control_plane.store)
+        await self.proxy.stop()
+        await reset(self.control_plane.store, drop_crds=self.drop_crds_on_stop)
         await self.control_plane.client.close()  # opened in this sandbox's event loop; the next opens its own
 
 
