@@ -82,7 +82,7 @@ class Mutation:
     timestamp: float
 
 
-def _record(raw_request: aiohttp.web.BaseRequest, status: int) -> Mutation:
+def request_record(raw_request: aiohttp.web.BaseRequest, status: int) -> Mutation:
     """What the request logs (`mutations`, `lists`) keep of one request."""
     return Mutation(raw_request.method.upper(), raw_request.path, raw_request.headers.get("User-Agent", ""),
                     status, time.time())
@@ -111,6 +111,29 @@ class Fault:
         headers = {"Retry-After": "1"} if self.status == 429 else {}
         return ApiError(self.status, f"injected fault: HTTP {self.status}", headers=headers,
                         details={"retryAfterSeconds": 1} if self.status == 429 else {})
+
+
+class FaultPlan:
+    """The faults a test injected, in order: the first that matches a request answers it, instead of the
+    server (the embedded API server and the real backend's fault proxy)."""
+
+    def __init__(self) -> None:
+        self.faults: list[Fault] = []
+
+    def add(self, method: str | None, path_pattern: str, status: int, times: int = 1,
+            user_agent: str | None = None) -> Fault:
+        fault = Fault(method, re.compile(path_pattern), status, times, user_agent=user_agent)
+        self.faults.append(fault)
+        return fault
+
+    def take(self, request: aiohttp.web.BaseRequest) -> Fault | None:
+        """The fault that answers this request (counted as hit), if any."""
+        agent = request.headers.get("User-Agent", "")
+        fault = next((f for f in self.faults if f.matches(request.method.upper(), request.path, agent)), None)
+        if fault is not None:
+            fault.remaining -= 1
+            fault.hits += 1
+        return fault
 
 
 @dataclass(frozen=True)
@@ -171,7 +194,7 @@ class KubeApiServer:
         self.store = ObjectStore(history_limit=history_limit)
         self.mutations: list[Mutation] = []
         self.lists: list[Mutation] = []  # LIST requests (a GET of a collection, not a watch)
-        self._faults: list[Fault] = []
+        self._faults = FaultPlan()
         self._front_end = _KmockFrontEnd(api_server=self)
         self._server = kmock.Server(self._front_end, host=host, port=port)
 
@@ -197,9 +220,7 @@ class KubeApiServer:
 
     def inject_fault(self, method: str | None, path_pattern: str, status: int, times: int = 1,
                      user_agent: str | None = None) -> Fault:
-        fault = Fault(method, re.compile(path_pattern), status, times, user_agent=user_agent)
-        self._faults.append(fault)
-        return fault
+        return self._faults.add(method, path_pattern, status, times, user_agent)
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """A kubeconfig (JSON, which is YAML) for kubectl, `kopf run` and `load_kube_config`."""
@@ -221,11 +242,8 @@ class KubeApiServer:
     async def handle(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         method = raw_request.method.upper()
         try:
-            agent = raw_request.headers.get("User-Agent", "")
-            fault = next((f for f in self._faults if f.matches(method, raw_request.path, agent)), None)
+            fault = self._faults.take(raw_request)
             if fault is not None:
-                fault.remaining -= 1
-                fault.hits += 1
                 raise fault.error()
             response = await self._route(raw_request)
         except ApiError as error:
@@ -234,7 +252,7 @@ class KubeApiServer:
             logger.exception("sandbox API server failed on %s %s", method, raw_request.path)
             response = _json_response(ApiError(500, repr(error)).status_body(), 500)
         if method in MUTATING_METHODS:
-            self.mutations.append(_record(raw_request, response.status))
+            self.mutations.append(request_record(raw_request, response.status))
         return response
 
     async def _route(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -270,7 +288,7 @@ class KubeApiServer:
             if method == "GET" and query.get("watch") in ("true", "1"):
                 return await self._watch(raw_request, resource, target.namespace)
             if method == "GET":
-                self.lists.append(_record(raw_request, 200))
+                self.lists.append(request_record(raw_request, 200))
                 matches = _selector(query)
                 items = store.list_objects(resource, target.namespace, matches)
                 if resource.crd_name is None:

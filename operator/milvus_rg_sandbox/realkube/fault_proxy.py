@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
-import time
 
 import aiohttp
 import aiohttp.web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from milvus_rg_sandbox.kube.server import MUTATING_METHODS, Fault, Mutation
+from milvus_rg_sandbox.kube.server import MUTATING_METHODS, Fault, FaultPlan, Mutation, request_record
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ class FaultProxy:
         self.port = port
         self.tls = tls
         self.faulted: list[Mutation] = []
-        self._faults: list[Fault] = []
+        self._faults = FaultPlan()
         self._runner: aiohttp.web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -59,9 +57,7 @@ class FaultProxy:
 
     def inject_fault(self, method: str | None, path_pattern: str, status: int, times: int = 1,
                      user_agent: str | None = None) -> Fault:
-        fault = Fault(method, re.compile(path_pattern), status, times, user_agent=user_agent)
-        self._faults.append(fault)
-        return fault
+        return self._faults.add(method, path_pattern, status, times, user_agent)
 
     async def start(self) -> None:
         # No total timeout (watches last); no decompression (the bytes go on as they came); no pool limit
@@ -88,15 +84,11 @@ class FaultProxy:
             self._runner = None
 
     async def _handle(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        method = request.method.upper()
-        agent = request.headers.get("User-Agent", "")
-        fault = next((f for f in self._faults if f.matches(method, request.path, agent)), None)
+        fault = self._faults.take(request)
         if fault is not None:
-            fault.remaining -= 1
-            fault.hits += 1
             error = fault.error()
-            if method in MUTATING_METHODS:
-                self.faulted.append(Mutation(method, request.path, agent, error.code, time.time()))
+            if request.method.upper() in MUTATING_METHODS:
+                self.faulted.append(request_record(request, error.code))
             return aiohttp.web.Response(status=error.code, headers=error.headers, content_type="application/json",
                                         text=json.dumps(error.status_body()))
         return await self._forward(request)
