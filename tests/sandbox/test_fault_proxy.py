@@ -19,11 +19,11 @@ from tests.support import wait_for
 
 
 class Upstream:
-    """Records each request; /echo answers with it, /gzip with a gzip body, /watch streams until released."""
+    """Records each request. /gzip answers with a gzip body; /watch sends one event and holds the stream open
+    until its client goes away; any other path answers 201."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
-        self.release = asyncio.Event()
         self.watch_ended = asyncio.Event()
 
     async def handle(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -37,8 +37,7 @@ class Upstream:
             await response.prepare(request)
             await response.write(b'{"type":"ADDED"}\n')
             try:
-                await self.release.wait()
-                await response.write(b'{"type":"DELETED"}\n')
+                await asyncio.Event().wait()  # until cancelled: the proxy closed the request
             finally:
                 self.watch_ended.set()
             return response

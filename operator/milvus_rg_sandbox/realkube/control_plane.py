@@ -204,7 +204,8 @@ class RealControlPlane:
         return self._audit.lists()
 
     def inject_fault(self, *args: Any, **kwargs: Any) -> Any:
-        raise EmbeddedOnly("fault injection into API answers exists in the embedded API server only")
+        raise EmbeddedOnly("fault injection into API answers needs the embedded API server or a "
+                           "SharedControlPlane (its fault proxy)")
 
     def pids(self) -> dict[str, int]:
         return {child.name: child.pid for child in self.children}
