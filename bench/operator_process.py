@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,28 +26,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster import NAMESPACE, group_manifest, pool_is_ready, pool_manifest, sandbox_process, stop_process, wait_until
+from cluster import (
+    NAMESPACE,
+    group_manifest,
+    pool_is_ready,
+    pool_manifest,
+    rss_mib,
+    sandbox_process,
+    stop_process,
+    wait_until,
+)
 from operator_scale import groups_for
 
 RSS_TARGET_MB = 150.0
 OPERATOR = Path(sys.executable).with_name("milvus-rg-operator")
 
 
-def process_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def maps_pandas(pid: int) -> bool:
     return f"{os.sep}pandas{os.sep}" in Path(f"/proc/{pid}/maps").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return int(listener.getsockname()[1])
 
 
 def answers(url: str) -> bool:
@@ -70,6 +65,7 @@ async def measure(pods: int, hold: float, workdir: Path) -> int:
     from milvus_rg_operator.adapters.kube import new_api_client
     from milvus_rg_operator.api.crds import render_crds
     from milvus_rg_operator.manifests import apply_manifests
+    from milvus_rg_sandbox.realkube.control_plane import free_port
 
     async with sandbox_process(workdir / "sandbox", query_nodes=1) as sandbox:
         os.environ["KUBECONFIG"] = sandbox.endpoints["kubeconfig"]
@@ -80,18 +76,18 @@ async def measure(pods: int, hold: float, workdir: Path) -> int:
         try:
             await wait_until(lambda: asyncio.to_thread(answers, liveness), timeout=60, interval=0.2,
                              what="the operator's liveness probe")
-            started_mb = process_rss_mib(operator.pid)
+            started_mb = rss_mib(operator.pid)
 
             groups = groups_for(pods)
             await apply_manifests(api, [pool_manifest(sandbox.endpoints),
                                         *(group_manifest(name, n) for name, n in groups)], NAMESPACE)
             ready_s = await wait_until(lambda: pool_is_ready(api), timeout=300, interval=0.2, what=f"{pods} pods Ready")
-            ready_mb = process_rss_mib(operator.pid)
+            ready_mb = rss_mib(operator.pid)
             samples = []
             deadline = time.monotonic() + hold
             while time.monotonic() < deadline:  # a sampling period, not a wait for a condition
                 await asyncio.sleep(1.0)
-                samples.append(process_rss_mib(operator.pid))
+                samples.append(rss_mib(operator.pid))
             pandas = maps_pandas(operator.pid)
         finally:
             stop_process(operator, timeout=30)

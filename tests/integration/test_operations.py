@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import urllib.request
 from collections.abc import AsyncIterator
@@ -19,17 +18,12 @@ from kubernetes.client import V1ObjectMeta, V1Secret
 from prometheus_client.parser import text_string_to_metric_families
 
 from milvus_rg_operator.demo import stop_process
+from milvus_rg_sandbox.realkube.control_plane import free_port
 from tests.integration.harness import NAMESPACE, OperatorHarness, group_manifest, pool_manifest
 from tests.support import wait_for
 
 TOKEN = "root:Sup3rS3cret"
 POOL = f"{NAMESPACE}/milvus"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:
