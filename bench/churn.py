@@ -55,7 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster import (
-    GROUP,
+    API_GROUP,
     NAMESPACE,
     PENDING,
     POOL,
@@ -73,7 +73,7 @@ from cluster import (
 from operator_scale import RSS_TARGETS_MB, groups_for, verdict
 
 FLAT_MB_PER_MINUTE = 1.0
-STATE_LABEL = f"{GROUP}/state"  # docs/api.md: the operator's word on each pod
+STATE_LABEL = f"{API_GROUP}/state"  # docs/api.md: the operator's word on each pod
 LIMITS_GROUP = "rg-0"  # the group whose limits change; the others scale in turn
 SEED = 7
 
@@ -198,7 +198,7 @@ class Churn:
 
         name = self.created
         del self.requests[name]
-        await asyncio.to_thread(CustomObjectsApi(self.operator.api).delete_namespaced_custom_object, GROUP, VERSION,
+        await asyncio.to_thread(CustomObjectsApi(self.operator.api).delete_namespaced_custom_object, API_GROUP, VERSION,
                                 NAMESPACE, "resourcegroups", name, _request_timeout=REQUEST_TIMEOUT)
 
         async def gone() -> bool:

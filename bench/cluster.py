@@ -31,7 +31,7 @@ NAMESPACE = "default"
 STATEFULSET = "milvus-querynode"
 POOL = "milvus"
 PENDING = "__pending_nodes"
-GROUP = "milvusrg.io"
+API_GROUP = "milvusrg.io"
 VERSION = "v1alpha1"
 REQUEST_TIMEOUT = 30  # seconds: a saturated sandbox must not hang a bench forever
 
@@ -122,12 +122,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
 
 def pool_manifest(endpoints: dict[str, str], **spec: Any) -> dict[str, Any]:
     milvus = {"uri": endpoints["milvus"], "managementUri": endpoints["management"]}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": POOL},
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": POOL},
             "spec": {"milvus": milvus, "statefulSetName": STATEFULSET, **spec}}
 
 
 def group_manifest(name: str, requests: int, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourceGroup", "metadata": {"name": name},
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "ResourceGroup", "metadata": {"name": name},
             "spec": {"pool": POOL, "requests": {"nodeNum": requests}, **spec}}
 
 
@@ -232,7 +232,7 @@ async def get_custom_object(api: Any, plural: str, name: str) -> dict[str, Any]:
     from kubernetes.client import CustomObjectsApi
 
     return dict(await asyncio.to_thread(CustomObjectsApi(api).get_namespaced_custom_object,
-                                        GROUP, VERSION, NAMESPACE, plural, name, _request_timeout=REQUEST_TIMEOUT))
+                                        API_GROUP, VERSION, NAMESPACE, plural, name, _request_timeout=REQUEST_TIMEOUT))
 
 
 async def pool_is_ready(api: Any) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster import GROUP, NAMESPACE, VERSION, Operator, group_manifest, pool_manifest, sandbox_process, wait_until
+from cluster import API_GROUP, NAMESPACE, VERSION, Operator, group_manifest, pool_manifest, sandbox_process, wait_until
 from milvus_rg_operator.scheduler import BATCH_WINDOW
 
 TARGET_P95_MS = 150.0
@@ -62,7 +62,7 @@ def patcher(api: Any) -> Any:
     custom = CustomObjectsApi(api)
 
     async def patch(name: str, limits: int) -> None:
-        await asyncio.to_thread(custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "resourcegroups",
+        await asyncio.to_thread(custom.patch_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, "resourcegroups",
                                 name, {"spec": {"limits": {"nodeNum": limits}}})
     return patch
 
@@ -90,7 +90,7 @@ async def kopf_floor(endpoints: dict[str, str], samples: int) -> Latencies:
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False
 
-    @kopf.on.event(GROUP, VERSION, "resourcegroups", registry=registry)
+    @kopf.on.event(API_GROUP, VERSION, "resourcegroups", registry=registry)
     async def changed(name: str, spec: Any, **_: Any) -> None:
         if name != FLOOR_GROUP:
             return

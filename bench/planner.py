@@ -92,7 +92,7 @@ def converged_world(group_count: int, node_count: int) -> World:
                 annotations={labels.ANNOTATION_RESOURCE_GROUP: name}, created_at=0.0))
             ordinal += 1
         members[name] = tuple(ids)
-    sts = StatefulSetState(STS, node_count, node_count, node_count)
+    sts = StatefulSetState(STS, node_count, node_count)
     return World(pool, groups, sts, pods, desired, members, nodes)
 
 

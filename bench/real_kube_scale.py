@@ -36,7 +36,7 @@ from typing import Any, TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster import (
-    GROUP,
+    API_GROUP,
     NAMESPACE,
     STATEFULSET,
     VERSION,
@@ -141,7 +141,7 @@ async def dry_run_create(operator: Operator, *objects: dict[str, Any]) -> None:
     api = CustomObjectsApi(operator.api)
     for obj in objects:
         plural = {"QueryNodePool": "querynodepools", "ResourceGroup": "resourcegroups"}[obj["kind"]]
-        await asyncio.to_thread(api.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE, plural, obj,
+        await asyncio.to_thread(api.create_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, plural, obj,
                                 dry_run="All")
 
 

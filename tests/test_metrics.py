@@ -198,11 +198,11 @@ def test_docs_metrics_table_lists_every_metric_and_no_other() -> None:
 
 
 def test_docs_name_every_write_verb_of_the_plan() -> None:
-    from milvus_rg_operator.core import plan
+    from milvus_rg_operator.core import actions as core_actions
 
-    actions = [obj for obj in vars(plan).values()
+    actions = [obj for obj in vars(core_actions).values()
                if isinstance(obj, type) and isinstance(getattr(obj, "verb", None), str) and hasattr(obj, "target")]
-    assert actions, "no action classes with a verb found in core.plan"
+    assert actions, "no action classes with a verb found in core.actions"
     row = next(line for line in section("Metrics").splitlines() if line.startswith("| `milvusrg_writes_total`"))
     assert {action.target for action in actions} <= set(WRITE_TARGETS)
     assert [action.verb for action in actions if f"`{action.verb}`" not in row] == []

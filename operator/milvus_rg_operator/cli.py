@@ -43,7 +43,7 @@ def _plan(args: argparse.Namespace) -> int:
     from milvus_rg_operator.dryrun import run_plan
 
     return asyncio.run(run_plan([Path(f) for f in args.filename], milvus_uri=args.milvus,
-                                token=args.token, current_replicas=args.replicas))
+                                token=args.token, replicas=args.replicas, cluster=args.cluster))
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -95,12 +95,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None)
     demo.set_defaults(func=_demo)
 
-    plan = commands.add_parser("plan", help="dry run: the Milvus config batch and replica change to make")
+    plan = commands.add_parser("plan", help="dry run: every write the operator would make, with its reason")
     plan.add_argument("-f", "--filename", action="append", required=True,
                       help="QueryNodePool / ResourceGroup manifests (file or folder; repeatable)")
-    plan.add_argument("--milvus", help="read the current state from this Milvus (e.g. http://host:19530)")
-    plan.add_argument("--token", default="", help="Milvus token or user:password")
-    plan.add_argument("--replicas", type=int, default=None, help="current StatefulSet replicas")
+    plan.add_argument("--milvus", help="read the current state from this Milvus (e.g. http://host:19530); "
+                                       "default: a new Milvus with only its default group")
+    plan.add_argument("--token", default=None,
+                      help="Milvus token or user:password (stands for the pool's Secret)")
+    plan.add_argument("--cluster", action="store_true",
+                      help="read the StatefulSet, its pods and the pool's Secret from the current kube context")
+    plan.add_argument("--replicas", type=int, default=None,
+                      help="without --cluster: the StatefulSet's current replicas (default 0)")
     plan.set_defaults(func=_plan)
 
     crds = commands.add_parser("crds", help="print the CustomResourceDefinitions (crds/ equals this)")

@@ -24,9 +24,9 @@ from typing import Any
 from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
 from pymilvus import AsyncMilvusClient
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, OPERATOR_NAME, POOL_PLURAL, new_api_client
+from milvus_rg_operator.adapters.kube import OPERATOR_NAME, POOL_PLURAL, RESOURCE_GROUP_PLURAL, new_api_client
 from milvus_rg_operator.api.crds import render_crds
-from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
+from milvus_rg_operator.api.models import API_GROUP, LABEL_RESOURCE_GROUP, VERSION
 from milvus_rg_operator.manifests import apply_manifests, load_manifests
 from milvus_rg_operator.runner import run_operator
 
@@ -59,9 +59,9 @@ async def milvus_placement(uri: str) -> Placement:
 
 def expected_sizes(custom: CustomObjectsApi) -> tuple[dict[str, int], int]:
     """Group name -> requested nodes (the pending group -> spare nodes), and the replicas to expect."""
-    pool = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, POOL_PLURAL)["items"][0]["spec"]
+    pool = custom.list_namespaced_custom_object(API_GROUP, VERSION, NAMESPACE, POOL_PLURAL)["items"][0]["spec"]
     sizes: dict[str, int] = {pool.get("pendingGroup", "__pending_nodes"): pool.get("spareNodes", 0)}
-    for group in custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, GROUP_PLURAL)["items"]:
+    for group in custom.list_namespaced_custom_object(API_GROUP, VERSION, NAMESPACE, RESOURCE_GROUP_PLURAL)["items"]:
         name = group["spec"].get("groupName") or group["metadata"]["name"].replace("-", "_")
         sizes[name] = group["spec"]["requests"]["nodeNum"]
     replicas = min(max(sum(sizes.values()), pool.get("minNodes", 0)), pool.get("maxNodes", 1 << 30))
@@ -70,7 +70,7 @@ def expected_sizes(custom: CustomObjectsApi) -> tuple[dict[str, int], int]:
 
 def pods_table(core: CoreV1Api, placement: Placement) -> list[list[str]]:
     pods = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=querynode").items
-    rows = [["POD", "READY", "LABEL " + LABEL_RESOURCE_GROUP, "MILVUS GROUP"]]
+    rows = [["POD", "READY", "LABEL " + LABEL_RESOURCE_GROUP, "MILVUS API_GROUP"]]
     for pod in sorted(pods, key=lambda p: int(p.metadata.name.rsplit("-", 1)[1])):
         ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
         label = (pod.metadata.labels or {}).get(LABEL_RESOURCE_GROUP, "-")

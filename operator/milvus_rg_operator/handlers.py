@@ -17,8 +17,8 @@ from typing import Any
 
 import kopf
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL, KubernetesClientGateway
-from milvus_rg_operator.api.models import GROUP, VERSION
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL, KubernetesClientGateway
+from milvus_rg_operator.api.models import API_GROUP, VERSION
 from milvus_rg_operator.core.types import PodState
 from milvus_rg_operator.reconcile import PoolReconciler
 from milvus_rg_operator.scheduler import PoolScheduler
@@ -54,9 +54,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     # kopf keeps a worker per object until it idles this long, holding the object's last event (a whole pod,
     # managedFields included): with its 5 s default, 1,000 pods changing together hold them all at once.
     settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
-    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.finalizer = f"{API_GROUP}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP)
     if memo.get("embedded"):
         # In-process use (demo, tests): a cancelled operator must not SIGKILL its host process.
         settings.process.ultimate_exiting_timeout = None
@@ -102,7 +102,7 @@ def pod_fingerprint(body: kopf.Body) -> tuple[Any, ...]:
             restarts)
 
 
-@kopf.on.event(GROUP, VERSION, POOL_PLURAL, registry=_registry)
+@kopf.on.event(API_GROUP, VERSION, POOL_PLURAL, registry=_registry)
 async def pool_event(namespace: str, name: str, uid: str, body: kopf.Body, type: str | None, memo: kopf.Memo,
                      query_node_pods: kopf.Index[tuple[str, str], PodState],
                      pool_groups: kopf.Index[tuple[str, str], dict[str, Any]], **_: Any) -> None:
@@ -113,7 +113,7 @@ async def pool_event(namespace: str, name: str, uid: str, body: kopf.Body, type:
         memo["scheduler"].trigger(namespace, name)
 
 
-@kopf.on.event(GROUP, VERSION, GROUP_PLURAL, registry=_registry)
+@kopf.on.event(API_GROUP, VERSION, RESOURCE_GROUP_PLURAL, registry=_registry)
 async def group_event(namespace: str, uid: str, spec: kopf.Spec, body: kopf.Body, type: str | None,
                       memo: kopf.Memo, **_: Any) -> None:
     pool = str(spec.get("pool", ""))
@@ -125,7 +125,7 @@ async def group_event(namespace: str, uid: str, spec: kopf.Spec, body: kopf.Body
         memo["scheduler"].trigger(namespace, affected)
 
 
-@kopf.index(GROUP, VERSION, GROUP_PLURAL, registry=_registry)
+@kopf.index(API_GROUP, VERSION, RESOURCE_GROUP_PLURAL, registry=_registry)
 async def pool_groups(namespace: str, spec: kopf.Spec, body: kopf.Body,
                       **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
     """ResourceGroups keyed by (namespace, the pool they name), as plain dicts: the pool's pass reads its

@@ -11,7 +11,7 @@ import yaml
 from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from milvus_rg_operator.api.models import GROUP
+from milvus_rg_operator.api.models import API_GROUP
 
 
 def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -44,8 +44,8 @@ def _apply_one(api_client: ApiClient, obj: dict[str, Any], namespace: str) -> st
             crds.replace_custom_resource_definition(name, obj)
             return f"customresourcedefinition/{name} configured"
     group, version = obj["apiVersion"].split("/")
-    if group != GROUP:
-        raise ValueError(f"{kind}/{name}: only {GROUP} objects and CRDs are applied here")
+    if group != API_GROUP:
+        raise ValueError(f"{kind}/{name}: only {API_GROUP} objects and CRDs are applied here")
     custom = CustomObjectsApi(api_client)
     ns = obj["metadata"].get("namespace", namespace)
     try:

@@ -7,9 +7,10 @@ lists every metric (a test keeps the two in step).
 
 from __future__ import annotations
 
+import collections
 import threading
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -19,6 +20,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from milvus_rg_operator.adapters.milvus import ManagementUnavailable, MilvusAuthError, MilvusError, MilvusUnsupported
 from milvus_rg_operator.api.models import DrainingNode
+from milvus_rg_operator.core.names import resolve_group_name
+from milvus_rg_operator.core.types import DeclaredGroup, DrainRecord, MilvusState
 
 PREFIX = "milvusrg_"
 PASS_RESULTS = ("converged", "progressing", "invalid", "paused", "failed")
@@ -112,6 +115,20 @@ class OperatorMetrics:
         for group in gone:
             self.group_desired.remove(pool, group)
             self.group_actual.remove(pool, group)
+
+    def pass_state(self, pool: str, groups: Sequence[DeclaredGroup], milvus: MilvusState,
+                   drains: Sequence[DrainRecord]) -> None:
+        """What a pass leaves: drains per phase, and each declared group's requested and actual nodes."""
+        self.drains(pool, collections.Counter(d.phase for d in drains))
+        shown = []
+        for group in groups:
+            if group.deleting:
+                continue
+            name = resolve_group_name(group)
+            found = milvus.groups.get(name)
+            self.group_nodes(pool, name, group.requests, len(found.node_ids) if found else 0)
+            shown.append(name)
+        self.retain_groups(pool, shown)
 
     def milvus_error(self, code: str) -> None:
         self.milvus_errors.labels(code=code).inc()

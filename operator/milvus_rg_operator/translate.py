@@ -10,8 +10,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from milvus_rg_operator.api.models import FINALIZER, QueryNodePoolSpec, ResourceGroupSpec
-from milvus_rg_operator.core.plan import ObjectState
-from milvus_rg_operator.core.types import DeclaredGroup, DeclaredPool, DrainRecord, PodState, StatefulSetState
+from milvus_rg_operator.api.rules import RuleViolation
+from milvus_rg_operator.core.types import (
+    DeclaredGroup,
+    DeclaredPool,
+    DrainRecord,
+    ObjectState,
+    PodState,
+    StatefulSetState,
+)
 
 MILVUS_LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
 
@@ -21,7 +28,11 @@ class SpecError(ValueError):
 
     def __init__(self, kind: str, name: str, error: ValidationError) -> None:
         first = error.errors()[0]
-        field = "spec." + ".".join(str(part) for part in first["loc"])
+        broken = (first.get("ctx") or {}).get("error")
+        if isinstance(broken, RuleViolation):  # a cross-field rule names the field to fix itself
+            field = broken.field
+        else:
+            field = ".".join(["spec", *(str(part) for part in first["loc"])])
         super().__init__(f"{kind} {name}: {field}: {first['msg']}")
         self.kind, self.name, self.field, self.reason = kind, name, field, str(first["msg"])
 
@@ -79,6 +90,7 @@ def declared_group(obj: Mapping[str, Any]) -> DeclaredGroup:
         node_labels=tuple(sorted((spec.node_labels or {}).items())),
         deleting=bool(meta.get("deletionTimestamp")),
         previous_group_name=(obj.get("status") or {}).get("groupName"),
+        created_at=parse_time(meta.get("creationTimestamp")),
     )
 
 
@@ -130,7 +142,6 @@ def statefulset_state(sts: Mapping[str, Any]) -> StatefulSetState:
         name=sts["metadata"]["name"],
         replicas=int(sts.get("spec", {}).get("replicas", 1) or 0),
         ready_replicas=int(status.get("readyReplicas") or 0),
-        current_replicas=int(status.get("currentReplicas") or 0),
     )
 
 

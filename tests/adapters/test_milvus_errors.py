@@ -18,6 +18,7 @@ from milvus_rg_operator.adapters.milvus import (
     MilvusUnsupported,
     PymilvusGateway,
 )
+from milvus_rg_operator.adapters.milvus.errors import classify
 from milvus_rg_operator.core.types import GroupConfig
 from tests.adapters.servers import Abort, ScriptedMilvus, Stall, closed_port, grpc_milvus, milvus_status
 
@@ -120,9 +121,8 @@ async def test_a_bug_inside_a_pymilvus_call_propagates_as_itself() -> None:
 
     with pytest.raises(MilvusException) as wrapped:
         await broken()
-    gateway = PymilvusGateway("http://127.0.0.1:1")
     with pytest.raises(TypeError, match="unsupported operand"):
-        gateway._from_pymilvus("describe_resource_group", wrapped.value)
+        classify("describe_resource_group", "http://127.0.0.1:1", 1.0, wrapped.value)
 
 
 async def test_pymilvus_logs_nothing_for_the_adapters_calls(pymilvus_records: list[logging.LogRecord]) -> None:

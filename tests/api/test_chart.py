@@ -39,7 +39,7 @@ REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
 ADAPTER_CALL = re.compile(
     r'_run(?:_unless_gone)?\([^,]+,\s*"(?P<method>GET|POST|PATCH)"\s*,\s*'
     r'(?:f"\{)?_(?P<api>core|statefulset|custom)_path\((?P<args>[^()]*(?:\([^()]*\))?[^()]*)\)(?:\}/(?P<sub>\w+)")?')
-CUSTOM = {"POOL_PLURAL": ["querynodepools"], "GROUP_PLURAL": ["resourcegroups"],
+CUSTOM = {"POOL_PLURAL": ["querynodepools"], "RESOURCE_GROUP_PLURAL": ["resourcegroups"],
           "plural": ["querynodepools", "resourcegroups"]}  # a variable: either
 
 

@@ -48,12 +48,12 @@ def admission_errors(obj: dict[str, Any], old: dict[str, Any] | None = None) -> 
     return errors + cel_errors(schema, defaulted, apply_defaults(schema, old) if old else None)
 
 
-POOL: dict[str, Any] = {
+POOL_OBJ: dict[str, Any] = {
     "apiVersion": "milvusrg.io/v1alpha1", "kind": "QueryNodePool",
     "metadata": {"name": "milvus", "namespace": "db"},
     "spec": {"milvus": {"uri": "http://milvus.db.svc:19530"}, "statefulSetName": "milvus-querynode"},
 }
-GROUP: dict[str, Any] = {
+GROUP_OBJ: dict[str, Any] = {
     "apiVersion": "milvusrg.io/v1alpha1", "kind": "ResourceGroup",
     "metadata": {"name": "tenant-a", "namespace": "db"},
     "spec": {"pool": "milvus", "requests": {"nodeNum": 2}},
@@ -270,7 +270,7 @@ def test_examples_are_accepted_by_schema_cel_and_models(name: str, obj: dict[str
 
 
 FULL_POOL = with_spec(
-    POOL,
+    POOL_OBJ,
     milvus={"uri": "https://milvus:19530", "secretRef": {"name": "milvus-token"},
             "managementUri": "http://milvus:9091", "timeoutSeconds": 30},
     template={"metadata": {"labels": {"app": "qn"}},
@@ -278,28 +278,29 @@ FULL_POOL = with_spec(
     pendingGroup="__pending", spareNodes=1, minNodes=1, maxNodes=10,
     scaleDown={"maxUnavailable": 2, "drainTimeoutSeconds": 60, "forceAfterTimeout": True}, resyncSeconds=60,
 )
-FULL_GROUP = with_spec(GROUP, groupName="tenant_a", limits={"nodeNum": 3}, transferFrom=["__pending"],
+FULL_GROUP = with_spec(GROUP_OBJ, groupName="tenant_a", limits={"nodeNum": 3}, transferFrom=["__pending"],
                        transferTo=["__pending", "spare"], nodeLabels={"ZONE": "az1"})
 
 
-@pytest.mark.parametrize("obj", [POOL, FULL_POOL, GROUP, FULL_GROUP], ids=["pool", "full-pool", "group", "full-group"])
+@pytest.mark.parametrize("obj", [POOL_OBJ, FULL_POOL, GROUP_OBJ, FULL_GROUP],
+                         ids=["pool", "full-pool", "group", "full-group"])
 def test_valid_samples_are_accepted(obj: dict[str, Any]) -> None:
     assert admission_errors(obj) == []
 
 
 @pytest.mark.parametrize(("obj", "expected"), [
-    (with_spec(POOL, milvus={"uri": "milvus:19530"}), "does not match"),
-    (with_spec(POOL, milvus={"uri": "ftp://milvus:19530"}), "does not match"),
-    (with_spec(POOL, statefulSetName="Query_Nodes"), "does not match"),
-    (with_spec(POOL, spareNodes=-1), "less than the minimum"),
-    (with_spec(POOL, resyncSeconds=1), "less than the minimum"),
-    (with_spec(POOL, minNodes=4, maxNodes=3), "spec.minNodes must be <= spec.maxNodes"),
-    (with_spec(POOL, scaleDown={"maxUnavailable": 0}), "less than the minimum"),
-    (with_spec(GROUP, limits={"nodeNum": 1}), "spec.limits.nodeNum must be >= spec.requests.nodeNum"),
-    (with_spec(GROUP, groupName="tenant-a"), "must start with a letter or _"),
-    (with_spec(GROUP, transferTo=[f"g{i}" for i in range(65)]), "is too long"),
-    (with_spec(GROUP, nodeLabels={"zone-a": "x"}), "keys must contain only letters, digits and _"),
-    ({**GROUP, "spec": {"requests": {"nodeNum": 1}}}, "'pool' is a required property"),
+    (with_spec(POOL_OBJ, milvus={"uri": "milvus:19530"}), "does not match"),
+    (with_spec(POOL_OBJ, milvus={"uri": "ftp://milvus:19530"}), "does not match"),
+    (with_spec(POOL_OBJ, statefulSetName="Query_Nodes"), "does not match"),
+    (with_spec(POOL_OBJ, spareNodes=-1), "less than the minimum"),
+    (with_spec(POOL_OBJ, resyncSeconds=1), "less than the minimum"),
+    (with_spec(POOL_OBJ, minNodes=4, maxNodes=3), "spec.minNodes must be <= spec.maxNodes"),
+    (with_spec(POOL_OBJ, scaleDown={"maxUnavailable": 0}), "less than the minimum"),
+    (with_spec(GROUP_OBJ, limits={"nodeNum": 1}), "spec.limits.nodeNum must be >= spec.requests.nodeNum"),
+    (with_spec(GROUP_OBJ, groupName="tenant-a"), "must start with a letter or _"),
+    (with_spec(GROUP_OBJ, transferTo=[f"g{i}" for i in range(65)]), "is too long"),
+    (with_spec(GROUP_OBJ, nodeLabels={"zone-a": "x"}), "keys must contain only letters, digits and _"),
+    ({**GROUP_OBJ, "spec": {"requests": {"nodeNum": 1}}}, "'pool' is a required property"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_invalid_samples_are_refused_with_a_clear_message(obj: dict[str, Any], expected: str) -> None:
     errors = admission_errors(obj)
@@ -307,14 +308,15 @@ def test_invalid_samples_are_refused_with_a_clear_message(obj: dict[str, Any], e
 
 
 def test_group_name_cannot_change_after_creation() -> None:
-    created = with_spec(GROUP, groupName="tenant_a")
-    assert admission_errors(with_spec(GROUP, groupName="tenant_a", requests={"nodeNum": 5}), old=created) == []
-    assert ".spec: spec.groupName is immutable" in admission_errors(with_spec(GROUP, groupName="b"), old=created)
-    assert ".spec: spec.groupName is immutable" in admission_errors(GROUP, old=created)
-    assert ".spec: spec.groupName is immutable" in admission_errors(created, old=GROUP)
+    created = with_spec(GROUP_OBJ, groupName="tenant_a")
+    assert admission_errors(with_spec(GROUP_OBJ, groupName="tenant_a", requests={"nodeNum": 5}), old=created) == []
+    assert ".spec: spec.groupName is immutable" in admission_errors(with_spec(GROUP_OBJ, groupName="b"), old=created)
+    assert ".spec: spec.groupName is immutable" in admission_errors(GROUP_OBJ, old=created)
+    assert ".spec: spec.groupName is immutable" in admission_errors(created, old=GROUP_OBJ)
 
 
-@pytest.mark.parametrize("obj", [POOL, GROUP, FULL_POOL, FULL_GROUP], ids=["pool", "group", "full-pool", "full-group"])
+@pytest.mark.parametrize("obj", [POOL_OBJ, GROUP_OBJ, FULL_POOL, FULL_GROUP],
+                         ids=["pool", "group", "full-pool", "full-group"])
 def test_schema_defaults_equal_model_defaults(obj: dict[str, Any]) -> None:
     schema = schema_of(obj["kind"])
     from_schema = apply_defaults(schema, obj)["spec"]

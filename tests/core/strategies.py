@@ -21,6 +21,7 @@ from milvus_rg_operator.core.types import (
 
 PENDING = "__pending_nodes"
 STS = "qn"
+DRAIN_PHASES = ("Surging", "Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled")
 group_names = st.from_regex(r"\A[a-z_][a-z0-9_]{0,12}\Z").filter(lambda n: n != PENDING)
 
 
@@ -35,11 +36,15 @@ def pools(draw: st.DrawFn) -> DeclaredPool:
 
 
 @st.composite
-def groups(draw: st.DrawFn, max_groups: int = 4) -> list[DeclaredGroup]:
+def groups(draw: st.DrawFn, max_groups: int = 4, max_requests: int | None = None) -> list[DeclaredGroup]:
+    """`max_requests`: a bound on the groups' total requests (a world that scales in keeps it below its pods)."""
     names = draw(st.lists(group_names, min_size=0, max_size=max_groups, unique=True))
     result = []
+    budget = max_requests
     for name in names:
-        requests = draw(st.integers(0, 4))
+        requests = draw(st.integers(0, 4 if budget is None else min(4, budget)))
+        if budget is not None:
+            budget -= requests
         limits = draw(st.none() | st.integers(requests, requests + 3))
         others = [n for n in names if n != name]
         transfer = st.none() | st.lists(st.sampled_from([PENDING, *others]), max_size=2, unique=True)
@@ -62,10 +67,12 @@ class World:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
-    """A StatefulSet with pods, each maybe registered in Milvus, placed in some group or none."""
+    """A StatefulSet with pods, each maybe registered in Milvus, placed in some group or none, with drains in
+    every phase. Half the worlds want fewer nodes than they have, so the scale-in branches run often."""
     pool = draw(pools())
-    declared = draw(groups())
     replicas = draw(st.integers(0, 8))
+    shrinking = draw(st.booleans())
+    declared = draw(groups(max_requests=max(replicas - 1 - pool.spare_nodes, 0) if shrinking else None))
     group_pool = [PENDING, "__default_resource_group", *(g.group_name or "" for g in declared if not g.deleting)]
     members: dict[str, list[int]] = {name: [] for name in group_pool}
     pods: list[PodState] = []
@@ -99,9 +106,12 @@ def worlds(draw: st.DrawFn) -> World:
     drains = []
     for pod in pods:
         node = state.node_of_pod(pod.name)
-        if node is not None and draw(st.integers(0, 5)) == 0:
-            drains.append(DrainRecord(pod.name, node.node_id, state.group_of_node(node.node_id) or "rg",
+        if node is not None and draw(st.integers(0, 2)) == 0:
+            # A drained node is out of its group (or in the pending one): its record names the group it left.
+            placed = state.group_of_node(node.node_id)
+            left = draw(st.sampled_from([g.group_name or "rg" for g in declared if not g.deleting] or ["rg"]))
+            drains.append(DrainRecord(pod.name, node.node_id, left if placed in (None, PENDING) else placed,
                                       started_at=draw(st.sampled_from([0.0, 990.0])),
-                                      phase=draw(st.sampled_from(["Suspending", "MovingData", "Drained"]))))
+                                      phase=draw(st.sampled_from(DRAIN_PHASES))))
     ready_count = sum(p.ready for p in pods)
-    return World(pool, declared, StatefulSetState(STS, replicas, ready_count, replicas), pods, state, drains)
+    return World(pool, declared, StatefulSetState(STS, replicas, ready_count), pods, state, drains)

@@ -94,7 +94,7 @@ def test_drop_waits_for_loaded_replicas_and_says_which() -> None:
     doomed = DeclaredGroup("rg", "pool", None, 0, None, None, None, deleting=True)
     plan = plan_milvus(desired_configs(pool, [doomed]), state, {"rg"})
     assert plan.drop == ()
-    assert "books" in plan.waiting["rg"]
+    assert plan.waiting["rg"].reason == "GroupDeletionBlocked" and "books" in plan.waiting["rg"].message
 
 
 def test_undeclared_default_group_is_left_alone_and_declared_one_is_managed() -> None:

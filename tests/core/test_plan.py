@@ -7,16 +7,19 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from milvus_rg_operator.core import actions as act
 from milvus_rg_operator.core import plan as core_plan
 from milvus_rg_operator.core.names import resolve_group_name
-from milvus_rg_operator.core.plan import GroupInput, ObjectState, PassInputs
+from milvus_rg_operator.core.plan import PassInputs
 from milvus_rg_operator.core.types import (
     DeclaredGroup,
     DeclaredPool,
     GroupConfig,
+    GroupInput,
     MilvusGroup,
     MilvusNode,
     MilvusState,
+    ObjectState,
     PodState,
 )
 from milvus_rg_operator.core.types import StatefulSetState as Sts
@@ -35,15 +38,15 @@ def inputs_of(world: World, finalized: bool = True, transfer_to_nowhere: int | N
                       sts=world.sts, can_create_statefulset=False, pods=world.pods, drains=world.drains, now=NOW)
 
 
-def kinds(actions: tuple[core_plan.Action, ...]) -> list[str]:
+def kinds(actions: tuple[act.Action, ...]) -> list[str]:
     return [type(a).__name__ for a in actions]
 
 
-def first(actions: tuple[core_plan.Action, ...], *types: type) -> int:
+def first(actions: tuple[act.Action, ...], *types: type) -> int:
     return next((i for i, a in enumerate(actions) if isinstance(a, types)), len(actions))
 
 
-def last(actions: tuple[core_plan.Action, ...], *types: type) -> int:
+def last(actions: tuple[act.Action, ...], *types: type) -> int:
     return max((i for i, a in enumerate(actions) if isinstance(a, types)), default=-1)
 
 
@@ -51,13 +54,13 @@ def last(actions: tuple[core_plan.Action, ...], *types: type) -> int:
 @given(worlds(), st.booleans())
 def test_writes_come_in_the_safe_order(world: World, finalized: bool) -> None:
     actions = core_plan.plan_pass(inputs_of(world, finalized)).actions
-    config_writes = (core_plan.CreateGroup, core_plan.UpdateGroups, core_plan.DropGroup)
+    config_writes = (act.CreateGroup, act.UpdateGroups, act.DropGroup)
     # Finalizers before anything is created in Milvus; configs before replicas change.
-    assert last(actions, core_plan.AddFinalizer) < first(actions, core_plan.CreateGroup)
-    assert last(actions, *config_writes) < first(actions, core_plan.ScaleStatefulSet)
+    assert last(actions, act.AddFinalizer) < first(actions, act.CreateGroup)
+    assert last(actions, *config_writes) < first(actions, act.ScaleStatefulSet)
     # A drain is recorded before its node is suspended; labels before pods go.
-    assert last(actions, core_plan.RecordDrains) < first(actions, core_plan.SuspendNode)
-    assert last(actions, core_plan.LabelPod) < first(actions, core_plan.ScaleStatefulSet)
+    assert last(actions, act.RecordDrains) < first(actions, act.SuspendNode)
+    assert last(actions, act.LabelPod) < first(actions, act.ScaleStatefulSet)
     for action in actions:
         assert action.reason, action
 
@@ -68,9 +71,9 @@ def test_a_plan_says_when_a_cache_may_not_decide(world: World, finalized: bool) 
     """What the pass re-reads before acting: pods when replicas go down, groups when a finalizer or a
     Milvus group is created or removed."""
     plan = core_plan.plan_pass(inputs_of(world, finalized))
-    lowered = [a for a in plan.actions if isinstance(a, core_plan.ScaleStatefulSet) and a.replicas < a.current]
+    lowered = [a for a in plan.actions if isinstance(a, act.ScaleStatefulSet) and a.replicas < a.current]
     lifecycle = [a for a in plan.actions if isinstance(
-        a, core_plan.AddFinalizer | core_plan.ReleaseGroup | core_plan.CreateGroup | core_plan.DropGroup)]
+        a, act.AddFinalizer | act.ReleaseGroup | act.CreateGroup | act.DropGroup)]
     assert plan.removes_pods == bool(lowered)
     assert plan.changes_group_lifecycle == bool(lifecycle)
 
@@ -83,13 +86,13 @@ def test_an_invalid_group_is_left_as_it_is_in_milvus(world: World, bad: int) -> 
     frozen = resolve_group_name(world.groups[bad])
     result = core_plan.plan_pass(inputs_of(world, transfer_to_nowhere=bad))
     for action in result.actions:
-        if isinstance(action, core_plan.CreateGroup | core_plan.DropGroup):
+        if isinstance(action, act.CreateGroup | act.DropGroup):
             assert action.name != frozen
-        if isinstance(action, core_plan.UpdateGroups):
+        if isinstance(action, act.UpdateGroups):
             assert frozen not in action.configs
-        if isinstance(action, core_plan.AddFinalizer):
+        if isinstance(action, act.AddFinalizer):
             assert action.group != world.groups[bad].cr_name
-    statuses = [a for a in result.actions if isinstance(a, core_plan.WriteStatus)
+    statuses = [a for a in result.actions if isinstance(a, act.WriteStatus)
                 and a.name == world.groups[bad].cr_name]
     assert statuses and "spec.transferTo[0]" in str(statuses[0].status["conditions"])
 
@@ -103,8 +106,8 @@ def test_a_pool_wide_problem_writes_only_statuses_and_events(world: World) -> No
     inputs = inputs_of(world)
     inputs = replace(inputs, pool=replace(inputs.pool, max_nodes=too_many - 1, min_nodes=0))
     result = core_plan.plan_pass(inputs)
-    assert {type(a) for a in result.actions} <= {core_plan.WriteStatus, core_plan.PostEvent}
-    assert any(isinstance(a, core_plan.PostEvent) and "spec.maxNodes" in a.message for a in result.actions)
+    assert {type(a) for a in result.actions} <= {act.WriteStatus, act.PostEvent}
+    assert any(isinstance(a, act.PostEvent) and "spec.maxNodes" in a.message for a in result.actions)
 
 
 def converged_inputs() -> PassInputs:
@@ -120,19 +123,19 @@ def converged_inputs() -> PassInputs:
     pods = [PodState(f"{STS}-{i}", i, True, False, ip=f"10.0.0.{i}") for i in range(2)]
     inputs = PassInputs(pool=pool, pool_obj=ObjectState("pool", 1),
                         groups=[GroupInput(ObjectState("rg1", 1, finalized=True), group)], milvus=milvus,
-                        sts=Sts(STS, 2, 2, 2), can_create_statefulset=False, pods=pods, drains=(), now=NOW)
+                        sts=Sts(STS, 2, 2), can_create_statefulset=False, pods=pods, drains=(), now=NOW)
     return inputs
 
 
-def applied(inputs: PassInputs, actions: tuple[core_plan.Action, ...]) -> PassInputs:
+def applied(inputs: PassInputs, actions: tuple[act.Action, ...]) -> PassInputs:
     """The objects as they are once the plan's status and label writes are done."""
     statuses = {("QueryNodePool", "pool"): dict(inputs.pool_obj.status)}
     statuses.update({("ResourceGroup", g.obj.name): dict(g.obj.status) for g in inputs.groups})
     pods = {p.name: p for p in inputs.pods}
     for action in actions:
-        if isinstance(action, core_plan.WriteStatus):
+        if isinstance(action, act.WriteStatus):
             statuses[(action.kind, action.name)].update(action.status)
-        if isinstance(action, core_plan.LabelPod):
+        if isinstance(action, act.LabelPod):
             pod = pods[action.pod]
             labels = {k: v for k, v in {**pod.labels, **action.patch.labels}.items() if v is not None}
             notes = {k: v for k, v in {**pod.annotations, **action.patch.annotations}.items() if v is not None}
@@ -158,7 +161,7 @@ def test_update_says_what_changed_and_why() -> None:
     inputs = converged_inputs()
     group = replace(inputs.groups[0].declared, requests=3)  # type: ignore[type-var]
     inputs = replace(inputs, groups=[GroupInput(ObjectState("rg1", 4, finalized=True), group)])
-    update = next(a for a in core_plan.plan_pass(inputs).actions if isinstance(a, core_plan.UpdateGroups))
+    update = next(a for a in core_plan.plan_pass(inputs).actions if isinstance(a, act.UpdateGroups))
     assert update.summary == "update_resource_groups rg1 requests 2->3 limits 2->3"
     assert update.reason == "ResourceGroup rg1 generation 4"
 
@@ -166,8 +169,8 @@ def test_update_says_what_changed_and_why() -> None:
 def test_a_missing_statefulset_without_a_template_changes_nothing() -> None:
     inputs = replace(converged_inputs(), sts=None, milvus=MilvusState({}, {}, True, "v2.5.16"))
     actions = core_plan.plan_pass(inputs).actions
-    assert {type(a) for a in actions} <= {core_plan.WriteStatus, core_plan.PostEvent}
-    assert any(isinstance(a, core_plan.PostEvent) and "spec.statefulSetName" in a.message for a in actions)
+    assert {type(a) for a in actions} <= {act.WriteStatus, act.PostEvent}
+    assert any(isinstance(a, act.PostEvent) and "spec.statefulSetName" in a.message for a in actions)
     created = core_plan.plan_pass(replace(inputs, can_create_statefulset=True)).actions
-    assert [a.replicas for a in created if isinstance(a, core_plan.CreateStatefulSet)] == [2]
-    assert any(isinstance(a, core_plan.CreateGroup) for a in created)
+    assert [a.replicas for a in created if isinstance(a, act.CreateStatefulSet)] == [2]
+    assert any(isinstance(a, act.CreateGroup) for a in created)

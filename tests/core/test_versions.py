@@ -72,24 +72,20 @@ def test_support_follows_the_thresholds(major: int, minor: int, patch: int, flav
         assert support.message == ""
 
 
-@pytest.mark.parametrize(("text", "supported", "drains", "ids_as_strings"), [
-    ("v2.3.5-lite", False, False, False),  # the PyPI build: no UpdateResourceGroups
-    ("v2.4.0", False, False, False),  # the declarative API was held back from 2.4.0
-    ("v2.4.1-rc1", False, False, False),
-    ("v2.4.1", True, False, False),
-    ("v2.4.9", True, False, False),
-    ("v2.4.10", True, True, False),
-    ("v2.4.22", True, True, False),
-    ("v2.4.23", True, True, True),
-    ("v2.5.4", True, True, False),
-    ("v2.5.5", True, True, True),
-    ("v2.6.0-rc1", True, True, False),
-    ("v2.6.0", True, True, True),
+@pytest.mark.parametrize(("text", "supported", "drains"), [
+    ("v2.3.5-lite", False, False),  # the PyPI build: no UpdateResourceGroups
+    ("v2.4.0", False, False),  # the declarative API was held back from 2.4.0
+    ("v2.4.1-rc1", False, False),
+    ("v2.4.1", True, False),
+    ("v2.4.9", True, False),
+    ("v2.4.10", True, True),
+    ("v2.4.23", True, True),
+    ("v2.5.5", True, True),
+    ("v2.6.0", True, True),
 ])
-def test_known_releases(text: str, supported: bool, drains: bool, ids_as_strings: bool) -> None:
+def test_known_releases(text: str, supported: bool, drains: bool) -> None:
     support = milvus_support(text)
-    assert (support.supported, support.drains_possible, support.distribution_ids_as_strings) == (
-        supported, drains, ids_as_strings)
+    assert (support.supported, support.drains_possible) == (supported, drains)
     if not drains:
         assert text in support.message
 

@@ -23,17 +23,25 @@ from kubernetes.client.exceptions import ApiException
 from pymilvus import AsyncMilvusClient
 
 from milvus_rg_operator.adapters.kube import (
-    GROUP_PLURAL,
     OPERATOR_NAME,
     POOL_PLURAL,
+    RESOURCE_GROUP_PLURAL,
     KubernetesClientGateway,
     new_api_client,
 )
 from milvus_rg_operator.api.crds import render_crds
-from milvus_rg_operator.api.models import GROUP, LABEL_RESOURCE_GROUP, VERSION
+from milvus_rg_operator.api.models import (
+    API_GROUP,
+    DEFAULT_PENDING_GROUP,
+    LABEL_NODE_ID,
+    LABEL_RESOURCE_GROUP,
+    LABEL_STATE,
+    VERSION,
+)
+from milvus_rg_operator.core.names import label_value
 from milvus_rg_operator.manifests import apply_manifests
 from milvus_rg_operator.metrics import OperatorMetrics
-from milvus_rg_operator.reconcile import PoolReconciler
+from milvus_rg_operator.reconcile import PassReport, PoolReconciler
 from milvus_rg_operator.runner import run_operator
 from milvus_rg_operator.scheduler import PoolScheduler
 from tests.support import wait_for
@@ -44,6 +52,7 @@ NAMESPACE = "default"
 TEST_RETRY_DELAY = 0.25
 TEST_USER_AGENT = "milvus-rg-operator-tests"
 STATEFULSET = "milvus-querynode"
+PENDING_GROUP = DEFAULT_PENDING_GROUP
 
 # kopf, when stopped or cancelled, cancels *every* task created in the loop since it started ("hung
 # tasks"): here those include the sandbox's own (gRPC and HTTP request handlers, pod lifecycles), which
@@ -79,12 +88,12 @@ def _tag_operator_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
     body = {"milvus": {"uri": "placeholder"}, "statefulSetName": STATEFULSET, **spec}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": name},
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": name},
             "spec": body}
 
 
 def group_manifest(name: str, requests: int, pool: str = "milvus", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourceGroup", "metadata": {"name": name},
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "ResourceGroup", "metadata": {"name": name},
             "spec": {"pool": pool, "requests": {"nodeNum": requests}, **spec}}
 
 
@@ -104,6 +113,7 @@ class OperatorHarness:
         self.custom = CustomObjectsApi(self.api)
         self.core = CoreV1Api(self.api)
         self.apps = AppsV1Api(self.api)
+        self.reports: list[tuple[tuple[str, str], PassReport]] = []  # every pass of the operator, in order
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -121,7 +131,8 @@ class OperatorHarness:
         # The operator's own client (its user agent tells its writes from the test's in the API's log).
         self.operator_api = new_api_client()
         self.reconciler = PoolReconciler(KubernetesClientGateway(self.operator_api), metrics=metrics,
-                                         first_retry_delay=TEST_RETRY_DELAY)
+                                         first_retry_delay=TEST_RETRY_DELAY,
+                                         on_pass=lambda key, report: self.reports.append((key, report)))
         self.scheduler = PoolScheduler(self.reconciler.reconcile)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
@@ -166,22 +177,22 @@ class OperatorHarness:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create and return the API server's answer; raises ApiException on admission errors."""
         obj = self.point_at_sandbox(obj)
-        plural = POOL_PLURAL if obj["kind"] == "QueryNodePool" else GROUP_PLURAL
+        plural = POOL_PLURAL if obj["kind"] == "QueryNodePool" else RESOURCE_GROUP_PLURAL
         return dict(await asyncio.to_thread(
-            self.custom.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE, plural, obj))
+            self.custom.create_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, plural, obj))
 
     async def patch(self, kind_plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return dict(await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name, patch))
+            self.custom.patch_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, kind_plural, name, patch))
 
     async def delete(self, kind_plural: str, name: str) -> None:
         await asyncio.to_thread(
-            self.custom.delete_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name)
+            self.custom.delete_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, kind_plural, name)
 
     async def get(self, kind_plural: str, name: str) -> dict[str, Any] | None:
         try:
             return dict(await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, NAMESPACE, kind_plural, name))
+                self.custom.get_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE, kind_plural, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -225,6 +236,21 @@ class OperatorHarness:
         finally:
             await client.close()
 
+    async def node_placement(self) -> dict[str, tuple[str, int]]:
+        """Pod name (a node's hostname) -> (Milvus group, node id) of the pod's newest node in a group (a
+        restarted process registers a new, higher id; the old one may linger until its session expires)."""
+        client = self.milvus_client()
+        try:
+            result: dict[str, tuple[str, int]] = {}
+            for name in await client.list_resource_groups(timeout=5):
+                for node in (await client.describe_resource_group(name, timeout=5)).nodes:
+                    known = result.get(node.hostname)
+                    if known is None or node.node_id > known[1]:
+                        result[node.hostname] = (name, node.node_id)
+            return result
+        finally:
+            await client.close()
+
     async def group_config(self, name: str) -> Any:
         client = self.milvus_client()
         try:
@@ -237,26 +263,45 @@ class OperatorHarness:
                                        label_selector="app.kubernetes.io/component=querynode")
         return sorted(pods.items, key=lambda p: p.metadata.name)
 
+    async def label_pod(self, name: str, labels: Mapping[str, str | None]) -> None:
+        await asyncio.to_thread(self.core.patch_namespaced_pod, name, NAMESPACE, {"metadata": {"labels": dict(labels)}})
+
     async def replicas(self) -> int:
         sts = await asyncio.to_thread(self.apps.read_namespaced_stateful_set, STATEFULSET, NAMESPACE)
         return int(sts.spec.replicas)
 
     async def converged(self, sizes: Mapping[str, int], replicas: int) -> bool:
-        """Milvus's own placement matches `sizes`, the StatefulSet has `replicas` ready pods, each
-        labelled with its Milvus group, and the pool reports Ready."""
+        """Milvus's own placement matches `sizes`, the StatefulSet has `replicas` ready pods, each labelled
+        with what Milvus says of it (`mislabelled` is empty), and the pool reports Ready."""
         placement = await self.placement()
         if any(len(placement.get(group, [])) != n for group, n in sizes.items()):
             return False
         pods = [p for p in await self.pods() if not p.metadata.deletion_timestamp]
         if len(pods) != replicas or await self.replicas() != replicas:
             return False
-        by_host = {host: group for group, hosts in placement.items() for host in hosts}
-        for pod in pods:
-            label = (pod.metadata.labels or {}).get(LABEL_RESOURCE_GROUP)
-            if label is None or pod.metadata.name not in by_host:
-                return False
+        if await self.mislabelled(pods):
+            return False
         ready = await self.condition(POOL_PLURAL, "milvus", "Ready")
         return bool(ready and ready["status"] == "True")
+
+    async def mislabelled(self, pods: list[Any] | None = None, pending_group: str = PENDING_GROUP) -> dict[str, str]:
+        """Pod -> what is wrong with its milvusrg.io labels, compared by value with Milvus's own placement (asked
+        over pymilvus): the group's label value and exact name, the newest node id, serving or pending."""
+        placement = await self.node_placement()
+        wrong = {}
+        for pod in pods if pods is not None else await self.pods():
+            name, labels = pod.metadata.name, pod.metadata.labels or {}
+            if name not in placement:
+                wrong[name] = "in no Milvus group"
+                continue
+            group, node_id = placement[name]
+            expected = {LABEL_RESOURCE_GROUP: label_value(group), LABEL_NODE_ID: str(node_id),
+                        LABEL_STATE: "pending" if group == pending_group else "serving"}
+            actual = {key: labels.get(key) for key in expected}
+            exact = (pod.metadata.annotations or {}).get(LABEL_RESOURCE_GROUP)
+            if actual != expected or exact != group:
+                wrong[name] = f"labels {actual} and annotation {exact!r}, Milvus says {expected} in {group!r}"
+        return wrong
 
     async def wait_converged(self, sizes: Mapping[str, int], replicas: int, timeout: float = 30) -> None:
         async def probe() -> bool:
@@ -265,8 +310,8 @@ class OperatorHarness:
         try:
             await wait_for(probe, timeout=timeout, interval=0.1, message=f"convergence to {sizes}, {replicas}")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nplacement={await self.placement()}\n"
-                                 f"pool={await self.get(POOL_PLURAL, 'milvus')}") from None
+            raise AssertionError(f"{exc}\nplacement={await self.placement()}\nmislabelled={await self.mislabelled()}"
+                                 f"\npool={await self.get(POOL_PLURAL, 'milvus')}") from None
 
     def kube_writes(self) -> int:
         """Write requests the API server has answered (on the real backend: from its audit log, without the

@@ -7,8 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from milvus_rg_operator.adapters.kube import KubernetesClientGateway, new_api_client
 from milvus_rg_operator.api.crds import render_crds_yaml
-from tests.integration.harness import group_manifest, operator_on_sandbox, pool_manifest
+from milvus_rg_operator.core import actions as act
+from milvus_rg_operator.dryrun import dry_run
+from tests.integration.harness import OperatorHarness, group_manifest, operator_on_sandbox, pool_manifest
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,3 +79,30 @@ async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path) -> Non
     # drain only when Milvus's random choice left the highest pod serving).
     assert out.count("what the operator did") == 3
     assert all(reason in out for reason in ("GroupCreated", "GroupsUpdated", "ScaledOut", "ScaledIn")), out
+
+
+async def test_the_dry_run_plans_exactly_the_operators_first_pass(sandbox_factory: Any) -> None:
+    """`plan` and `run` are one planner: on the same world (a StatefulSet of 3 pods registered in Milvus, a pool,
+    a valid group and an invalid one), the dry run's actions are the writes of the operator's first pass."""
+    sandbox = await sandbox_factory(seed=7)
+    harness = OperatorHarness(sandbox)
+    try:
+        await harness.install(replicas=3)
+        manifests = [harness.point_at_sandbox(o) for o in (
+            pool_manifest(), group_manifest("rg1", 2), group_manifest("rg2", 1, transferTo=["nowhere"]))]
+        cluster = KubernetesClientGateway(new_api_client())
+        _, planned = await dry_run(manifests, milvus_uri=sandbox.milvus.uri, token=None, replicas=None,
+                                   cluster=cluster)
+        assert [(p.name, p.field) for p in planned.problems] == [("rg2", "spec.transferTo[0]")]
+        assert any(isinstance(a, act.CreateGroup) and a.name == "rg1" for a in planned.actions)
+        assert any(isinstance(a, act.LabelPod) for a in planned.actions)
+
+        await harness.apply(*manifests)
+        await harness.start_operator()
+        await wait_for(lambda: harness.reports, timeout=10, message="the operator's first pass")
+        _, first = harness.reports[0]
+        executed = [(a.summary, a.reason) for a in first.actions if not isinstance(a, act.PostEvent)]
+        assert executed == [(a.summary, a.reason) for a in planned.actions if not isinstance(a, act.PostEvent)]
+        assert [(p.name, p.field) for p in first.problems] == [("rg2", "spec.transferTo[0]")]
+    finally:
+        await harness.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from milvus_rg_operator.api.models import LABEL_RESOURCE_GROUP, LABEL_STATE
 from tests.integration.harness import group_manifest, operator_on_sandbox, pool_manifest
 
 PENDING = "__pending_nodes"
@@ -41,3 +42,21 @@ async def test_steady_state_writes_nothing_and_lists_nothing(sandbox_factory: An
         assert harness.milvus_writes() == milvus_before
         # Pods and groups come from the watch-fed caches: a pass at rest LISTs neither.
         assert harness.operator_lists()[lists_before:] == []
+
+
+async def test_labels_are_checked_by_value_and_a_wrong_one_is_repaired(sandbox_factory: Any) -> None:
+    """`converged` compares each pod's group, node-id and state labels with Milvus's placement: one pod
+    mislabelled on purpose makes it false, and the operator's next pass puts the truth back."""
+    async with operator_on_sandbox(sandbox_factory, replicas=1) as harness:
+        await harness.apply(pool_manifest(spareNodes=1), group_manifest("rg1", 2))
+        await harness.wait_converged({"rg1": 2, PENDING: 1}, replicas=3)
+        placement = await harness.node_placement()
+        victim = next(pod for pod, (group, _) in sorted(placement.items()) if group == "rg1")
+        await harness.label_pod(victim, {LABEL_RESOURCE_GROUP: "pending_nodes", LABEL_STATE: "pending"})
+        wrong = await harness.mislabelled()
+        assert list(wrong) == [victim], wrong
+        assert not await harness.converged({"rg1": 2, PENDING: 1}, replicas=3)
+
+        await harness.resync_passes(1)
+        await harness.wait_converged({"rg1": 2, PENDING: 1}, replicas=3)
+        assert await harness.mislabelled() == {}

@@ -20,8 +20,8 @@ import pytest
 from kubernetes.client import V1ObjectMeta, V1Secret
 from kubernetes.client.exceptions import ApiException
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL
-from milvus_rg_operator.api.models import GROUP, VERSION
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL
+from milvus_rg_operator.api.models import API_GROUP, VERSION
 from tests.integration.harness import (
     NAMESPACE,
     OperatorHarness,
@@ -89,7 +89,7 @@ ADMISSION = [
 
 
 def plural_of(obj: dict[str, Any]) -> str:
-    return POOL_PLURAL if obj["kind"] == "QueryNodePool" else GROUP_PLURAL
+    return POOL_PLURAL if obj["kind"] == "QueryNodePool" else RESOURCE_GROUP_PLURAL
 
 
 async def send(harness: OperatorHarness, obj: dict[str, Any], *, update: bool) -> None:
@@ -97,10 +97,10 @@ async def send(harness: OperatorHarness, obj: dict[str, Any], *, update: bool) -
     obj = harness.point_at_sandbox(obj)
     name = obj["metadata"]["name"]
     if update:
-        await asyncio.to_thread(harness.custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE,
+        await asyncio.to_thread(harness.custom.patch_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE,
                                 plural_of(obj), name, {"spec": obj["spec"]}, field_validation="Strict")
     else:
-        await asyncio.to_thread(harness.custom.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE,
+        await asyncio.to_thread(harness.custom.create_namespaced_custom_object, API_GROUP, VERSION, NAMESPACE,
                                 plural_of(obj), obj, field_validation="Strict")
 
 
@@ -153,6 +153,7 @@ class CrossObject:
     degraded: tuple[str, str]
     field: str
     secret: dict[str, str] | None = None  # data of a Secret "milvus-token", created first
+    stays_ready: tuple[str, ...] = ()  # ResourceGroups a newer bad object must not touch (oldest first)
 
 
 def secret_pool(key: str = "token") -> dict[str, Any]:
@@ -160,19 +161,20 @@ def secret_pool(key: str = "token") -> dict[str, Any]:
 
 
 CROSS_OBJECT = [
-    pytest.param(CrossObject((group_manifest("rg2", 1, transferTo=["nowhere"]),), (GROUP_PLURAL, "rg2"),
+    pytest.param(CrossObject((group_manifest("rg2", 1, transferTo=["nowhere"]),), (RESOURCE_GROUP_PLURAL, "rg2"),
                              "spec.transferTo[0]"), id="transferTo-unknown-group"),
-    pytest.param(CrossObject((group_manifest("rg1", 1, transferFrom=[PENDING, "nowhere"]),), (GROUP_PLURAL, "rg1"),
+    pytest.param(CrossObject((group_manifest("rg1", 1, transferFrom=[PENDING, "nowhere"]),),
+                             (RESOURCE_GROUP_PLURAL, "rg1"),
                              "spec.transferFrom[1]"), id="transferFrom-unknown-group"),
-    pytest.param(CrossObject((group_manifest("rg2", 1, transferFrom=["rg2"]),), (GROUP_PLURAL, "rg2"),
+    pytest.param(CrossObject((group_manifest("rg2", 1, transferFrom=["rg2"]),), (RESOURCE_GROUP_PLURAL, "rg2"),
                              "spec.transferFrom[0]"), id="transferFrom-itself-derived-name"),
-    pytest.param(CrossObject((group_manifest("rg-one", 1, groupName="rg1"),), (GROUP_PLURAL, "rg-one"),
-                             "spec.groupName"), id="duplicate-milvus-name"),
-    pytest.param(CrossObject((group_manifest("rg2", 1, groupName=PENDING),), (GROUP_PLURAL, "rg2"),
+    pytest.param(CrossObject((group_manifest("rg-one", 1, groupName="rg1"),), (RESOURCE_GROUP_PLURAL, "rg-one"),
+                             "spec.groupName", stays_ready=("rg1",)), id="duplicate-milvus-name"),
+    pytest.param(CrossObject((group_manifest("rg2", 1, groupName=PENDING),), (RESOURCE_GROUP_PLURAL, "rg2"),
                              "spec.groupName"), id="pending-group-name"),
-    pytest.param(CrossObject((group_manifest("9lives", 1),), (GROUP_PLURAL, "9lives"), "metadata.name"),
+    pytest.param(CrossObject((group_manifest("9lives", 1),), (RESOURCE_GROUP_PLURAL, "9lives"), "metadata.name"),
                  id="underivable-milvus-name"),
-    pytest.param(CrossObject((group_manifest("rg2", 1, pool="nope"),), (GROUP_PLURAL, "rg2"), "spec.pool"),
+    pytest.param(CrossObject((group_manifest("rg2", 1, pool="nope"),), (RESOURCE_GROUP_PLURAL, "rg2"), "spec.pool"),
                  id="missing-pool"),
     pytest.param(CrossObject((pool_manifest(maxNodes=2), group_manifest("rg2", 2)), (POOL_PLURAL, "milvus"),
                              "spec.maxNodes"), id="requests-above-maxNodes"),
@@ -248,6 +250,11 @@ async def test_refused_by_operator(sandbox_factory: Any, case: CrossObject) -> N
         kube_writes = harness.kube_writes()
         await assert_refused_without_change(harness, case.degraded, case.field, baseline, milvus_writes,
                                             kube_writes)
+        for name in case.stays_ready:  # the older claim keeps what it holds, untouched by the newer one
+            ready = await harness.condition(RESOURCE_GROUP_PLURAL, name, "Ready")
+            degraded = await harness.condition(RESOURCE_GROUP_PLURAL, name, "Degraded")
+            assert ready is not None and ready["status"] == "True", ready
+            assert degraded is not None and degraded["status"] == "False", degraded
 
 
 # --------------------------------------------------------------------------------------------------

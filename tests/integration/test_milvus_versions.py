@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL
 from tests.integration.harness import STATEFULSET, OperatorHarness, group_manifest, operator_on_sandbox, pool_manifest
 from tests.support import wait_for
 
@@ -31,7 +31,7 @@ async def test_milvus_older_than_2_4_1_is_refused_before_any_write(sandbox_facto
         assert sorted((e.involved_object.kind, e.involved_object.name) for e in events) == [
             ("QueryNodePool", "milvus"), ("ResourceGroup", "rg1")]
         assert all(e.type == "Warning" and "2.3.5" in e.message for e in events)
-        group = await harness.condition(GROUP_PLURAL, "rg1", "Degraded")
+        group = await harness.condition(RESOURCE_GROUP_PLURAL, "rg1", "Degraded")
         assert group is not None and group["status"] == "True" and "2.3.5" in group["message"]
 
 

@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import V1ObjectMeta, V1Secret
 from prometheus_client.parser import text_string_to_metric_families
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL
 from milvus_rg_operator.metrics import OperatorMetrics, serve
 from tests.integration.harness import NAMESPACE, group_manifest, operator_on_sandbox, pool_manifest
 from tests.support import wait_for
@@ -73,7 +73,7 @@ async def test_no_secret_in_any_log_status_or_event(sandbox_factory: Any, caplog
         await harness.resync_passes()
         await wait_for(lambda: harness.true_condition("Degraded"), timeout=20, message="credentials refused")
         everything = [json.dumps(await harness.get(POOL_PLURAL, "milvus")),
-                      json.dumps(await harness.get(GROUP_PLURAL, "rg1")),
+                      json.dumps(await harness.get(RESOURCE_GROUP_PLURAL, "rg1")),
                       *(f"{e.reason} {e.message}" for e in await harness.events()),
                       *(r.getMessage() for r in caplog.records), caplog.text]
     for text in everything:
@@ -118,11 +118,11 @@ async def test_an_invalid_group_is_reported_and_the_others_go_on(sandbox_factory
         await harness.apply(group_manifest("rg2", 3, transferTo=["nowhere"]), group_manifest("rg1", 2))
         await harness.wait_converged({"rg1": 2, "rg2": 1, PENDING: 0}, replicas=3, timeout=30)
         degraded = await wait_for(lambda: harness.true_condition("Degraded", ("ValidationFailed",),
-                                                                 GROUP_PLURAL, "rg2"), timeout=10,
+                                                                 RESOURCE_GROUP_PLURAL, "rg2"), timeout=10,
                                   message="rg2 Degraded")
         assert "spec.transferTo[0]" in degraded["message"]
         assert str(await harness.group_config("rg2")) == rg2_before  # left as it is in Milvus
-        assert await harness.true_condition("Degraded", kind_plural=GROUP_PLURAL, name="rg1") is None
+        assert await harness.true_condition("Degraded", kind_plural=RESOURCE_GROUP_PLURAL, name="rg1") is None
 
         async def rg2_events() -> list[Any]:
             return [e for e in await harness.events("ValidationFailed") if e.involved_object.name == "rg2"]
@@ -145,7 +145,7 @@ async def test_a_pool_wide_problem_stops_every_group(sandbox_factory: Any) -> No
         await wait_for(lambda: harness.true_condition("Degraded", ("ValidationFailed",)), timeout=10,
                        message="pool Degraded")
         async def pool_problem_on_rg1() -> dict[str, Any] | None:
-            ready = await harness.condition(GROUP_PLURAL, "rg1", "Ready")
+            ready = await harness.condition(RESOURCE_GROUP_PLURAL, "rg1", "Ready")
             return ready if ready and ready["reason"] == "PoolInvalid" else None
 
         group = await wait_for(pool_problem_on_rg1, timeout=10, message="rg1 reports its pool's problem")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from milvus_rg_operator.adapters.kube import GROUP_PLURAL, POOL_PLURAL
-from milvus_rg_operator.api.models import ANNOTATION_PAUSED, GROUP, VERSION
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL
+from milvus_rg_operator.api.models import ANNOTATION_PAUSED, API_GROUP, VERSION
 from tests.integration.harness import NAMESPACE, group_manifest, operator_on_sandbox, pool_manifest
 from tests.support import wait_for
 
@@ -36,7 +36,7 @@ async def test_explicit_group_name_limits_and_transfers_reach_milvus(sandbox_fac
         assert (search.requests.node_num, search.limits.node_num) == (1, 2)
         batch = await harness.group_config("batch")
         assert sorted(t.resource_group for t in batch.transfer_from) == [PENDING, "search_rg"]
-        group = await harness.get(GROUP_PLURAL, "search")
+        group = await harness.get(RESOURCE_GROUP_PLURAL, "search")
         assert group is not None and group["status"]["groupName"] == "search_rg"
         assert group["status"]["selector"] == "milvusrg.io/resource-group=search_rg"
 
@@ -53,13 +53,13 @@ async def test_scale_subresource_sets_requests_and_limits_in_one_step(sandbox_fa
     async with operator_on_sandbox(sandbox_factory) as harness:
         await harness.apply(pool_manifest(), group_manifest("rg1", 1))
         await harness.wait_converged({"rg1": 1}, replicas=1)
-        await asyncio.to_thread(harness.custom.patch_namespaced_custom_object_scale, GROUP, VERSION, NAMESPACE,
-                                GROUP_PLURAL, "rg1", {"spec": {"replicas": 3}})
+        await asyncio.to_thread(harness.custom.patch_namespaced_custom_object_scale, API_GROUP, VERSION, NAMESPACE,
+                                RESOURCE_GROUP_PLURAL, "rg1", {"spec": {"replicas": 3}})
         await harness.wait_converged({"rg1": 3}, replicas=3)
         config = await harness.group_config("rg1")
         assert config.requests.node_num == config.limits.node_num == 3
-        scale = await asyncio.to_thread(harness.custom.get_namespaced_custom_object_scale, GROUP, VERSION,
-                                        NAMESPACE, GROUP_PLURAL, "rg1")
+        scale = await asyncio.to_thread(harness.custom.get_namespaced_custom_object_scale, API_GROUP, VERSION,
+                                        NAMESPACE, RESOURCE_GROUP_PLURAL, "rg1")
         assert scale["status"]["replicas"] == 3
 
 
@@ -67,14 +67,14 @@ async def test_deleted_group_is_emptied_then_dropped(sandbox_factory: Any) -> No
     async with operator_on_sandbox(sandbox_factory) as harness:
         await harness.apply(pool_manifest(), group_manifest("rg1", 1), group_manifest("rg2", 1))
         await harness.wait_converged({"rg1": 1, "rg2": 1}, replicas=2)
-        await harness.delete(GROUP_PLURAL, "rg2")
+        await harness.delete(RESOURCE_GROUP_PLURAL, "rg2")
         await wait_for(lambda: _gone(harness, "rg2"), timeout=20, message="rg2 dropped and its CR released")
         await harness.wait_converged({"rg1": 1}, replicas=1)
         assert "rg2" not in await harness.placement()
 
 
 async def _gone(harness: Any, name: str) -> bool:
-    return await harness.get(GROUP_PLURAL, name) is None
+    return await harness.get(RESOURCE_GROUP_PLURAL, name) is None
 
 
 async def test_operator_creates_and_owns_a_statefulset_from_the_template(sandbox_factory: Any) -> None:
@@ -149,24 +149,24 @@ async def test_milvus_outage_is_shown_on_every_group_and_a_waiting_deletion_says
         await harness.apply(pool_manifest(), group_manifest("rg1", 1), group_manifest("rg2", 1))
         await harness.wait_converged({"rg1": 1, "rg2": 1}, replicas=2)
         harness.sandbox.milvus.set_unavailable(True)
-        await harness.delete(GROUP_PLURAL, "rg2")
+        await harness.delete(RESOURCE_GROUP_PLURAL, "rg2")
 
         async def deletion_waits() -> dict[str, Any] | None:
-            found = await harness.condition(GROUP_PLURAL, "rg2", "Ready")
+            found = await harness.condition(RESOURCE_GROUP_PLURAL, "rg2", "Ready")
             return found if found and "deletion waits" in found["message"] else None
 
         waiting = await wait_for(deletion_waits, timeout=20, message="rg2 says why its deletion waits")
         assert waiting["reason"] == "MilvusUnavailable"
-        rg1 = await harness.condition(GROUP_PLURAL, "rg1", "Degraded")
+        rg1 = await harness.condition(RESOURCE_GROUP_PLURAL, "rg1", "Degraded")
         assert rg1 is not None and rg1["status"] == "True" and rg1["reason"] == "MilvusUnavailable"
         await harness.resync_passes(2)
         warnings = [e for e in await harness.events("MilvusUnavailable") if e.type == "Warning"]
         assert sorted(e.involved_object.name for e in warnings) == ["milvus", "rg1", "rg2"]  # once each
-        assert await harness.get(GROUP_PLURAL, "rg2") is not None  # held by its finalizer
+        assert await harness.get(RESOURCE_GROUP_PLURAL, "rg2") is not None  # held by its finalizer
         harness.sandbox.milvus.set_unavailable(False)
 
         async def rg2_gone() -> bool:
-            return await harness.get(GROUP_PLURAL, "rg2") is None
+            return await harness.get(RESOURCE_GROUP_PLURAL, "rg2") is None
 
         await wait_for(rg2_gone, timeout=60, message="rg2 deleted once Milvus is back")
         await harness.wait_converged({"rg1": 1}, replicas=1, timeout=60)

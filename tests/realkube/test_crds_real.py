@@ -12,7 +12,7 @@ import yaml
 
 from milvus_rg_sandbox.realkube import ApiStatusError, KubeRestClient
 from milvus_rg_sandbox.realkube.client import resource_path
-from tests.api.test_crds import GROUP, POOL, with_spec
+from tests.api.test_crds import GROUP_OBJ, POOL_OBJ, with_spec
 from tests.sandbox.test_kubectl import Kubectl
 from tests.support import wait_for
 
@@ -24,18 +24,18 @@ NAMESPACE = "default"
 
 # The invalid samples of tests/api/test_crds.py, with the field the API server must name.
 INVALID = [
-    (with_spec(POOL, milvus={"uri": "milvus:19530"}), "spec.milvus.uri"),
-    (with_spec(POOL, milvus={"uri": "ftp://milvus:19530"}), "spec.milvus.uri"),
-    (with_spec(POOL, statefulSetName="Query_Nodes"), "spec.statefulSetName"),
-    (with_spec(POOL, spareNodes=-1), "spec.spareNodes"),
-    (with_spec(POOL, resyncSeconds=1), "spec.resyncSeconds"),
-    (with_spec(POOL, minNodes=4, maxNodes=3), "spec.minNodes must be <= spec.maxNodes"),
-    (with_spec(POOL, scaleDown={"maxUnavailable": 0}), "spec.scaleDown.maxUnavailable"),
-    (with_spec(GROUP, limits={"nodeNum": 1}), "spec.limits.nodeNum must be >= spec.requests.nodeNum"),
-    (with_spec(GROUP, groupName="tenant-a"), "spec.groupName"),
-    (with_spec(GROUP, transferTo=[f"g{i}" for i in range(65)]), "spec.transferTo"),
-    (with_spec(GROUP, nodeLabels={"zone-a": "x"}), "spec.nodeLabels"),
-    ({**GROUP, "spec": {"requests": {"nodeNum": 1}}}, "spec.pool"),
+    (with_spec(POOL_OBJ, milvus={"uri": "milvus:19530"}), "spec.milvus.uri"),
+    (with_spec(POOL_OBJ, milvus={"uri": "ftp://milvus:19530"}), "spec.milvus.uri"),
+    (with_spec(POOL_OBJ, statefulSetName="Query_Nodes"), "spec.statefulSetName"),
+    (with_spec(POOL_OBJ, spareNodes=-1), "spec.spareNodes"),
+    (with_spec(POOL_OBJ, resyncSeconds=1), "spec.resyncSeconds"),
+    (with_spec(POOL_OBJ, minNodes=4, maxNodes=3), "spec.minNodes must be <= spec.maxNodes"),
+    (with_spec(POOL_OBJ, scaleDown={"maxUnavailable": 0}), "spec.scaleDown.maxUnavailable"),
+    (with_spec(GROUP_OBJ, limits={"nodeNum": 1}), "spec.limits.nodeNum must be >= spec.requests.nodeNum"),
+    (with_spec(GROUP_OBJ, groupName="tenant-a"), "spec.groupName"),
+    (with_spec(GROUP_OBJ, transferTo=[f"g{i}" for i in range(65)]), "spec.transferTo"),
+    (with_spec(GROUP_OBJ, nodeLabels={"zone-a": "x"}), "spec.nodeLabels"),
+    ({**GROUP_OBJ, "spec": {"requests": {"nodeNum": 1}}}, "spec.pool"),
 ]
 
 
@@ -67,8 +67,8 @@ async def crds(api: KubeRestClient) -> KubeRestClient:
 
 
 async def test_valid_samples_are_accepted(crds: KubeRestClient) -> None:
-    pool = await crds.create(POOLS, in_default(POOL))
-    group = await crds.create(GROUPS, in_default(GROUP))
+    pool = await crds.create(POOLS, in_default(POOL_OBJ))
+    group = await crds.create(GROUPS, in_default(GROUP_OBJ))
     assert pool["spec"]["statefulSetName"] == "milvus-querynode"
     assert group["spec"]["requests"]["nodeNum"] == 2
 
@@ -84,15 +84,15 @@ async def test_invalid_samples_are_refused_naming_the_field(crds: KubeRestClient
 
 
 async def test_group_name_is_immutable(crds: KubeRestClient) -> None:
-    await crds.create(GROUPS, in_default(with_spec(GROUP, groupName="tenant_a")))
+    await crds.create(GROUPS, in_default(with_spec(GROUP_OBJ, groupName="tenant_a")))
     with pytest.raises(ApiStatusError) as refused:
         await crds.patch(GROUPS, NAMESPACE, "tenant-a", {"spec": {"groupName": "other"}})
     assert refused.value.status == 422 and "spec.groupName is immutable" in refused.value.body["message"]
 
 
 async def test_kubectl_get_shows_the_printer_columns(crds: KubeRestClient, kubectl: Kubectl) -> None:
-    await crds.create(POOLS, in_default(POOL))
-    await crds.create(GROUPS, in_default(GROUP))
+    await crds.create(POOLS, in_default(POOL_OBJ))
+    await crds.create(GROUPS, in_default(GROUP_OBJ))
     output = await kubectl.run("get", "qnp,mrg", "-n", NAMESPACE)
     headers = [line.split() for line in output.splitlines() if line.startswith("NAME")]
     for path in sorted(CRD_DIR.glob("*.yaml")):
@@ -103,7 +103,7 @@ async def test_kubectl_get_shows_the_printer_columns(crds: KubeRestClient, kubec
 
 
 async def test_kubectl_scale_goes_through_the_scale_subresource(crds: KubeRestClient, kubectl: Kubectl) -> None:
-    await crds.create(GROUPS, in_default(GROUP))
+    await crds.create(GROUPS, in_default(GROUP_OBJ))
     await kubectl.run("scale", "-n", NAMESPACE, "mrg/tenant-a", "--replicas=5")
     group = await crds.get(GROUPS, NAMESPACE, "tenant-a")
     assert group is not None and group["spec"]["requests"]["nodeNum"] == 5
@@ -112,7 +112,7 @@ async def test_kubectl_scale_goes_through_the_scale_subresource(crds: KubeRestCl
 
 
 async def test_an_hpa_targeting_a_resource_group_is_accepted(crds: KubeRestClient) -> None:
-    await crds.create(GROUPS, in_default(GROUP))
+    await crds.create(GROUPS, in_default(GROUP_OBJ))
     hpa = {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "tenant-a", "namespace": NAMESPACE},

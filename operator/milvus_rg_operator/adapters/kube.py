@@ -24,11 +24,11 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from milvus_rg_operator.constants import GROUP, RESOURCE_GROUP_PLURAL, VERSION
+from milvus_rg_operator.constants import API_GROUP, VERSION
 from milvus_rg_operator.constants import OPERATOR_NAME as OPERATOR_NAME  # re-exported
-from milvus_rg_operator.constants import POOL_PLURAL as POOL_PLURAL  # re-exported beside GROUP_PLURAL
+from milvus_rg_operator.constants import POOL_PLURAL as POOL_PLURAL  # re-exported: the plurals the adapter writes
+from milvus_rg_operator.constants import RESOURCE_GROUP_PLURAL as RESOURCE_GROUP_PLURAL
 
-GROUP_PLURAL = RESOURCE_GROUP_PLURAL
 USER_AGENT = f"{OPERATOR_NAME}/{importlib.metadata.version(OPERATOR_NAME)}"
 
 JSON = "application/json"
@@ -106,7 +106,7 @@ class KubernetesClientGateway:
 
     async def list_groups(self, namespace: str) -> list[dict[str, Any]]:
         result = await self._run(
-            f"list ResourceGroups in {namespace}", "GET", _custom_path(namespace, GROUP_PLURAL))
+            f"list ResourceGroups in {namespace}", "GET", _custom_path(namespace, RESOURCE_GROUP_PLURAL))
         return list(result.get("items", []))
 
     async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -213,7 +213,7 @@ def _statefulset_path(namespace: str, name: str | None = None) -> str:
 
 
 def _custom_path(namespace: str, plural: str, name: str | None = None) -> str:
-    return _namespaced_path(f"/apis/{GROUP}/{VERSION}", namespace, plural, name)
+    return _namespaced_path(f"/apis/{API_GROUP}/{VERSION}", namespace, plural, name)
 
 
 def request_json(api_client: ApiClient, method: str, path: str, *, query: list[tuple[str, str]] | None = None,

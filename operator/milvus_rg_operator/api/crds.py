@@ -21,8 +21,8 @@ import yaml
 from pydantic import BaseModel
 
 from milvus_rg_operator.api.models import (
+    API_GROUP,
     CATEGORY,
-    GROUP,
     POOL_KIND,
     POOL_PLURAL,
     RESOURCE_GROUP_KIND,
@@ -187,9 +187,9 @@ def render_crd(kind: Kind) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.plural}.{GROUP}"},
+        "metadata": {"name": f"{kind.plural}.{API_GROUP}"},
         "spec": {
-            "group": GROUP,
+            "group": API_GROUP,
             "names": {
                 "kind": kind.kind,
                 "listKind": f"{kind.kind}List",

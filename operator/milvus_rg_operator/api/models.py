@@ -16,9 +16,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from milvus_rg_operator.api import rules
+from milvus_rg_operator.api.rules import Path, Rule
+
 # The shared names (milvus_rg_operator.constants), re-exported: the API is where callers look for them.
 from milvus_rg_operator.constants import (
     ANNOTATION_PAUSED as ANNOTATION_PAUSED,
+)
+from milvus_rg_operator.constants import (
+    API_GROUP as API_GROUP,
 )
 from milvus_rg_operator.constants import (
     API_VERSION as API_VERSION,
@@ -37,9 +43,6 @@ from milvus_rg_operator.constants import (
 )
 from milvus_rg_operator.constants import (
     FINALIZER as FINALIZER,
-)
-from milvus_rg_operator.constants import (
-    GROUP as GROUP,
 )
 from milvus_rg_operator.constants import (
     LABEL_NODE_ID as LABEL_NODE_ID,
@@ -187,15 +190,18 @@ class ScaleDownPolicy(SpecModel):
         description="Remove a node whose drain timed out anyway (otherwise it stays, marked Stalled).")
 
 
+POOL_RULES = (
+    Rule(Path("minNodes").at_most(Path("maxNodes")), "spec.minNodes must be <= spec.maxNodes", ".minNodes",
+         unless_absent=("maxNodes",)),
+    Rule(Path("pendingGroup").differs_from(DEFAULT_RESOURCE_GROUP),
+         f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}", ".pendingGroup"),
+)
+
+
 class QueryNodePoolSpec(SpecModel):
     """A Milvus instance and the StatefulSet of its query nodes."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        _cel("!has(self.maxNodes) || self.minNodes <= self.maxNodes",
-             "spec.minNodes must be <= spec.maxNodes", ".minNodes"),
-        _cel(f"self.pendingGroup != '{DEFAULT_RESOURCE_GROUP}'",
-             f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}", ".pendingGroup"),
-    ]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": rules.validations(POOL_RULES)})
 
     milvus: MilvusConnection = Field(description="How the operator reaches Milvus.")
     stateful_set_name: Annotated[str, StringConstraints(min_length=1, max_length=63,
@@ -228,15 +234,13 @@ class QueryNodePoolSpec(SpecModel):
                     "reported (Degraded, reason PodsNotReady); it never counts as capacity.")
 
     @model_validator(mode="after")
-    def _check_bounds(self) -> QueryNodePoolSpec:
-        if self.max_nodes is not None and self.min_nodes > self.max_nodes:
-            raise ValueError("spec.minNodes must be <= spec.maxNodes")
-        if self.pending_group == DEFAULT_RESOURCE_GROUP:
-            raise ValueError(f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}")
+    def _check_rules(self) -> QueryNodePoolSpec:
+        rules.check(POOL_RULES, self.model_dump(by_alias=True, exclude_none=True))
         return self
 
     def management_uri(self) -> str:
-        """Milvus's management endpoint: `milvus.managementUri`, or http://<host of milvus.uri>:9091."""
+        """Milvus's management endpoint: `milvus.managementUri`, or http://<host of milvus.uri>:9091 (the one
+        place this default is made)."""
         if self.milvus.management_uri:
             return self.milvus.management_uri
         return f"http://{urlsplit(self.milvus.uri).hostname}:{DEFAULT_MANAGEMENT_PORT}"
@@ -363,22 +367,29 @@ class NodeLimit(SpecModel):
 TransferGroups = Annotated[list[MilvusGroupName], Field(max_length=MAX_TRANSFER_GROUPS)]
 
 
-def _not_containing_group_name(field: str) -> JsonDict:
-    return _cel(f"!has(self.groupName) || !has(self.{field}) || !(self.groupName in self.{field})",
-                f"spec.{field} must not contain spec.groupName", f".{field}")
+def _not_containing_group_name(field: str) -> Rule:
+    return Rule(Path("groupName").not_in(Path(field)), f"spec.{field} must not contain spec.groupName", f".{field}",
+                unless_absent=("groupName", field))
+
+
+GROUP_RULES = (
+    Rule(Path("limits.nodeNum").at_least(Path("requests.nodeNum")),
+         "spec.limits.nodeNum must be >= spec.requests.nodeNum", ".limits.nodeNum", unless_absent=("limits",)),
+    _not_containing_group_name("transferFrom"),
+    _not_containing_group_name("transferTo"),
+)
 
 
 class ResourceGroupSpec(SpecModel):
     """A Milvus resource group and how many query nodes it gets."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        # A transition rule (it reads oldSelf): only an API server can check it. The operator checks the same
+        # against the name it recorded in status (core.validation), for objects that bypassed admission.
         _cel("has(self.groupName) == has(oldSelf.groupName) && "
              "(!has(self.groupName) || self.groupName == oldSelf.groupName)",
              "spec.groupName is immutable", ".groupName"),
-        _cel("!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum",
-             "spec.limits.nodeNum must be >= spec.requests.nodeNum", ".limits.nodeNum"),
-        _not_containing_group_name("transferFrom"),
-        _not_containing_group_name("transferTo"),
+        *rules.validations(GROUP_RULES),
     ]})
 
     pool: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = (
@@ -412,12 +423,8 @@ class ResourceGroupSpec(SpecModel):
     )
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> ResourceGroupSpec:
-        if self.limits is not None and self.limits.node_num < self.requests.node_num:
-            raise ValueError("spec.limits.nodeNum must be >= spec.requests.nodeNum")
-        for field, names in (("transferFrom", self.transfer_from), ("transferTo", self.transfer_to)):
-            if self.group_name is not None and names is not None and self.group_name in names:
-                raise ValueError(f"spec.{field} must not contain spec.groupName")
+    def _check_rules(self) -> ResourceGroupSpec:
+        rules.check(GROUP_RULES, self.model_dump(by_alias=True, exclude_none=True))
         return self
 
     def milvus_group_name(self, metadata_name: str) -> str:
@@ -430,6 +437,17 @@ class ResourceGroupMember(StatusModel):
 
     pod: str | None = Field(default=None, description="Pod name (absent when Milvus reports an unknown node).")
     node_id: int = Field(description="Milvus node ID.")
+
+
+class CollectionReplicas(StatusModel):
+    """A collection's replicas in the group, as Milvus's describe_resource_group reports them."""
+
+    collection: str = Field(description="Collection name.")
+    loaded_replicas: int | None = Field(default=None, description="Replicas of the collection loaded in the group.")
+    outgoing_nodes: int | None = Field(default=None, description="Nodes of the group that still serve the "
+                                                                 "collection for another group (moving out).")
+    incoming_nodes: int | None = Field(default=None, description="Nodes of other groups that still serve the "
+                                                                 "collection's replicas here (moving in).")
 
 
 class AppliedMilvusConfig(StatusModel):
@@ -458,6 +476,10 @@ class ResourceGroupStatus(StatusModel):
     members_omitted: int | None = Field(default=None, description="How many more nodes the group has than "
                                                                   "members lists.")
     milvus_config: AppliedMilvusConfig | None = Field(default=None, description="What is applied in Milvus.")
+    collections: list[CollectionReplicas] | None = Field(
+        default=None, description="Collections with replicas in the group or moving in or out, by name, at most 20.")
+    collections_omitted: int | None = Field(default=None, description="How many more collections there are than "
+                                                                      "collections lists.")
 
 
 # ---------------------------------------------------------------- whole objects

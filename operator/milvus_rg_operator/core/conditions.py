@@ -21,6 +21,7 @@ from milvus_rg_operator.core.types import (
     DeclaredGroup,
     DeclaredPool,
     GroupConfig,
+    MilvusGroup,
     MilvusState,
     PodState,
     Problem,
@@ -28,13 +29,22 @@ from milvus_rg_operator.core.types import (
 )
 
 READY, PROGRESSING, DEGRADED, PAUSED = "Ready", "Progressing", "Degraded", "Paused"
+# kstatus (Flux, cli-utils) reads these two: Reconciling while work is in flight, Stalled when the spec cannot be
+# applied without a change by someone (Reconciling mirrors Progressing; Stalled implies Degraded).
+RECONCILING, STALLED = "Reconciling", "Stalled"
 DEGRADING_BLOCKS = frozenset({"ManagementAPIUnavailable", "ReplicasNeedNodes", "DrainStalled", "DrainUnsupported"})
+# Blocks that wait for someone to change something (the spec, the Milvus version, a timed-out drain), not for time.
+STALLING_BLOCKS = frozenset({"ReplicasNeedNodes", "DrainStalled", "DrainUnsupported", "GroupDeletionBlocked"})
+# Milvus failures a retry cannot cure.
+STALLING_MILVUS_FAILURES = frozenset({"UnsupportedMilvusVersion"})
 MEMBER_STATES = {"serving": "Serving", "pending": "Pending", "draining": "Draining", "joining": "Joining",
                  "terminating": "Terminating"}
 
 
 @dataclass(frozen=True)
-class Condition:
+class PlannedCondition:
+    """A condition as a pass decides it (`merge_conditions` turns it into the status entry)."""
+
     type: str
     status: str  # "True" | "False" | "Unknown"
     reason: str
@@ -50,11 +60,8 @@ def find(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, An
     return next((c for c in conditions if c.get("type") == type_), None)
 
 
-def find_new(conditions: Sequence[Condition], type_: str) -> Condition:
-    return next(c for c in conditions if c.type == type_)
-
-
-def merge_conditions(old: Sequence[Mapping[str, Any]], new: Sequence[Condition], now_iso: str) -> list[dict[str, Any]]:
+def merge_conditions(old: Sequence[Mapping[str, Any]], new: Sequence[PlannedCondition],
+                     now_iso: str) -> list[dict[str, Any]]:
     merged = []
     for condition in new:
         previous = find(old, condition.type)
@@ -68,17 +75,27 @@ def merge_conditions(old: Sequence[Mapping[str, Any]], new: Sequence[Condition],
     return merged
 
 
-def _standard(generation: int, *, ready: tuple[bool, str, str], progressing: tuple[bool, str, str],
-              degraded: tuple[bool, str, str], paused: bool = False) -> list[Condition]:
-    def make(type_: str, value: tuple[bool, str, str]) -> Condition:
-        return Condition(type_, "True" if value[0] else "False", value[1], value[2], generation)
+Verdict = tuple[bool, str, str]  # (status, reason, message)
+
+
+NOT_STALLED: Verdict = (False, "AsExpected", "no problem that needs a change")
+
+
+def _standard(generation: int, *, ready: Verdict, progressing: Verdict, degraded: Verdict, paused: bool = False,
+              reconciling: Verdict | None = None, stalled: Verdict = NOT_STALLED) -> list[PlannedCondition]:
+    """The conditions every object carries. Reconciling is Progressing unless given (a retried failure is not
+    progress, but work still in flight); Stalled says the spec cannot be applied until someone changes
+    something (kstatus then reports Failed instead of waiting)."""
+    def make(type_: str, value: Verdict) -> PlannedCondition:
+        return PlannedCondition(type_, "True" if value[0] else "False", value[1], value[2], generation)
 
     return [make(READY, ready), make(PROGRESSING, progressing), make(DEGRADED, degraded),
             make(PAUSED, (paused, "Paused" if paused else "Active",
-                          "milvusrg.io/paused is \"true\": no changes are made" if paused else "reconciling"))]
+                          "milvusrg.io/paused is \"true\": no changes are made" if paused else "reconciling")),
+            make(RECONCILING, progressing if reconciling is None else reconciling), make(STALLED, stalled)]
 
 
-def paused_pool_conditions(generation: int) -> list[Condition]:
+def paused_pool_conditions(generation: int) -> list[PlannedCondition]:
     return _standard(generation, ready=(False, "Paused", "reconciliation is paused"),
                      progressing=(False, "Paused", "reconciliation is paused"),
                      degraded=(False, "Paused", "reconciliation is paused"), paused=True)
@@ -88,37 +105,37 @@ def _problem_text(problems: Sequence[Problem]) -> str:
     return "; ".join(f"{p.kind} {p.name}: {p.field}: {p.message}" for p in problems)
 
 
-def validation_failed_conditions(problems: Sequence[Problem], generation: int) -> list[Condition]:
+def validation_failed_conditions(problems: Sequence[Problem], generation: int) -> list[PlannedCondition]:
     text = _problem_text(problems)
     return _standard(generation, ready=(False, "ValidationFailed", "nothing applied: " + text),
                      progressing=(False, "ValidationFailed", "nothing applied until the problem is fixed"),
-                     degraded=(True, "ValidationFailed", text))
+                     degraded=(True, "ValidationFailed", text), stalled=(True, "ValidationFailed", text))
 
 
 def group_problem_conditions(own: Sequence[Problem], all_problems: Sequence[Problem],
-                             generation: int) -> list[Condition]:
+                             generation: int) -> list[PlannedCondition]:
     if own:
         text = "; ".join(f"{p.field}: {p.message}" for p in own)
         return _standard(generation, ready=(False, "ValidationFailed", text),
                          progressing=(False, "ValidationFailed", "nothing applied until the problem is fixed"),
-                         degraded=(True, "ValidationFailed", text))
+                         degraded=(True, "ValidationFailed", text), stalled=(True, "ValidationFailed", text))
     text = "the pool has problems, nothing applied: " + _problem_text(all_problems)
     return _standard(generation, ready=(False, "PoolInvalid", text),
-                     progressing=(False, "PoolInvalid", text), degraded=(False, "PoolInvalid", text))
+                     progressing=(False, "PoolInvalid", text), degraded=(False, "PoolInvalid", text),
+                     stalled=(True, "PoolInvalid", text))
 
 
-def milvus_failed_conditions(text: str, reason: str, generation: int) -> list[Condition]:
-    """The pool cannot work with its Milvus: MilvusUnavailable, MilvusError, UnsupportedMilvusVersion."""
+def milvus_failed_conditions(text: str, reason: str, generation: int) -> list[PlannedCondition]:
+    """The pool cannot work with its Milvus (MilvusUnavailable, MilvusError, UnsupportedMilvusVersion); its
+    groups show the same."""
+    stalled = reason in STALLING_MILVUS_FAILURES
     return _standard(generation, ready=(False, reason, text),
                      progressing=(False, reason, "retrying with backoff; no scale-in while Milvus cannot "
                                                  "confirm where nodes are"),
-                     degraded=(True, reason, text))
-
-
-def blocked_group_conditions(reason: str, text: str, generation: int) -> list[Condition]:
-    """A group whose pool cannot work with Milvus shows the pool's problem."""
-    return _standard(generation, ready=(False, reason, text), progressing=(False, reason, text),
-                     degraded=(True, reason, text))
+                     degraded=(True, reason, text),
+                     reconciling=(not stalled, reason, "waiting for a Milvus the operator can work with"
+                                  if stalled else "retrying with backoff"),
+                     stalled=(True, reason, text) if stalled else NOT_STALLED)
 
 
 def group_satisfied(group: DeclaredGroup, milvus: MilvusState) -> bool:
@@ -185,7 +202,7 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
         ready = (False, reason, message)
         progressing = (True, reason, message)
     degraded = (False, "AsExpected", "no problem")
-    blocked_groups = {g: why for g, why in milvus_plan.waiting.items() if "replicas loaded" in why}
+    blocked_groups = {g: why.message for g, why in milvus_plan.waiting.items() if why.reason in STALLING_BLOCKS}
     if scale.blocked_reason in DEGRADING_BLOCKS:
         degraded = (True, scale.blocked_reason or "", scale.blocked or "")
     elif blocked_groups:
@@ -195,7 +212,8 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
         degraded = (True, "PodsNotReady",
                     f"not Ready or not registered in Milvus after {pool.pod_ready_timeout_seconds:.0f}s "
                     f"(not counted as capacity): {listed(stuck)}")
-    conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded)
+    conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded,
+                           stalled=degraded if degraded[0] and degraded[1] in STALLING_BLOCKS else NOT_STALLED)
     counts, attention, omitted = pool_members(pods, milvus, pool.pending_group, draining)
     shown_groups = {resolve_group_name(d) for d in groups} | {pool.pending_group}
     return {
@@ -241,7 +259,7 @@ def _progress(desired: int, sts: StatefulSetState, scale: ScalePlan, plan: Milvu
     if short:
         return "WaitingForMilvus", "waiting for Milvus to place nodes: " + listed(short)
     if plan.waiting:
-        return "DeletingGroups", "; ".join(f"{g}: {why}" for g, why in sorted(plan.waiting.items()))
+        return "DeletingGroups", "; ".join(f"{g}: {why.message}" for g, why in sorted(plan.waiting.items()))
     return "WaitingForMilvus", "waiting for Milvus to converge"
 
 
@@ -283,11 +301,12 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
     count = len(found.node_ids) if found else 0
     degraded = (False, "AsExpected", "no problem")
     if group.deleting:
-        why = plan.waiting.get(name, "dropping")
+        blocker = plan.waiting.get(name)
+        why = blocker.message if blocker else "dropping"
         ready = (False, "Deleting", why)
         progressing = (True, "Deleting", why)
-        if "replicas loaded" in why:
-            degraded = (True, "GroupDeletionBlocked", why)
+        if blocker is not None and blocker.reason in STALLING_BLOCKS:
+            degraded = (True, blocker.reason, why)
     elif found is None:
         ready = (False, "Creating", f"creating resource group {name} in Milvus")
         progressing = (True, "Creating", ready[2])
@@ -302,7 +321,8 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
         "observedGeneration": generation,
         "conditions": merge_conditions(previous.get("conditions", []),
                                        _standard(generation, ready=ready, progressing=progressing,
-                                                 degraded=degraded), iso(now)),
+                                                 degraded=degraded, stalled=degraded if degraded[0] else NOT_STALLED),
+                                       iso(now)),
         "groupName": name,
         "nodes": count,
         "selector": f"{LABEL_RESOURCE_GROUP}={label_value(name)}",
@@ -311,4 +331,15 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
     }
     if found is not None:
         status["milvusConfig"] = milvus_config_status(found.config)
+        status["collections"], status["collectionsOmitted"] = collection_replicas(found)
     return status
+
+
+def collection_replicas(group: MilvusGroup) -> tuple[list[dict[str, Any]], int]:
+    """(per collection: replicas loaded in the group, nodes moving out and in, by name, at most MEMBERS_SHOWN;
+    how many more collections)."""
+    names = sorted(group.loaded_replicas.keys() | group.incoming.keys() | group.outgoing.keys())
+    rows = [{"collection": name, "loadedReplicas": group.loaded_replicas.get(name, 0),
+             "outgoingNodes": group.outgoing.get(name, 0), "incomingNodes": group.incoming.get(name, 0)}
+            for name in names[:MEMBERS_SHOWN]]
+    return rows, len(names) - len(rows)

@@ -23,6 +23,17 @@ from milvus_rg_operator.core.types import (
 
 
 @dataclass(frozen=True)
+class Blocker:
+    """Why a group being deleted cannot be dropped yet: a condition reason and words an SRE can act on."""
+
+    reason: str  # GroupDeletionBlocked (needs someone to act) or DeletingGroup (Milvus is getting there)
+    message: str
+
+
+LIMITS_NOT_ZERO = Blocker("DeletingGroup", "waiting for its limits to be set to 0")
+
+
+@dataclass(frozen=True)
 class MilvusPlan:
     create: tuple[tuple[str, GroupConfig], ...] = ()
     update: Mapping[str, GroupConfig] = field(default_factory=dict)
@@ -30,7 +41,7 @@ class MilvusPlan:
     # Deleting groups whose CR may go: dropped now or before, or the default group (never dropped).
     released: tuple[str, ...] = ()
     # Deleting groups that must wait, with the reason.
-    waiting: Mapping[str, str] = field(default_factory=dict)
+    waiting: Mapping[str, Blocker] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -89,7 +100,7 @@ def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState,
               if name in applied and applied[name] != config}
     drop: list[str] = []
     released: list[str] = []
-    waiting: dict[str, str] = {}
+    waiting: dict[str, Blocker] = {}
     for name in sorted(deletable):
         if name == DEFAULT_GROUP or name not in existing:
             released.append(name)
@@ -99,25 +110,25 @@ def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState,
             drop.append(name)
             released.append(name)
         else:
-            waiting[name] = blocker or "waiting for its limits to be set to 0"
+            waiting[name] = blocker or LIMITS_NOT_ZERO
     return MilvusPlan(tuple(create), update, tuple(drop), tuple(released), waiting)
 
 
-def drop_blockers(name: str, observed: MilvusState, desired: Mapping[str, GroupConfig]) -> str | None:
-    """Why a group being deleted cannot be dropped yet, in words an SRE can act on; None if it can."""
+def drop_blockers(name: str, observed: MilvusState, desired: Mapping[str, GroupConfig]) -> Blocker | None:
+    """Why a group being deleted cannot be dropped yet; None if it can."""
     group = observed.groups[name]
     loaded = sorted(c for c, n in group.loaded_replicas.items() if n > 0)
     if loaded:
-        return (f"collections still have replicas loaded in {name}: {', '.join(loaded)} "
-                "(release them or transfer their replicas to another group)")
+        return Blocker("GroupDeletionBlocked", f"collections still have replicas loaded in {name}: "
+                       f"{', '.join(loaded)} (release them or transfer their replicas to another group)")
     if group.config.limits != 0 or group.config.requests != 0:
-        return "waiting for its limits to be set to 0"
+        return LIMITS_NOT_ZERO
     if group.node_ids:
-        return f"waiting for Milvus to move its {len(group.node_ids)} node(s) out"
+        return Blocker("DeletingGroup", f"waiting for Milvus to move its {len(group.node_ids)} node(s) out")
     configs = {n: g.config for n, g in observed.groups.items()} | dict(desired)
     users = sorted(f"{other}'s {kind}" for other, config in configs.items() if other != name
                    for kind, names in (("transferFrom", config.transfer_from), ("transferTo", config.transfer_to))
                    if name in names)
     if users:
-        return f"still referenced by {', '.join(users)}"
+        return Blocker("DeletingGroup", f"still referenced by {', '.join(users)}")
     return None

@@ -19,6 +19,7 @@ from milvus_rg_operator.core.names import label_value
 from milvus_rg_operator.core.types import MilvusState, PodState
 
 ANNOTATION_RESOURCE_GROUP = LABEL_RESOURCE_GROUP  # the exact Milvus name (label values are restricted)
+OWN_LABELS = frozenset({LABEL_RESOURCE_GROUP, LABEL_NODE_ID, LABEL_STATE})
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def plan_pod_labels(pods: Sequence[PodState], milvus: MilvusState, pending_group
     values: dict[str, str] = {}  # group -> label value, computed once per group
     for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
-        if state == "joining" and group is None and node_id is None and LABEL_STATE not in pod.labels:
+        if state == "joining" and group is None and node_id is None and not OWN_LABELS & pod.labels.keys():
             # A new pod Milvus does not know yet: nothing to say until its node registers (one patch per new
             # pod, not "joining" then its placement: 1,000 writes fewer when 1,000 pods start together).
             continue

@@ -55,8 +55,10 @@ class ScalePlan:
     events: tuple[Event, ...] = ()
 
 
-def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup]) -> int:
-    wanted = sum(g.requests for g in groups if not g.deleting) + pool.spare_nodes
+def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup], held: int = 0) -> int:
+    """Query nodes wanted: the groups' requests + spareNodes + `held` (nodes that groups the operator does not
+    plan keep in Milvus), within minNodes/maxNodes. The one place this is computed."""
+    wanted = sum(g.requests for g in groups if not g.deleting) + pool.spare_nodes + held
     wanted = max(wanted, pool.min_nodes)
     return wanted if pool.max_nodes is None else min(wanted, pool.max_nodes)
 
@@ -73,6 +75,12 @@ def surge_of(drains: Sequence[DrainRecord]) -> dict[str, int]:
 
 def pod_name(statefulset: str, ordinal: int) -> str:
     return f"{statefulset}-{ordinal}"
+
+
+def removal_order(statefulset: str, current: int, desired: int) -> list[str]:
+    """The pods a StatefulSet removes going from `current` to `desired` replicas, in the order it removes
+    them: the highest ordinal first. The one place the victim rule lives."""
+    return [pod_name(statefulset, ordinal) for ordinal in range(current - 1, desired - 1, -1)]
 
 
 def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, sts: StatefulSetState,
@@ -122,7 +130,7 @@ class _Planner:
 
     def plan(self) -> ScalePlan:
         current = self.sts.replicas
-        victims = [pod_name(self.pool.stateful_set_name, o) for o in range(current - 1, self.desired - 1, -1)]
+        victims = removal_order(self.pool.stateful_set_name, current, self.desired)
         kept = self.settle_records(set(victims))
         self.resume_orphans(set(victims), kept)
         if self.desired > current:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from milvus_rg_operator.constants import DEFAULT_GROUP_LIMIT as DEFAULT_GROUP_LIMIT  # re-exported
 from milvus_rg_operator.constants import DEFAULT_RESOURCE_GROUP
@@ -56,6 +57,7 @@ class DeclaredGroup:
     node_labels: tuple[tuple[str, str], ...] = ()
     deleting: bool = False
     previous_group_name: str | None = None  # as recorded in status: detects a changed groupName
+    created_at: float = 0.0  # metadata.creationTimestamp: of two claims on one Milvus name, the older wins
 
     @property
     def effective_limits(self) -> int:
@@ -160,7 +162,6 @@ class StatefulSetState:
     name: str
     replicas: int
     ready_replicas: int
-    current_replicas: int
 
 
 @dataclass(frozen=True)
@@ -180,3 +181,21 @@ class Problem:
     name: str
     field: str
     message: str
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What a pass needs of one custom resource besides its spec."""
+
+    name: str
+    generation: int
+    status: Mapping[str, Any] = field(default_factory=dict)
+    finalized: bool = False  # carries our finalizer
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    obj: ObjectState
+    declared: DeclaredGroup | None  # None: its spec could not be parsed (see `problems`)
+    problems: tuple[Problem, ...] = ()

@@ -14,7 +14,7 @@ Milvus reports versions as `v2.5.4`, `2.4.10`, `v2.3.5-lite` (the PyPI build), `
   node stays in its group: a drain never starts.
 - `distribution/get` writes segment ids as strings from PR #39927 (2.4.23) / #39926 (2.5 branch,
   2.5.5 inferred from its merge date) and in 2.6; older servers write integers and leave out empty
-  keys. The adapter reads both; this flag only documents which one to expect.
+  keys. The adapter reads both shapes whatever the version.
 """
 
 from __future__ import annotations
@@ -63,20 +63,11 @@ class MilvusSupport:
     version: MilvusVersion | None
     supported: bool  # the declarative resource-group API is there: configs may be written
     suspend_leaves_group: bool  # a suspended node leaves its group: drains (scale-in) can start
-    distribution_ids_as_strings: bool
     message: str  # empty when everything is supported
 
     @property
     def drains_possible(self) -> bool:
         return self.supported and self.suspend_leaves_group
-
-
-def _ids_as_strings(version: MilvusVersion) -> bool:
-    if (version.major, version.minor) == (2, 4):
-        return version.at_least((2, 4, 23))
-    if (version.major, version.minor) == (2, 5):
-        return version.at_least((2, 5, 5))
-    return version.at_least((2, 6, 0))
 
 
 def _dotted(number: tuple[int, int, int]) -> str:
@@ -88,7 +79,6 @@ def milvus_support(reported: str) -> MilvusSupport:
     shown = reported.strip() or "(empty)"
     if version is None:
         return MilvusSupport(reported, None, supported=False, suspend_leaves_group=False,
-                             distribution_ids_as_strings=False,
                              message=f"Milvus reported version {shown!r}, which is not a version number: "
                                      f"cannot tell whether resource group configs (UpdateResourceGroups, "
                                      f"Milvus >= {_dotted(DECLARATIVE_API)}) are supported")
@@ -102,5 +92,4 @@ def milvus_support(reported: str) -> MilvusSupport:
                    f"{_dotted(SUSPEND_LEAVES_GROUP)}, so no drain can start")
     else:
         message = ""
-    return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves,
-                         distribution_ids_as_strings=_ids_as_strings(version), message=message)
+    return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves, message=message)

@@ -1,0 +1,121 @@
+"""The Milvus side of the wire as the reconcile pass sees it: :class:`MilvusGateway`, and its production
+implementation over pymilvus (gRPC) and the management HTTP API. Every call carries a timeout, so an
+unreachable Milvus fails fast instead of spinning inside pymilvus' own retry loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import grpc
+from pymilvus import AsyncMilvusClient
+from pymilvus.exceptions import MilvusException
+
+from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusAuthError, classify
+from milvus_rg_operator.adapters.milvus.management import Distribution, ManagementClient
+from milvus_rg_operator.adapters.milvus.quiet import adapter_call, quiet_pymilvus_logs
+from milvus_rg_operator.adapters.milvus.wire import group_from_info, to_pymilvus_config
+from milvus_rg_operator.core.types import GroupConfig, MilvusGroup, MilvusNode, MilvusState
+
+
+class MilvusGateway(Protocol):
+    async def observe(self, *, with_node_states: bool = True) -> MilvusState: ...
+    async def server_version(self) -> str: ...
+    async def create_group(self, name: str, config: GroupConfig) -> None: ...
+    async def update_groups(self, configs: Mapping[str, GroupConfig]) -> None: ...
+    async def drop_group(self, name: str) -> None: ...
+    async def suspend_node(self, node_id: int) -> None: ...
+    async def resume_node(self, node_id: int) -> None: ...
+    async def distribution(self, node_id: int) -> Distribution: ...
+    async def close(self) -> None: ...
+
+
+class PymilvusGateway:
+    """Resource groups through pymilvus' AsyncMilvusClient, draining through the management API
+    (`management_uri`: the proxy's management endpoint; None: none, so no drain can start)."""
+
+    def __init__(self, uri: str, token: str = "", management_uri: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self.uri = uri
+        self.timeout = timeout
+        self._token = token
+        self._client: AsyncMilvusClient | None = None
+        self._management = ManagementClient(management_uri, timeout)
+        quiet_pymilvus_logs()
+
+    @property
+    def management_uri(self) -> str | None:
+        return self._management.base_uri
+
+    def _milvus(self) -> AsyncMilvusClient:
+        if self._client is None:
+            self._client = AsyncMilvusClient(uri=self.uri, token=self._token, timeout=self.timeout)
+        return self._client
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with adapter_call():
+            try:
+                async with asyncio.timeout(self.timeout + 1):
+                    return await getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs)
+            except (MilvusException, grpc.RpcError, TimeoutError, OSError) as exc:
+                error = classify(method, self.uri, self.timeout, exc)
+        if error.unreachable or isinstance(error, MilvusAuthError):
+            await self._reset()  # a broken or refused channel is built anew on the next call
+        raise error
+
+    async def _reset(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(MilvusException, grpc.RpcError, OSError):
+                await client.close()  # a broken channel may fail to close; it is dropped either way
+
+    async def server_version(self) -> str:
+        """The version as Milvus reports it (`v2.5.4`, `v2.3.5-lite`, ...): see core.versions."""
+        return str(await self._call("get_server_version"))
+
+    async def observe(self, *, with_node_states: bool = True) -> MilvusState:
+        names = await self._call("list_resource_groups")
+        infos = await asyncio.gather(*(self._call("describe_resource_group", name) for name in names))
+        groups: dict[str, MilvusGroup] = {}
+        nodes: dict[int, MilvusNode] = {}
+        for info in infos:
+            groups[info.name] = group_from_info(info)
+            for node in info.nodes:
+                nodes[node.node_id] = MilvusNode(node.node_id, node.hostname, node.address, "Unknown")
+        management_available = False
+        if with_node_states:
+            try:
+                listed = await self._management.node_list()
+                management_available = True
+            except ManagementUnavailable:
+                listed = []
+            for node in listed:
+                known = nodes.get(node.node_id)
+                hostname = node.hostname or (known.hostname if known else "")
+                nodes[node.node_id] = MilvusNode(node.node_id, hostname, node.address, node.state)
+        return MilvusState(groups=groups, nodes=nodes, management_available=management_available)
+
+    async def create_group(self, name: str, config: GroupConfig) -> None:
+        await self._call("create_resource_group", name, config=to_pymilvus_config(config))
+
+    async def update_groups(self, configs: Mapping[str, GroupConfig]) -> None:
+        await self._call("update_resource_groups",
+                         {name: to_pymilvus_config(config) for name, config in configs.items()})
+
+    async def drop_group(self, name: str) -> None:
+        await self._call("drop_resource_group", name)
+
+    async def suspend_node(self, node_id: int) -> None:
+        await self._management.suspend_node(node_id)
+
+    async def resume_node(self, node_id: int) -> None:
+        await self._management.resume_node(node_id)
+
+    async def distribution(self, node_id: int) -> Distribution:
+        return await self._management.distribution(node_id)
+
+    async def close(self) -> None:
+        await self._reset()
+        await self._management.close()
