@@ -35,7 +35,8 @@ def run_suite(tmp_path: Path, listed: list[str], *args: str) -> subprocess.Compl
         'pytest_plugins = ["milvus_rg_sandbox.pytest_plugin", "tests.expected_skips"]\n')
     (tmp_path / "test_sample.py").write_text(SUITE)
     (tmp_path / "skips.txt").write_text("# why\n" + "\n".join(f"{test_id}  # a reason" for test_id in listed) + "\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Not the outer run's pytest-xdist worker variables: the suite is a run of its own.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                            "--expected-skips", str(tmp_path / "skips.txt"), *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
