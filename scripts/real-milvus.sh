@@ -20,8 +20,12 @@ install() {
         return
     fi
     rm -rf "$ENV_DIR"
-    "$PYTHON" -m venv "$ENV_DIR"
-    "$ENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "milvus==$MILVUS_VERSION"
+    if ! "$PYTHON" -m venv "$ENV_DIR" ||
+        ! "$ENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "milvus==$MILVUS_VERSION"; then
+        echo "real-milvus: could not install milvus==$MILVUS_VERSION into $ENV_DIR with $PYTHON: the real Milvus" \
+            "tier (tests/realmilvus) needs it" >&2
+        exit 1
+    fi
     touch "$ENV_DIR/.installed"
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["milvus_rg_sandbox.pytest_plugin"]
+pytest_plugins = ["milvus_rg_sandbox.pytest_plugin", "tests.expected_skips"]
 
 BOTH_BACKENDS = (Path(__file__).parent / "integration",)
 

@@ -77,7 +77,7 @@ def real_milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealMilvus
     if not INSTALLED.exists():
         message = "real Milvus 2.3.5 not installed: run scripts/real-milvus.sh install (make test does)"
         if os.environ.get("CI"):
-            pytest.fail(message)
+            pytest.fail(f"CI must run the real Milvus tier: {message}")
         pytest.skip(message)
     data = tmp_path_factory.mktemp("milvus-2.3.5")
     log = data / "launcher.log"
