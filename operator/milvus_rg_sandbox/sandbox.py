@@ -47,12 +47,22 @@ class SandboxConfig:
     pod_start_delay: float = field(default=0.2, metadata={"help": "seconds from pod creation to Ready"})
     check_interval: float = field(default=10.0, metadata={
         "help": "seconds between passes of Milvus's resource-group recovery loop"})
-    session_ttl: float = field(default=60.0, metadata={
-        "help": "seconds a crashed query node's session lives on in Milvus (common.session.ttl)"})
+    session_ttl: float = field(default=30.0, metadata={
+        "help": "seconds a crashed query node's session lives on in Milvus (common.session.ttl: 30 in the "
+                "milvus.yaml shipped with 2.4-2.6)"})
     balance_delay: float = field(default=1.0, metadata={
         "help": "seconds Milvus takes to move one segment or channel off a suspended or stopping node"})
     load_time: float = field(default=5.0, metadata={
         "help": "seconds a node takes to load a segment or channel whose node went down"})
+    dist_pull_interval: float = field(default=0.5, metadata={
+        "help": "seconds between the query coordinator's pulls of a node's distribution "
+                "(queryCoord.distPullInterval)"})
+    replica_check_interval: float = field(default=60.0, metadata={
+        "help": "seconds between passes of Milvus's replica observer, which releases emptied read-only nodes "
+                "(queryCoord.checkNodeInReplicaInterval)"})
+    graceful_stop_timeout: float = field(default=1800.0, metadata={
+        "help": "seconds a stopping query node waits for its data to move before it exits with it "
+                "(queryNode.gracefulStopTimeout)"})
     milvus_version: str = field(default="v2.5.16", metadata={
         "help": "Milvus version whose behaviour is simulated, e.g. v2.4.9, v2.6.8, v2.3.5"})
     token: str | None = field(default=None, metadata={
@@ -74,6 +84,8 @@ class Sandbox:
             host=cfg.host, grpc_port=cfg.milvus_port, management_port=cfg.management_port, seed=cfg.seed,
             check_interval=cfg.check_interval, session_ttl=cfg.session_ttl, balance_delay=cfg.balance_delay,
             load_time=cfg.load_time, version=cfg.milvus_version, token=cfg.token,
+            dist_pull_interval=cfg.dist_pull_interval, replica_check_interval=cfg.replica_check_interval,
+            graceful_stop_timeout=cfg.graceful_stop_timeout,
         )
         self.kube: KubeApiServer | RealControlPlane | SharedControlPlane
         self.workloads: WorkloadEmulator | RealWorkloads

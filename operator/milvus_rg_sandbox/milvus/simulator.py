@@ -24,7 +24,13 @@ from aiohttp import web
 
 from .grpc_server import MilvusServicer, ServerControls, start_grpc_server
 from .management import ManagementApi, build_app
-from .resource_manager import ResourceManager
+from .resource_manager import (
+    CHECK_NODE_IN_REPLICA_INTERVAL,
+    DIST_PULL_INTERVAL,
+    GRACEFUL_STOP_TIMEOUT,
+    SESSION_TTL,
+    ResourceManager,
+)
 
 DEFAULT_VERSION = "v2.5.16"
 
@@ -47,7 +53,7 @@ class MilvusSimulator:
         management_port: int = 9091,
         seed: int | None = None,
         check_interval: float = 10.0,
-        session_ttl: float = 60.0,
+        session_ttl: float = SESSION_TTL,
         balance_delay: float = 1.0,
         load_time: float = 5.0,
         version: str = DEFAULT_VERSION,
@@ -55,6 +61,9 @@ class MilvusSimulator:
         clock: Callable[[], float] | None = None,
         segments_per_collection: int = 4,
         channels_per_collection: int = 2,
+        dist_pull_interval: float = DIST_PULL_INTERVAL,
+        replica_check_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
+        graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
     ) -> None:
         self.host = host
         self.check_interval = check_interval
@@ -63,7 +72,8 @@ class MilvusSimulator:
         self.rm = ResourceManager(
             seed=seed, version=version, session_ttl=session_ttl, balance_delay=balance_delay, load_time=load_time,
             check_interval=check_interval, clock=self.clock, num_channels=channels_per_collection,
-            num_segments=segments_per_collection,
+            num_segments=segments_per_collection, dist_pull_interval=dist_pull_interval,
+            check_node_in_replica_interval=replica_check_interval, graceful_stop_timeout=graceful_stop_timeout,
         )
         self.controls = ServerControls(version=version, token=token, on_change=self._wake)
         self._requested_ports = (grpc_port, management_port)
@@ -178,11 +188,13 @@ class MilvusSimulator:
     def set_management_enabled(self, flag: bool) -> None:
         self.controls.management_enabled = flag
 
-    def restart_querycoord(self) -> None:
+    def restart_querycoord(self, failed_pulls: Mapping[int, float] | None = None) -> None:
         """The query coordinator restarts: suspension and balance suspension are forgotten, suspended nodes
-        go back into groups (CheckNodesInResourceGroup)."""
+        go back into groups (CheckNodesInResourceGroup). `failed_pulls` {node id: seconds}: its pulls of
+        those nodes' distributions fail that long, so it reports nothing on them meanwhile (see
+        `ResourceManager.restart_querycoord`)."""
         with self.controls.lock:
-            self.rm.restart_querycoord()
+            self.rm.restart_querycoord(failed_pulls)
         self._wake()
 
     # ------------------------------------------------------------------ data
@@ -210,6 +222,11 @@ class MilvusSimulator:
     def unserved_segments(self) -> list[tuple[str, int, int]]:
         with self.controls.lock:
             return self.rm.unserved_segments()
+
+    def held_by(self, node_id: int) -> tuple[list[str], list[int]]:
+        """(channels, segments) the node's process really holds, whatever querycoord's distribution says."""
+        with self.controls.lock:
+            return self.rm.held_by(node_id)
 
     # ------------------------------------------------------------------ node lifecycle
     def add_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int:
