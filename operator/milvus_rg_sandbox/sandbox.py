@@ -65,6 +65,12 @@ class SandboxConfig:
                 "(queryNode.gracefulStopTimeout)"})
     milvus_version: str = field(default="v2.5.16", metadata={
         "help": "Milvus version whose behaviour is simulated, e.g. v2.4.9, v2.6.8, v2.3.5"})
+    streaming_nodes: int | None = field(default=None, metadata={
+        "help": "streaming nodes simulated inside Milvus, without pods (2.6+: they serve the channels; none: 1 "
+                "on 2.6+, 0 before); a pod running `milvus run streamingnode` adds one"})
+    streaming_strict_rg_isolation: bool = field(default=False, metadata={
+        "help": "Milvus 2.6.16+ streaming.strictResourceGroupIsolation.enabled: a replica whose resource group "
+                "has no streaming node gets none"})
     token: str | None = field(default=None, metadata={
         "help": "token or user:password Milvus requires (none: no authentication)"})
     namespace: str = field(default="default", metadata={"help": "the kubeconfig's default namespace"})
@@ -85,7 +91,8 @@ class Sandbox:
             check_interval=cfg.check_interval, session_ttl=cfg.session_ttl, balance_delay=cfg.balance_delay,
             load_time=cfg.load_time, version=cfg.milvus_version, token=cfg.token,
             dist_pull_interval=cfg.dist_pull_interval, replica_check_interval=cfg.replica_check_interval,
-            graceful_stop_timeout=cfg.graceful_stop_timeout,
+            graceful_stop_timeout=cfg.graceful_stop_timeout, streaming_nodes=cfg.streaming_nodes,
+            streaming_strict_rg_isolation=cfg.streaming_strict_rg_isolation,
         )
         self.kube: KubeApiServer | RealControlPlane | SharedControlPlane
         self.workloads: WorkloadEmulator | RealWorkloads

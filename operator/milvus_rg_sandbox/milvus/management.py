@@ -147,7 +147,13 @@ class ManagementApi:
                 raise MilvusError(
                     Code.NODE_NOT_AVAILABLE, f"the {which} node is invalid: node not available[node={source}]"
                 )
-        for replica in [r for r in self.rm.replicas.values() if source in r.rw_nodes | set(r.ro_nodes)]:
+        target_node = self.rm.nodes.get(target) if target is not None else None
+        if segments and target_node is not None and target_node.embedded:  # ops_services.go (2.6)
+            raise MilvusError(Code.PARAMETER_INVALID, "embedded query node in streaming node can't be the "
+                                                      "destination of transfer segment: invalid parameter")
+        holding_source = [r for r in self.rm.replicas.values()
+                          if source in r.rw_nodes | r.ro_nodes.keys() | r.rw_sq_nodes | r.ro_sq_nodes.keys()]
+        for replica in holding_source:
             self.rm.move_data(
                 replica, source, target, segment_id=segment_id, channel_name=channel_name,
                 move_segments=segments, move_channels=not segments,
@@ -192,8 +198,10 @@ def go_response(body: dict[str, Any] | str, status: int = 200) -> web.Response:
 def coordinator_unavailable(version: MilvusVersion) -> str:
     """The reason a coordinator that is not serving gives: querycoord services.go handlers start with
     `merr.CheckHealthy(s.State())` -> merr `WrapErrServiceNotReady(role, nodeID, state)`, rendered by
-    `wrapFieldsWithDesc` as `service not ready[<role>=<id>]: <state>` (2.5); so it answers while it starts."""
-    return "service not ready[querycoord=1]: Initializing"
+    `wrapFieldsWithDesc` as `service not ready[<role>=<id>]: <state>` (2.5); so it answers while it starts.
+    2.6 runs it in the MixCoord process (`paramtable.GetRole()` "mixcoord")."""
+    role = "mixcoord" if version.streaming else "querycoord"
+    return f"service not ready[{role}=1]: Initializing"
 
 
 def build_app(api: ManagementApi) -> web.Application:

@@ -33,6 +33,7 @@ LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
 STATIC_RG_LABEL = "RESOURCE_GROUP"
 ROLE_TOKENS = frozenset({"querynode", "qn", "datanode", "dn", "streamingnode", "sn", "mixcoord", "coord", "proxy"})
 QUERY_NODE_ROLES = frozenset({"querynode", "qn"})
+STREAMING_NODE_ROLES = frozenset({"streamingnode", "sn"})
 SEGMENT_ROWS = 1000
 SEGMENT_BYTES = 2_162_688
 # Timings as Milvus ships them (configs/milvus.yaml of 2.4-2.6; paramtable defaults where the yaml is silent).
@@ -128,8 +129,27 @@ class MilvusVersion:
 
     @property
     def role_aware_labels(self) -> bool:
-        """internal/util/sessionutil/labels.go (issue #46400, PR #46402, 2.6.8)."""
+        """internal/util/sessionutil/labels.go (issue #46400, PR #46402, 2.6.8): role-specific label env vars,
+        and a node labelled RESOURCE_GROUP joins (creates) that group."""
         return self.number >= (2, 6, 8)
+
+    @property
+    def streaming(self) -> bool:
+        """2.6: streaming nodes serve the channels (their embedded query nodes hold the shard delegators),
+        query nodes hold sealed segments; one MixCoord process runs the coordinators."""
+        return self.number >= (2, 6)
+
+    @property
+    def streaming_rg_isolation(self) -> bool:
+        """2.6.16: meta/replica_manager.go `buildSQNodeAssignmentHelpers`: a replica takes the streaming nodes
+        labelled with its resource group when those cover every replica's group."""
+        return self.number >= (2, 6, 16)
+
+    @property
+    def groupless_nodes_reported_suspended(self) -> bool:
+        """master (3.0 line) ops_services.go `ListQueryNode` + resource_manager.go `GetNodesSuspended`: a node in
+        no group and not stopping is listed as "Suspend". Not in the 2.6 branch's ops_services.go as read."""
+        return self.number >= (3, 0)
 
 
 class NodeState(Enum):
@@ -170,6 +190,9 @@ class Node:
     state: NodeState = NodeState.HEALTHY
     crashed_at: float = 0.0
     stopping_since: float = 0.0
+    # 2.6: the query node embedded in a streaming node (session label STREAMING-EMBEDDED, QUERYNODE_STREAMING-
+    # EMBEDDED before 2.6.8): listed by node/list, never in a resource group, holds shard delegators.
+    embedded: bool = False
 
     @property
     def alive(self) -> bool:
@@ -229,6 +252,9 @@ class Replica:
     resource_group: str
     rw_nodes: set[int] = field(default_factory=set)
     ro_nodes: dict[int, float] = field(default_factory=dict)  # node -> time it became read-only
+    # 2.6: the streaming query nodes (embedded in streaming nodes) holding its channels, RW and read-only
+    rw_sq_nodes: set[int] = field(default_factory=set)
+    ro_sq_nodes: dict[int, float] = field(default_factory=dict)
     channels: dict[str, Holding] = field(default_factory=dict)
     segments: dict[int, Holding] = field(default_factory=dict)
 
@@ -264,8 +290,10 @@ class SegmentInfo:
     node_ids: tuple[int, ...]
 
 
-def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[str, str]:
-    """Labels a query node reads from `MILVUS_SERVER_LABEL_*`: 2.5 sessionutil `GetServerLabelsFromEnv`
+def node_labels_from_env(
+    env: Mapping[str, str], version: str = "2.5", roles: frozenset[str] = QUERY_NODE_ROLES
+) -> dict[str, str]:
+    """Labels a node of `roles` reads from `MILVUS_SERVER_LABEL_*`: 2.5 sessionutil `GetServerLabelsFromEnv`
     (prefix stripped); since 2.6.8 (labels.go) a leading role token selects the role and is stripped."""
     role_aware = MilvusVersion(version).role_aware_labels
     generic: dict[str, str] = {}
@@ -276,7 +304,7 @@ def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[s
         label = key[len(LABEL_ENV_PREFIX) :]
         role, _, rest = label.partition("_")
         if role_aware and role.lower() in ROLE_TOKENS and rest:
-            if role.lower() in QUERY_NODE_ROLES:
+            if role.lower() in roles:
                 role_specific[rest] = value
             continue
         if label:
@@ -305,9 +333,10 @@ def _invalid_msg(message: str) -> MilvusError:
     return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter")
 
 
-def _invalid(expected: object, actual: object, message: str) -> MilvusError:
-    """merr `WrapErrParameterInvalid(expected, actual, message)` as merr.Status renders it."""
-    return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter[expected={expected}][actual={actual}]")
+def _invalid(expected: object, actual: object, message: str = "") -> MilvusError:
+    """merr `WrapErrParameterInvalid(expected, actual, message...)` as merr.Status renders it."""
+    fields = f"invalid parameter[expected={expected}][actual={actual}]"
+    return MilvusError(Code.PARAMETER_INVALID, f"{message}: {fields}" if message else fields)
 
 
 def _illegal(name: str, message: str) -> MilvusError:
@@ -343,6 +372,7 @@ class ResourceManager:
         dist_pull_interval: float = DIST_PULL_INTERVAL,
         check_node_in_replica_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
         graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
+        streaming_strict_rg_isolation: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.version = version
@@ -353,6 +383,7 @@ class ResourceManager:
         self.dist_pull_interval = dist_pull_interval
         self.check_node_in_replica_interval = check_node_in_replica_interval
         self.graceful_stop_timeout = graceful_stop_timeout
+        self.streaming_strict_rg_isolation = streaming_strict_rg_isolation  # streaming.strictResourceGroupIsolation
         self.clock = clock
         self.num_channels = num_channels
         self.num_segments = num_segments
@@ -398,11 +429,9 @@ class ResourceManager:
         if rg.name == DEFAULT_RG:
             return True
         node = self.nodes.get(node_id)
-        if node is None:
+        if node is None or node.embedded:
             return False
-        static_rg = node.labels.get(STATIC_RG_LABEL) if self.milvus_version.role_aware_labels else None
-        if static_rg and static_rg != rg.name:
-            return False  # assumption: a statically labelled node is pinned to its RG
+        # the RESOURCE_GROUP label (2.6.8) is not checked here: recovery may move a labelled node out
         return all(node.labels.get(key) == value for key, value in rg.config.node_labels)
 
     def _membership(self, rg: ResourceGroup) -> _Membership:
@@ -563,9 +592,11 @@ class ResourceManager:
                         "remove that configuration first",
                     )
         if self.milvus_version.role_aware_labels:
+            # resource_manager.go `validateResourceGroupIsDeletable` (master, with the 2.6.8 labels): every node
+            # with a session (stopping, crashed before its TTL and embedded ones too) labelled with the group
             for node in self.nodes.values():
-                if node.labels.get(STATIC_RG_LABEL) == name and node.alive:
-                    raise MilvusError(Code.PARAMETER_INVALID, f"node {node.node_id} is still in the resource group")
+                if node.labels.get(STATIC_RG_LABEL) == name:
+                    raise _invalid("not empty resource group", f"node {node.node_id} is still in the resource group")
         self._recover_redundant(rg)
         for node_id in list(rg.nodes):  # whatever recovery could not place goes to the default RG
             self._move(node_id, rg, self.groups[DEFAULT_RG])
@@ -647,6 +678,23 @@ class ResourceManager:
         self._settle(nodes_changed=True)
         return node_id
 
+    def add_streaming_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int | None:
+        """2.6: a streaming node starts with a query node embedded in it (streamingnode server.go; session label
+        STREAMING-EMBEDDED): querycoord lists it as a node but `HandleNodeUp` skips it (never in a resource
+        group); the replicas take it as a streaming query node for their channels (`RecoverSQNodesInCollection`
+        with `snmanager.StaticStreamingNodeManager.GetStreamingQueryNodeIDs`). Its RESOURCE_GROUP label (from
+        `MILVUS_SERVER_LABEL_RESOURCE_GROUP`, role `streamingnode`) names its group for 2.6.16's isolation.
+        Before 2.6 there is none (the 2.5 streaming node is off by default): nothing registers, None."""
+        self.advance()
+        if not self.milvus_version.streaming:
+            return None
+        node_id = next(self._node_ids)
+        labels = node_labels_from_env(env or {}, self.version, STREAMING_NODE_ROLES)
+        self.nodes[node_id] = Node(node_id, hostname, address, labels, embedded=True)
+        self._node_changes += 1  # StreamingNodeManager: nodeChangedNotifier.NotifyAll on assignment changes
+        self._settle(nodes_changed=True)
+        return node_id
+
     def _node(self, node_id: int, message: str) -> Node:
         node = self.nodes.get(node_id)
         if node is None:
@@ -657,8 +705,8 @@ class ResourceManager:
         """resource_manager.go `HandleNodeUp` -> `assignIncomingNodeWithNodeCheck`: a stopping node is not
         assigned; a node already in a group stays; otherwise `assignIncomingNode`."""
         node = self.nodes.get(node_id)
-        if node is None or node.state is NodeState.STOPPING:
-            self._incoming.discard(node_id)
+        if node is None or node.state is NodeState.STOPPING or node.embedded:
+            self._incoming.discard(node_id)  # 2.6 `handleNodeUp`: an embedded query node joins no group
             return
         if self.group_of(node_id) is None:
             self._assign_incoming(node)
@@ -703,7 +751,9 @@ class ResourceManager:
         self.advance()
         node = self._node(node_id, "failed to suspend query node")
         if self.milvus_version.suspend_leaves_group:
-            if node.state is NodeState.HEALTHY:
+            # A node in no group (2.6: an embedded query node always) stays as it is: `HandleNodeDown` finds
+            # nothing to unassign, its channels never drain (milvus#53176, open; seen on 2.6.22, 2.6.23, master).
+            if node.state is NodeState.HEALTHY and not node.embedded:
                 node.state = NodeState.SUSPENDED
             self._handle_node_down(node_id)
             self._settle(nodes_changed=True)  # HandleNodeDown notifies node changes even when nothing moved
@@ -721,6 +771,8 @@ class ResourceManager:
         Up to 2.4.9: `nodeMgr.Resume` back to Normal (906 if it was not suspended: inferred)."""
         self.advance()
         node = self._node(node_id, "failed to resume query node")
+        if node.embedded:  # ops_services.go `ResumeNode` (2.6)
+            raise _invalid_msg("embedded query node in streaming node can't be resumed")
         if node.state is NodeState.SUSPENDED:
             node.state = NodeState.HEALTHY
         elif not self.milvus_version.suspend_leaves_group and node.alive:
@@ -782,11 +834,14 @@ class ResourceManager:
 
     def wire_state(self, node: Node) -> str:
         """`NodeInfo.GetState().String()` as `ListQueryNode` reports it: "Normal" or "Stopping"; "Suspend"
-        only while a suspended node stays in its group (up to 2.4.9). A crashed node is Normal until its
-        session expires."""
+        while a suspended node stays in its group (up to 2.4.9), and on master (3.0) for every node in no
+        group that is not stopping (embedded ones included). A crashed node is Normal until its session
+        expires."""
         if node.state is NodeState.STOPPING:
             return "Stopping"
         if node.state is NodeState.SUSPENDED and not self.milvus_version.suspend_leaves_group:
+            return "Suspend"
+        if self.milvus_version.groupless_nodes_reported_suspended and self.group_of(node.node_id) is None:
             return "Suspend"
         return "Normal"
 
@@ -798,6 +853,8 @@ class ResourceManager:
         for replica in self.replicas.values():
             replica.rw_nodes.discard(node_id)
             replica.ro_nodes.pop(node_id, None)
+            replica.rw_sq_nodes.discard(node_id)
+            replica.ro_sq_nodes.pop(node_id, None)
             for holding in replica.holdings():
                 if holding.node == node_id:
                     holding.node, holding.reload = None, False
@@ -1179,13 +1236,15 @@ class ResourceManager:
         `queryCoord.checkNodeInReplicaInterval` (60 s): `RecoverReplicaOfCollection` for every collection,
         then every read-only node whose collection has no channel and no segment on it in querycoord's
         distribution leaves its replica (`ReplicaManager.RemoveNode`). Emptied read-only nodes so stay in
-        their replica (and in describe's outgoing/incoming counts) until the next node change or tick."""
+        their replica (and in describe's outgoing/incoming counts) until the next node change or tick. 2.6:
+        the same for the replicas' streaming query nodes (`RemoveSQNode`; UNVERIFIED in the observer)."""
         self.next_replica_check_at = self._now + self.check_node_in_replica_interval
         self._recover_replicas()
         in_view = self._collections_in_view()
         for replica in self.replicas.values():
-            for node_id in [n for n in replica.ro_nodes if replica.collection not in in_view.get(n, ())]:
-                del replica.ro_nodes[node_id]
+            for read_only in (replica.ro_nodes, replica.ro_sq_nodes):
+                for node_id in [n for n in read_only if replica.collection not in in_view.get(n, ())]:
+                    del read_only[node_id]
 
     def _collections_in_view(self) -> dict[int, set[str]]:
         """node -> collections with a channel or segment on it in querycoord's distribution."""
@@ -1212,16 +1271,15 @@ class ResourceManager:
         the most RW + recoverable nodes, then the highest id); a replica above its share turns the surplus
         read-only, one below takes back its read-only nodes that are in the group, then incoming ones. So a
         node still read-only in one replica of a collection joins no other replica of it until emptied
-        and released."""
+        and released. 2.6: then `RecoverSQNodesInCollection` (`_recover_streaming_query_nodes`)."""
         by_collection: dict[str, dict[str, list[Replica]]] = {}
         for replica in sorted(self.replicas.values(), key=lambda r: r.replica_id):
             if collection is None or replica.collection == collection:
                 by_collection.setdefault(replica.collection, {}).setdefault(replica.resource_group, []).append(replica)
         for groups in by_collection.values():
-            nodes_in = {name: self._replica_nodes_of(name) for name in groups}
             plans: list[tuple[Replica, list[int], list[int]]] = []
             for group_name, replicas in groups.items():
-                in_group = nodes_in[group_name]
+                in_group = self._replica_nodes_of(group_name)
                 incoming = set(in_group)
                 used_here = len(in_group)
                 for other_group, others in groups.items():
@@ -1231,59 +1289,116 @@ class ResourceManager:
                                 incoming.discard(node_id)
                                 if other_group != group_name:
                                     used_here -= 1  # busy with a replica elsewhere: not shared here
-                expected = self._expected_node_counts(replicas, in_group, used_here)
-                available = sorted(incoming)
-                for replica in replicas:
-                    keep = sorted(replica.rw_nodes & in_group)
-                    to_read_only = sorted(replica.rw_nodes - in_group)
-                    surplus = len(keep) - expected[replica.replica_id]
-                    if surplus > 0:
-                        to_read_only += self.rng.sample(keep, surplus)
-                    to_read_write: list[int] = []
-                    missing = expected[replica.replica_id] - len(keep)
-                    if missing > 0:
-                        to_read_write = sorted(n for n in replica.ro_nodes if n in in_group)[:missing]
-                        missing -= len(to_read_write)
-                        to_read_write += available[:missing]
-                        del available[:missing]
-                    plans.append((replica, to_read_only, to_read_write))
-            for replica, to_read_only, to_read_write in plans:
-                for node_id in to_read_only:
-                    replica.rw_nodes.discard(node_id)
-                    replica.ro_nodes.setdefault(node_id, self._now)
-                for node_id in to_read_write:
-                    replica.ro_nodes.pop(node_id, None)
-                    replica.rw_nodes.add(node_id)
-                    self._moves += 1
+                plans += self._plan_assignment(replicas, in_group, incoming, used_here, streaming=False)
+            self._apply_assignment(plans, streaming=False)
+            if self.milvus_version.streaming:
+                self._recover_streaming_query_nodes([r for replicas in groups.values() for r in replicas])
+
+    def _recover_streaming_query_nodes(self, replicas: list[Replica]) -> None:
+        """2.6 replica_manager.go `RecoverSQNodesInCollection` with `newReplicaSQNAssignmentHelper`: the live
+        streaming query nodes (not stopping) are shared among the collection's replicas as query nodes are
+        (a node in one replica per collection; the share counts all the pool's nodes). Before 2.6.16 one
+        pool for all replicas; from 2.6.16 (`buildSQNodeAssignmentHelpers`) a pool per resource group (the
+        streaming node's RESOURCE_GROUP label; none: the default group, UNVERIFIED) when those cover every
+        replica's group; otherwise one pool for all, or with `streaming.strictResourceGroupIsolation.enabled`
+        only the covered replicas get streaming nodes."""
+        pool = {n for n, node in self.nodes.items() if node.embedded and node.state is not NodeState.STOPPING}
+        helpers: list[tuple[list[Replica], set[int]]] = [(replicas, pool)]
+        if self.milvus_version.streaming_rg_isolation:
+            by_group: dict[str, set[int]] = {}
+            for node_id in pool:
+                by_group.setdefault(self.nodes[node_id].labels.get(STATIC_RG_LABEL) or DEFAULT_RG, set()).add(node_id)
+            covered = [r for r in replicas if r.resource_group in by_group]
+            if len(covered) == len(replicas) or self.streaming_strict_rg_isolation:
+                per_group: dict[str, list[Replica]] = {}
+                for replica in covered:
+                    per_group.setdefault(replica.resource_group, []).append(replica)
+                helpers = [(members, by_group[name]) for name, members in per_group.items()]
+        plans: list[tuple[Replica, list[int], list[int]]] = []
+        for members, nodes in helpers:
+            incoming = nodes - set().union(*(r.rw_sq_nodes | r.ro_sq_nodes.keys() for r in members))
+            plans += self._plan_assignment(members, nodes, incoming, len(nodes), streaming=True)
+        self._apply_assignment(plans, streaming=True)
+
+    def _plan_assignment(
+        self, replicas: list[Replica], in_pool: set[int], incoming: set[int], used: int, streaming: bool
+    ) -> list[tuple[Replica, list[int], list[int]]]:
+        """replica_manager_helper.go `GetNewRONodes` / `GetRecoverNodesAndIncomingNodeCount` /
+        `AllocateIncomingNodes` for the replicas sharing one pool: (replica, to read-only, to read-write)."""
+        expected = self._expected_node_counts(replicas, in_pool, used, streaming)
+        available = sorted(incoming)
+        plans = []
+        for replica in replicas:
+            read_write, read_only = self._slots(replica, streaming)
+            keep = sorted(read_write & in_pool)
+            to_read_only = sorted(read_write - in_pool)
+            surplus = len(keep) - expected[replica.replica_id]
+            if surplus > 0:
+                to_read_only += self.rng.sample(keep, surplus)
+            to_read_write: list[int] = []
+            missing = expected[replica.replica_id] - len(keep)
+            if missing > 0:
+                to_read_write = sorted(n for n in read_only if n in in_pool)[:missing]
+                missing -= len(to_read_write)
+                to_read_write += available[:missing]
+                del available[:missing]
+            plans.append((replica, to_read_only, to_read_write))
+        return plans
+
+    def _apply_assignment(self, plans: list[tuple[Replica, list[int], list[int]]], streaming: bool) -> None:
+        for replica, to_read_only, to_read_write in plans:
+            read_write, read_only = self._slots(replica, streaming)
+            for node_id in to_read_only:
+                read_write.discard(node_id)
+                read_only.setdefault(node_id, self._now)
+            for node_id in to_read_write:
+                read_only.pop(node_id, None)
+                read_write.add(node_id)
+                self._moves += 1
+
+    @staticmethod
+    def _slots(replica: Replica, streaming: bool) -> tuple[set[int], dict[int, float]]:
+        """The replica's (RW, read-only) query nodes, or its streaming query nodes."""
+        return (replica.rw_sq_nodes, replica.ro_sq_nodes) if streaming else (replica.rw_nodes, replica.ro_nodes)
 
     def _replica_nodes_of(self, group_name: str) -> set[int]:
         rg = self.groups.get(group_name)
         return (self._membership(rg).accepted & self.nodes.keys()) if rg is not None else set()
 
-    @staticmethod
-    def _expected_node_counts(replicas: list[Replica], in_group: set[int], used: int) -> dict[int, int]:
+    @classmethod
+    def _expected_node_counts(
+        cls, replicas: list[Replica], in_pool: set[int], used: int, streaming: bool
+    ) -> dict[int, int]:
         """replica_manager_helper.go `updateExpectedNodeCountForReplicas`."""
         share, remainder = divmod(used, len(replicas))
-        ranked = sorted(replicas, key=lambda r: (len(r.rw_nodes & in_group) + len(r.ro_nodes.keys() & in_group),
-                                                 r.replica_id), reverse=True)
+
+        def available_and_recoverable(replica: Replica) -> tuple[int, int]:
+            read_write, read_only = cls._slots(replica, streaming)
+            return len(read_write & in_pool) + len(read_only.keys() & in_pool), replica.replica_id
+
+        ranked = sorted(replicas, key=available_and_recoverable, reverse=True)
         return {r.replica_id: share + (1 if index < remainder else 0) for index, r in enumerate(ranked)}
 
-    def _targets(self, replica: Replica) -> list[int]:
+    def _serving_nodes(self, replica: Replica, channel: bool) -> set[int]:
+        """Where the replica's channels (2.6: its RW streaming query nodes) or segments (RW query nodes) go."""
+        return replica.rw_sq_nodes if channel and self.milvus_version.streaming else replica.rw_nodes
+
+    def _targets(self, replica: Replica, channel: bool = False) -> list[int]:
         """RW nodes a task can load onto: known, process alive (a task on a dead node fails), not stopping,
         not suspended (up to 2.4.9 `nodeMgr.Suspend` blocks loads on the node), reachable (a node whose
         distribution pulls fail is taken as unreachable for tasks too: an assumption)."""
-        return sorted(n for n in replica.rw_nodes if self._is_target(replica, n))
+        return sorted(n for n in self._serving_nodes(replica, channel) if self._is_target(replica, n, channel))
 
-    def _is_target(self, replica: Replica, node_id: int) -> bool:
-        """`node_id in self._targets(replica)` without building the list."""
-        node = self.nodes.get(node_id) if node_id in replica.rw_nodes else None
+    def _is_target(self, replica: Replica, node_id: int, channel: bool = False) -> bool:
+        """`node_id in self._targets(replica, channel)` without building the list."""
+        node = self.nodes.get(node_id) if node_id in self._serving_nodes(replica, channel) else None
         return node is not None and node.state is NodeState.HEALTHY and node_id not in self._unpulled_until
 
     def _least_loaded(
-        self, replica: Replica, exclude: int | None = None, targets: list[int] | None = None
+        self, replica: Replica, exclude: int | None = None, targets: list[int] | None = None, channel: bool = False
     ) -> int | None:
         """The first of `_targets` (passed in by a caller that has them) holding or loading the fewest items."""
-        candidates = [n for n in (self._targets(replica) if targets is None else targets) if n != exclude]
+        candidates = [n for n in (self._targets(replica, channel) if targets is None else targets) if n != exclude]
         if not candidates:
             return None
         loads: dict[int, int] = {}  # one pass over the holdings, not one per candidate
@@ -1296,7 +1411,7 @@ class ResourceManager:
     def _place_initial(self, replica: Replica) -> None:
         collection = self.collections[replica.collection]
         for channel in collection.channels:
-            replica.channels[channel] = Holding(node=self._least_loaded(replica))
+            replica.channels[channel] = Holding(node=self._least_loaded(replica, channel=True))
         for segment in collection.segment_ids:
             replica.segments[segment] = Holding(node=self._least_loaded(replica))
 
@@ -1329,33 +1444,32 @@ class ResourceManager:
         now = self._now
         self._release_duplicates()
         for replica in self.replicas.values():
-            # RW nodes and node states do not change in this pass: `_targets` is built once, when first needed
-            targets: list[int] | None = None
-            for holding in replica.holdings():
-                if holding.loading_on is not None and not self._is_target(replica, holding.loading_on):
+            # RW nodes and node states do not change in this pass: the targets are built once per replica
+            targets = {channel: self._targets(replica, channel) for channel in (True, False)}
+            for item, holding in replica.items():
+                channel = isinstance(item, str)
+                if holding.loading_on is not None and not self._is_target(replica, holding.loading_on, channel):
                     holding.loading_on, holding.reload = None, False  # its task failed: the target left or died
-            for holding in replica.holdings():
+            for item, holding in replica.items():
                 if self._in_view(holding) or holding.loading_on is not None:
                     continue
                 if holding.node not in self.nodes:
                     holding.node = None
-                targets = self._targets(replica) if targets is None else targets
-                target = self._least_loaded(replica, targets=targets)
+                channel = isinstance(item, str)
+                target = self._least_loaded(replica, targets=targets[channel], channel=channel)
                 if target is not None:
                     holding.loading_on, holding.ready_at, holding.reload = target, now + self.load_time, True
-            for node_id in sorted(replica.ro_nodes):
+            for node_id in sorted(replica.ro_nodes.keys() | replica.ro_sq_nodes.keys()):
                 if not self._visible(node_id):
                     continue
-                moving = [h for h in replica.holdings() if h.node == node_id and h.loading_on is not None]
-                if moving:
+                on_node = [(item, h) for item, h in replica.items() if h.node == node_id]
+                if not on_node or any(h.loading_on is not None for _, h in on_node):
                     continue
-                pending = [h for h in replica.holdings() if h.node == node_id]
-                if not pending:
-                    continue
-                targets = self._targets(replica) if targets is None else targets
-                target = self._least_loaded(replica, targets=targets)
+                item, holding = on_node[0]  # channels first
+                channel = isinstance(item, str)
+                target = self._least_loaded(replica, targets=targets[channel], channel=channel)
                 if target is not None:
-                    pending[0].loading_on, pending[0].ready_at = target, now + self.balance_delay
+                    holding.loading_on, holding.ready_at = target, now + self.balance_delay
 
     def _release_duplicates(self) -> None:
         """segment_checker.go `findRepeatedSealedSegments` / channel_checker.go `findRepeatedChannels`: a copy
@@ -1421,16 +1535,17 @@ class ResourceManager:
         `replica` to `target` or the least loaded RW node, at once (from querycoord's distribution: nothing
         of a node it has not pulled)."""
         self.advance()
-        for holdings, wanted, enabled in (
-            (replica.channels, channel_name, move_channels),
-            (replica.segments, segment_id, move_segments),
+        for holdings, wanted, enabled, channel in (
+            (replica.channels, channel_name, move_channels, True),
+            (replica.segments, segment_id, move_segments, False),
         ):
             if not enabled or not self._visible(source):
                 continue
             for item, holding in holdings.items():
                 if holding.node != source or (wanted is not None and item != wanted):
                     continue
-                destination = target if target is not None else self._least_loaded(replica, exclude=source)
+                destination = target if target is not None else self._least_loaded(
+                    replica, exclude=source, channel=channel)
                 if destination is not None:
                     holding.node, holding.loading_on, holding.reload = destination, None, False
                     self._moves += 1

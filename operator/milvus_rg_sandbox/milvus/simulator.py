@@ -33,6 +33,7 @@ from .resource_manager import (
 )
 
 DEFAULT_VERSION = "v2.5.16"
+STREAMING_NODE_PORT = 22222  # the Helm chart's streaming node port
 
 
 class ManualClock:
@@ -64,7 +65,11 @@ class MilvusSimulator:
         dist_pull_interval: float = DIST_PULL_INTERVAL,
         replica_check_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
         graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
+        streaming_nodes: int | None = None,
+        streaming_strict_rg_isolation: bool = False,
     ) -> None:
+        """`streaming_nodes`: streaming nodes simulated in-process (no pod), from 2.6 (None: 1 on 2.6+, 0 before);
+        pods running `milvus run streamingnode` add more through the wiring."""
         self.host = host
         self.check_interval = check_interval
         self.clock: Callable[[], float] = clock or time.monotonic
@@ -74,7 +79,13 @@ class MilvusSimulator:
             check_interval=check_interval, clock=self.clock, num_channels=channels_per_collection,
             num_segments=segments_per_collection, dist_pull_interval=dist_pull_interval,
             check_node_in_replica_interval=replica_check_interval, graceful_stop_timeout=graceful_stop_timeout,
+            streaming_strict_rg_isolation=streaming_strict_rg_isolation,
         )
+        if streaming_nodes is None:
+            streaming_nodes = 1 if self.rm.milvus_version.streaming else 0
+        for index in range(streaming_nodes):
+            if self.rm.add_streaming_node(f"streamingnode-{index}", f"127.0.0.1:{STREAMING_NODE_PORT + index}") is None:
+                raise ValueError(f"Milvus {version} has no streaming nodes (they serve channels from 2.6)")
         self.controls = ServerControls(version=version, token=token, on_change=self._wake)
         self._requested_ports = (grpc_port, management_port)
         self.grpc_port = grpc_port
@@ -232,6 +243,13 @@ class MilvusSimulator:
     def add_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int:
         with self.controls.lock:
             node_id = self.rm.add_node(hostname, address, env)
+        self._wake()
+        return node_id
+
+    def add_streaming_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int | None:
+        """A streaming node (2.6+) with its embedded query node; None before 2.6 (nothing registers)."""
+        with self.controls.lock:
+            node_id = self.rm.add_streaming_node(hostname, address, env)
         self._wake()
         return node_id
 
