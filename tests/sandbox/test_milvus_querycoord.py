@@ -240,3 +240,10 @@ async def test_balance_status_route_by_version(
     else:
         assert await raw(sim, "balance/status") == (404, "text/plain", "404 page not found\n")
     assert (await call(sim, "balance/suspend"))[0] == 200
+
+
+@pytest.mark.parametrize(("version", "served"), [("v2.3.5", False), ("v2.3.14", True), ("v2.4.0", True)])
+async def test_management_routes_by_version(sim_factory: Callable[..., Any], version: str, served: bool) -> None:
+    sim = await sim_factory(version=version)
+    expected = (200, "text/plain", "{}") if served else (404, "text/plain", "404 page not found\n")
+    assert await raw(sim, "node/list") == expected

@@ -95,9 +95,11 @@ class MilvusVersion:
 
     @property
     def management_routes(self) -> bool:
-        """The proxy's /management/querycoord routes (internal/proxy/management.go `RegisterMgrRoute`): 404 on
-        the measured 2.3.5; present in 2.4.0 (UNVERIFIED for 2.4.0 itself)."""
-        return self.number >= (2, 4)
+        """The proxy's /management/querycoord routes (internal/proxy/management.go `RegisterMgrRoute`): PR
+        #29998, backported as #31846 ("Added restful api for devops to execute rolling upgrade", 2.3.14 release
+        notes) and #31645 (merged 2024-03-29; the 2.4 branch before 2.4.0, inferred); 404 on the measured 2.3.5."""
+        number = self.number
+        return number >= (2, 3, 14) if number[:2] == (2, 3) else number >= (2, 4)
 
     @property
     def balance_status_route(self) -> bool:
