@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from milvus_rg_sandbox.milvus.simulator import ManualClock, MilvusSimulator
+from milvus_rg_sandbox.options import build_parser, config_from_args
 from milvus_rg_sandbox.sandbox import Sandbox, query_node_statefulset
 from milvus_rg_sandbox.workloads import PODS, STATEFULSETS, pod_is_ready
 from tests.support import wait_for
@@ -205,3 +206,12 @@ async def test_a_streaming_node_pod_registers_through_the_wiring(sandbox_factory
         assert (node.embedded, node.hostname, node.address, node.labels) == (
             True, "milvus-streamingnode-0", f"{pod['status']['podIP']}:22222", {"RESOURCE_GROUP": "rg1"})
         assert sandbox.milvus.rm.group_of(node_id) is None and "rg1" not in sandbox.milvus.rm.groups
+
+
+def test_streaming_options() -> None:
+    args = build_parser().parse_args(["--milvus-version", "v2.6.16", "--streaming-nodes", "2",
+                                      "--streaming-strict-rg-isolation"])
+    config = config_from_args(args)
+    assert (config.streaming_nodes, config.streaming_strict_rg_isolation) == (2, True)
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert (defaults.streaming_nodes, defaults.streaming_strict_rg_isolation) == (None, False)

@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 import grpc
 from aiohttp import web
+
+from milvus_rg_sandbox.tls import ServerTls
 
 from .grpc_server import MilvusServicer, ServerControls, start_grpc_server
 from .management import ManagementApi, build_app
@@ -34,6 +37,16 @@ from .resource_manager import (
 
 DEFAULT_VERSION = "v2.5.16"
 STREAMING_NODE_PORT = 22222  # the Helm chart's streaming node port
+
+
+def management_ssl_context(tls: ServerTls) -> ssl.SSLContext:
+    """TLS for the management HTTP port; a client certificate from `tls.client_ca` is required when mutual."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    if tls.client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(tls.client_ca)
+    return context
 
 
 class ManualClock:
@@ -67,9 +80,12 @@ class MilvusSimulator:
         graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
         streaming_nodes: int | None = None,
         streaming_strict_rg_isolation: bool = False,
+        tls: ServerTls | None = None,
     ) -> None:
         """`streaming_nodes`: streaming nodes simulated in-process (no pod), from 2.6 (None: 1 on 2.6+, 0 before);
-        pods running `milvus run streamingnode` add more through the wiring."""
+        pods running `milvus run streamingnode` add more through the wiring. `tls`: serve gRPC and the
+        management API over TLS (mutual when it names a client CA)."""
+        self.tls = tls
         self.host = host
         self.check_interval = check_interval
         self.clock: Callable[[], float] = clock or time.monotonic
@@ -100,10 +116,11 @@ class MilvusSimulator:
     async def start(self) -> None:
         grpc_port, management_port = self._requested_ports
         servicer = MilvusServicer(self.rm, self.controls)
-        self._grpc_server, self.grpc_port = await start_grpc_server(servicer, self.host, grpc_port)
+        self._grpc_server, self.grpc_port = await start_grpc_server(servicer, self.host, grpc_port, self.tls)
         self._http_runner = web.AppRunner(build_app(ManagementApi(self.rm, self.controls)))
         await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, self.host, management_port)
+        ssl_context = None if self.tls is None else management_ssl_context(self.tls)
+        site = web.TCPSite(self._http_runner, self.host, management_port, ssl_context=ssl_context)
         await site.start()
         self.management_port = int(self._http_runner.addresses[0][1])
         self._wakeup = asyncio.Event()
@@ -138,12 +155,16 @@ class MilvusSimulator:
         await self.stop()
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
     def uri(self) -> str:
-        return f"http://{self.host}:{self.grpc_port}"
+        return f"{self.scheme}://{self.host}:{self.grpc_port}"
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host}:{self.management_port}"
+        return f"{self.scheme}://{self.host}:{self.management_port}"
 
     @property
     def write_rpcs(self) -> collections.Counter[str]:
