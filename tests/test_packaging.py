@@ -22,7 +22,7 @@ from milvus_rg_sandbox.sandbox import SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-SANDBOX_ONLY = {"kmock", "cel-python", "jsonschema"}
+SANDBOX_ONLY = {"kmock", "cel-python", "jsonschema", "cryptography"}
 # Top-level modules of the sandbox and of what only it needs (cel-python installs `celpy`).
 SANDBOX_MODULES = ("milvus_rg_sandbox", "kmock", "celpy", "jsonschema")
 

@@ -35,10 +35,13 @@ def _scalar_parser(kind: Any) -> Callable[[str], Any]:
     raise TypeError(f"no command-line parser for type {kind!r}: extend milvus_rg_sandbox.options")
 
 
-def _option_kwargs(kind: Any) -> dict[str, Any]:
-    """argparse keywords for a field type: scalars, `X | None` ("none" gives None), bool, Literal."""
+def _option_kwargs(kind: Any, default: Any) -> dict[str, Any]:
+    """argparse keywords for a field type: scalars, `X | None` ("none" gives None), bool (a switch, off by
+    default), Literal."""
     if kind is bool:
-        return {"action": argparse.BooleanOptionalAction}
+        if default is not False:
+            raise TypeError("a bool SandboxConfig field is a switch: it must default to False")
+        return {"action": "store_true"}
     if typing.get_origin(kind) is typing.Literal:
         choices = typing.get_args(kind)
         return {"type": type(choices[0]), "choices": choices}
@@ -66,7 +69,7 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
             raise MissingHelp(f"SandboxConfig.{spec.name} has no metadata={{'help': ...}}")
         default = getattr(defaults, spec.name)
         parser.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, default=default,
-                            help=f"{help_text} (default: {default})", **_option_kwargs(hints[spec.name]))
+                            help=f"{help_text} (default: {default})", **_option_kwargs(hints[spec.name], default))
     parser.add_argument("--query-nodes", type=int, default=DEFAULT_QUERY_NODES,
                         help="replicas of the query-node StatefulSet milvus-querynode created at start "
                              f"(0: none; default: {DEFAULT_QUERY_NODES})")

@@ -25,9 +25,11 @@ from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
 
 SandboxFactory = Callable[..., Awaitable[Sandbox]]
 
-# Milvus's timing scaled down by 50: check interval 10 s, session TTL 60 s (-> 1.2), ~1 s per moved item, ~5 s load.
-FAST_TIMINGS: dict[str, Any] = {"pod_start_delay": 0.05, "check_interval": 0.2, "session_ttl": 1.2,
-                                "balance_delay": 0.02, "load_time": 0.1}
+# Milvus's timing scaled down by 50: check interval 10 s, session TTL 30 s (-> 0.6), ~1 s per moved item, ~5 s load,
+# distribution pulls every 0.5 s, replica observer every 60 s, graceful stop timeout 1800 s.
+FAST_TIMINGS: dict[str, Any] = {"pod_start_delay": 0.05, "check_interval": 0.2, "session_ttl": 0.6,
+                                "balance_delay": 0.02, "load_time": 0.1, "dist_pull_interval": 0.01,
+                                "replica_check_interval": 1.2, "graceful_stop_timeout": 36.0}
 BACKENDS = ("embedded", "real")
 MARKER = "kube_backends"
 

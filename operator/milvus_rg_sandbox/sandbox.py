@@ -28,6 +28,7 @@ from milvus_rg_sandbox.realkube import (
     SharedControlPlane,
     real_kubernetes,
 )
+from milvus_rg_sandbox.tls import ServerTls, self_signed
 from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
 from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
 
@@ -47,17 +48,41 @@ class SandboxConfig:
     pod_start_delay: float = field(default=0.2, metadata={"help": "seconds from pod creation to Ready"})
     check_interval: float = field(default=10.0, metadata={
         "help": "seconds between passes of Milvus's resource-group recovery loop"})
-    session_ttl: float = field(default=60.0, metadata={
-        "help": "seconds a crashed query node's session lives on in Milvus (common.session.ttl)"})
+    session_ttl: float = field(default=30.0, metadata={
+        "help": "seconds a crashed query node's session lives on in Milvus (common.session.ttl: 30 in the "
+                "milvus.yaml shipped with 2.4-2.6)"})
     balance_delay: float = field(default=1.0, metadata={
         "help": "seconds Milvus takes to move one segment or channel off a suspended or stopping node"})
     load_time: float = field(default=5.0, metadata={
         "help": "seconds a node takes to load a segment or channel whose node went down"})
+    dist_pull_interval: float = field(default=0.5, metadata={
+        "help": "seconds between the query coordinator's pulls of a node's distribution "
+                "(queryCoord.distPullInterval)"})
+    replica_check_interval: float = field(default=60.0, metadata={
+        "help": "seconds between passes of Milvus's replica observer, which releases emptied read-only nodes "
+                "(queryCoord.checkNodeInReplicaInterval)"})
+    graceful_stop_timeout: float = field(default=1800.0, metadata={
+        "help": "seconds a stopping query node waits for its data to move before it exits with it "
+                "(queryNode.gracefulStopTimeout)"})
     milvus_version: str = field(default="v2.5.16", metadata={
         "help": "Milvus version whose behaviour is simulated, e.g. v2.4.9, v2.6.8, v2.3.5"})
+    streaming_nodes: int | None = field(default=None, metadata={
+        "help": "streaming nodes simulated inside Milvus, without pods (2.6+: they serve the channels; none: 1 "
+                "on 2.6+, 0 before); a pod running `milvus run streamingnode` adds one"})
+    streaming_strict_rg_isolation: bool = field(default=False, metadata={
+        "help": "Milvus 2.6.16+ streaming.strictResourceGroupIsolation.enabled: a replica whose resource group "
+                "has no streaming node gets none"})
     token: str | None = field(default=None, metadata={
         "help": "token or user:password Milvus requires (none: no authentication)"})
     namespace: str = field(default="default", metadata={"help": "the kubeconfig's default namespace"})
+    tls: Literal["off", "self-signed", "self-signed-mutual"] = field(default="off", metadata={
+        "help": "serve Milvus gRPC and the management API over TLS with a CA, server and client certificate "
+                "generated into <workdir>/tls (-mutual: a client certificate is required)"})
+    tls_cert: Path | None = field(default=None, metadata={
+        "help": "serve Milvus gRPC and the management API over TLS with this server certificate (PEM)"})
+    tls_key: Path | None = field(default=None, metadata={"help": "the private key of --tls-cert (PEM)"})
+    tls_client_ca: Path | None = field(default=None, metadata={
+        "help": "with --tls-cert: mutual TLS, clients must present a certificate signed by this CA (PEM)"})
     kubernetes: Literal["embedded", "real"] = field(default="embedded", metadata={
         "help": "embedded: the in-process API; real: etcd, kube-apiserver, controllers, scheduler and kwok "
                 "built from Go (docs/real-kubernetes.md)"})
@@ -70,10 +95,14 @@ class Sandbox:
         """`control_plane`: a running real control plane to borrow (reset, not stopped, on stop)."""
         self.config = config or SandboxConfig()
         cfg = self.config
+        self.tls_dir = (Path(cfg.workdir) / "tls").absolute()
         self.milvus = MilvusSimulator(
             host=cfg.host, grpc_port=cfg.milvus_port, management_port=cfg.management_port, seed=cfg.seed,
             check_interval=cfg.check_interval, session_ttl=cfg.session_ttl, balance_delay=cfg.balance_delay,
             load_time=cfg.load_time, version=cfg.milvus_version, token=cfg.token,
+            dist_pull_interval=cfg.dist_pull_interval, replica_check_interval=cfg.replica_check_interval,
+            graceful_stop_timeout=cfg.graceful_stop_timeout, streaming_nodes=cfg.streaming_nodes,
+            streaming_strict_rg_isolation=cfg.streaming_strict_rg_isolation, tls=server_tls(cfg, self.tls_dir),
         )
         self.kube: KubeApiServer | RealControlPlane | SharedControlPlane
         self.workloads: WorkloadEmulator | RealWorkloads
@@ -123,12 +152,16 @@ class Sandbox:
         await self.stop()
 
     def endpoints(self) -> dict[str, str]:
-        return {
+        endpoints = {
             "kubernetes": str(self.kube.url),
             "kubeconfig": str(self.kubeconfig_path),
             "milvus": str(self.milvus.uri),
             "management": str(self.milvus.management_url),
         }
+        if self.config.tls != "off":  # what a client needs: pymilvus ca_pem_path / server_pem_path, ...
+            for name in ("ca.pem", "client.pem", "client.key"):
+                endpoints[f"tls {name}"] = str(self.tls_dir / name)
+        return endpoints
 
     async def create_query_node_statefulset(
         self, name: str = "milvus-querynode", replicas: int = 1, namespace: str = "default",
@@ -137,6 +170,23 @@ class Sandbox:
         """A StatefulSet shaped like the Milvus Helm chart's query nodes."""
         manifest = query_node_statefulset(name, replicas, namespace, env)
         return await self.kube.store.create(STATEFULSETS, manifest)
+
+
+def server_tls(cfg: SandboxConfig, directory: Path) -> ServerTls | None:
+    """The simulator's TLS from the options: none, generated certificates (`--tls self-signed[-mutual]`, written
+    to `directory`) or the given files."""
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if cfg.tls != "off":
+        if cfg.tls_cert is not None or cfg.tls_client_ca is not None:
+            raise ValueError(f"--tls {cfg.tls} generates its certificates: leave out --tls-cert/--tls-client-ca")
+        return self_signed(directory, cfg.host, mutual=cfg.tls == "self-signed-mutual")
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        return ServerTls(Path(cfg.tls_cert), Path(cfg.tls_key),
+                         Path(cfg.tls_client_ca) if cfg.tls_client_ca is not None else None)
+    if cfg.tls_client_ca is not None:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+    return None
 
 
 def query_node_statefulset(name: str, replicas: int, namespace: str,

@@ -10,7 +10,11 @@ contains the token `querynode` (as Milvus images run `milvus run querynode`), or
   Milvus reports the node gone, bounded by the pod's grace period (enforced by the kubelet).
 - Crash, kill or node loss -> `crash_node`: the old session expires after the session TTL.
 
-Pods that are not query nodes never register.
+A pod is a *streaming node* (Milvus 2.6+) by the same rule with the token `streamingnode`: it registers through
+`add_streaming_node` (hostname, `<podIP>:22222`, env) as a streaming node with its embedded query node (nothing
+before 2.6), and stops or crashes like a query node.
+
+Other pods never register.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from milvus_rg_sandbox.workloads import Obj, WorkloadEmulator
 
 QUERY_NODE_TOKEN = "querynode"
 QUERY_NODE_PORT = 21123
+STREAMING_NODE_TOKEN = "streamingnode"
+STREAMING_NODE_PORT = 22222
 COMPONENT_LABELS = ("app.kubernetes.io/component", "component")
 
 
@@ -29,20 +35,41 @@ class MilvusNodes(Protocol):
     """The node-lifecycle part of the Milvus simulator."""
 
     def add_node(self, hostname: str, address: str, env: dict[str, str] | None = None) -> int: ...
+    def add_streaming_node(self, hostname: str, address: str, env: dict[str, str] | None = None) -> int | None: ...
     def stop_node(self, node_id: int) -> None: ...
     def crash_node(self, node_id: int) -> None: ...
     def node_gone(self, node_id: int) -> bool: ...
 
 
-def is_query_node(pod: Obj) -> bool:
+def _runs(pod: Obj, token: str) -> bool:
+    """The pod's component label is `token`, or a container's command or args hold it as a word."""
     labels = pod.get("metadata", {}).get("labels") or {}
-    if any(labels.get(key) == QUERY_NODE_TOKEN for key in COMPONENT_LABELS):
+    if any(labels.get(key) == token for key in COMPONENT_LABELS):
         return True
     for container in pod.get("spec", {}).get("containers") or []:
         words = [*(container.get("command") or []), *(container.get("args") or [])]
-        if any(QUERY_NODE_TOKEN in str(word).split() for word in words):
+        if any(token in str(word).split() for word in words):
             return True
     return False
+
+
+def is_query_node(pod: Obj) -> bool:
+    return _runs(pod, QUERY_NODE_TOKEN)
+
+
+def is_streaming_node(pod: Obj) -> bool:
+    return _runs(pod, STREAMING_NODE_TOKEN)
+
+
+def register_node(milvus: MilvusNodes, pod: Obj) -> int | None:
+    """The Milvus session a Ready query-node or streaming-node pod's process opens (None: none)."""
+    ip = pod["status"]["podIP"]
+    name = pod["metadata"]["name"]
+    if is_query_node(pod):
+        return milvus.add_node(name, f"{ip}:{QUERY_NODE_PORT}", container_env(pod))
+    if is_streaming_node(pod):
+        return milvus.add_streaming_node(name, f"{ip}:{STREAMING_NODE_PORT}", container_env(pod))
+    return None
 
 
 def container_env(pod: Obj) -> dict[str, str]:
@@ -72,14 +99,15 @@ class PodNodeWiring:
         return self.node_of_pod.get(pod_uid)
 
     async def _registered(self, pod: Obj) -> None:
-        if not is_query_node(pod):
+        if not (is_query_node(pod) or is_streaming_node(pod)):
             return
         uid = _uid(pod)
         previous = self.node_of_pod.pop(uid, None)
         if previous is not None:  # a restart we were not told about: the old session just expires
             self.milvus.crash_node(previous)
-        address = f"{pod['status']['podIP']}:{QUERY_NODE_PORT}"
-        self.node_of_pod[uid] = self.milvus.add_node(pod["metadata"]["name"], address, container_env(pod))
+        node_id = register_node(self.milvus, pod)
+        if node_id is not None:
+            self.node_of_pod[uid] = node_id
 
     async def _stopped_gracefully(self, pod: Obj) -> None:
         node_id = self.node_of_pod.get(_uid(pod))

@@ -500,7 +500,8 @@ def test_node_moved_to_other_group_counts_as_incoming_there() -> None:
 
 
 def test_transfer_replica_rules_and_effect() -> None:
-    rm = loaded_rm(nodes=2)
+    clock = FakeClock()
+    rm = loaded_rm(nodes=2, clock=clock)
     rm.update_resource_groups({"rg1": RGConfig(1, 1), "rg2": RGConfig(1, 1)})
     rm.recover_until_stable()
     with pytest.raises(MilvusError) as error:
@@ -516,11 +517,15 @@ def test_transfer_replica_rules_and_effect() -> None:
         with pytest.raises(MilvusError) as error:
             rm.transfer_replica(*args)
         assert error.value.code == code
+    (replica,) = rm.replicas_of("c1")
+    old_nodes = set(replica.rw_nodes)
     rm.transfer_replica("rg1", "rg2", "c1", 1)
     rm.recover_until_stable()
-    (replica,) = rm.replicas_of("c1")
-    assert replica.resource_group == "rg2" and replica.rw_nodes == rm.groups["rg2"].nodes
-    assert rm.describe_resource_group("rg2").num_loaded_replica == {"c1": 1}
+    assert replica.resource_group == "rg2" and rm.describe_resource_group("rg2").num_loaded_replica == {"c1": 1}
+    assert replica.rw_nodes == old_nodes, "the replica observer moves the nodes in the background"
+    clock.now += rm.check_node_in_replica_interval
+    rm.advance()
+    assert replica.rw_nodes == rm.groups["rg2"].nodes and set(replica.ro_nodes) == old_nodes
 
 
 def test_release_allows_drop() -> None:
@@ -651,8 +656,10 @@ def test_observer_pass_restarts_the_tick_wait() -> None:
 
 
 # ---------------------------------------------------------------- sessions, suspend, restart
-def test_session_ttl_defaults_to_60_seconds() -> None:
-    assert ResourceManager().session_ttl == 60.0
+def test_timings_default_to_the_milvus_yaml_shipped_with_2_4_to_2_6() -> None:
+    rm = ResourceManager()
+    assert (rm.session_ttl, rm.dist_pull_interval, rm.check_node_in_replica_interval,
+            rm.graceful_stop_timeout) == (30.0, 0.5, 60.0, 1800.0)
 
 
 def test_suspend_up_to_2_4_9_keeps_the_node_in_its_group_with_state_suspend() -> None:
@@ -727,7 +734,8 @@ def test_describe_leaves_out_nodes_the_filter_rejects_and_counts_only_matching_l
 
 
 def test_replica_nodes_are_the_groups_matching_nodes() -> None:
-    rm = make_rm()
+    clock = FakeClock()
+    rm = make_rm(clock=clock)
     east = rm.add_node("east", "e:1", {"MILVUS_SERVER_LABEL_ZONE": "east"})
     west = rm.add_node("west", "w:1", {"MILVUS_SERVER_LABEL_ZONE": "west"})
     rm.create_collection("c1")
@@ -738,6 +746,8 @@ def test_replica_nodes_are_the_groups_matching_nodes() -> None:
     rm.create_resource_group("rg1", RGConfig(0, 2, node_labels=(("ZONE", "east"),)))
     rm.recover_until_stable()
     rm.transfer_replica(DEFAULT_RG, "rg1", "c1", 1)
+    clock.now += rm.check_node_in_replica_interval
+    rm.advance()
     assert replica.rw_nodes == {east}
 
 
@@ -791,16 +801,17 @@ def test_crashed_nodes_data_is_unserved_until_expiry_plus_load_time() -> None:
     assert {s.segment_id for s in rm.query_segment_info("c1")} == set(rm.collections["c1"].segment_ids)
 
 
-def test_balance_suspension_holds_the_data_on_a_suspended_node() -> None:
+def test_balance_suspension_does_not_hold_the_data_on_a_read_only_node() -> None:
+    """balance_checker.go `replicasToBalance` (2.4, 2.5, 2.6): stopping balance runs whatever the switch."""
     clock = FakeClock()
     rm = loaded_rm(nodes=2, clock=clock, balance_delay=1.0, check_interval=0.0)
     rm.load_collection("c1", 1, ["rg1"])
     node = next(n for n in rm.groups["rg1"].nodes if any(rm.distribution(n)))
+    held = held_by(rm, node)
     rm.set_balance_suspended(True)
     rm.suspend_node(node)
-    clock.now += 100
-    assert any(rm.distribution(node))
-    rm.set_balance_suspended(False)
-    clock.now += 100
-    assert rm.distribution(node) == ([], [])
+    clock.now += held - 1
+    assert held_by(rm, node) == 1, "one item per balance_delay, balance suspended or not"
+    clock.now += 1
+    assert rm.distribution(node) == ([], []) and rm.balance_suspended
     assert not rm.node_gone(node), "a suspended node keeps running"

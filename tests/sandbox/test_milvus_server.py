@@ -5,47 +5,36 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
 from collections.abc import AsyncIterator, Callable
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import grpc
 import pytest
-from pymilvus import MilvusClient, MilvusException
+from pymilvus import MilvusException
 from pymilvus.client.types import ResourceGroupConfig
 
 from milvus_rg_sandbox.milvus.resource_manager import RGConfig
-from milvus_rg_sandbox.milvus.simulator import ManualClock, MilvusSimulator
+from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
+from milvus_rg_sandbox.pytest_plugin import FAST_TIMINGS
 from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
 from tests.support import wait_for
 
-DEFAULT_RG = "__default_resource_group"
-PENDING = "__pending_nodes"
-T = TypeVar("T")
+from .milvus_helpers import (
+    DEFAULT_RG,
+    PENDING,
+    Client,
+    call,
+    client_for,
+    clocked,
+    group_sizes,
+    raw,
+    rg_config,
+    sim_factory,
+    wait_sizes,
+)
 
-
-def rg_config(requests: int, limits: int, via: str | None = None) -> ResourceGroupConfig:
-    transfers = [{"resource_group": via}] if via else []
-    return ResourceGroupConfig(
-        requests={"node_num": requests}, limits={"node_num": limits}, transfer_from=transfers, transfer_to=transfers
-    )
-
-
-class Client:
-    """Runs the blocking pymilvus client in a thread, so the simulator's loop keeps serving."""
-
-    def __init__(self, uri: str, **kwargs: Any) -> None:
-        self.client = MilvusClient(uri=uri, **kwargs)
-
-    async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(partial(getattr(self.client, method), *args, **kwargs))
-
-    async def error(self, method: str, *args: Any, **kwargs: Any) -> MilvusException:
-        with pytest.raises(MilvusException) as caught:
-            await self(method, *args, **kwargs)
-        return caught.value
+__all__ = ["client_for", "clocked", "sim_factory"]  # fixtures imported for pytest
 
 
 @pytest.fixture
@@ -61,17 +50,6 @@ async def client(sim: MilvusSimulator) -> AsyncIterator[Client]:
     made = await asyncio.to_thread(Client, sim.uri)
     yield made
     await asyncio.to_thread(made.client.close)
-
-
-async def group_sizes(client: Client, names: list[str]) -> dict[str, int]:
-    return {name: len((await client("describe_resource_group", name)).nodes) for name in names}
-
-
-async def wait_sizes(client: Client, expected: dict[str, int]) -> None:
-    deadline = time.monotonic() + 5
-    while (actual := await group_sizes(client, list(expected))) != expected:
-        assert time.monotonic() < deadline, f"group sizes stayed {actual}, expected {expected}"
-        await asyncio.sleep(0.02)  # poll interval, not a wait for the outcome
 
 
 # ---------------------------------------------------------------- gRPC
@@ -210,21 +188,6 @@ async def test_token_auth(sim_factory: Callable[..., Any]) -> None:
         assert caught.value.code == 2 and "illegal connection params" in caught.value.message
 
 
-@pytest.fixture
-async def sim_factory() -> AsyncIterator[Callable[..., Any]]:
-    started: list[MilvusSimulator] = []
-
-    async def make(**kwargs: Any) -> MilvusSimulator:
-        simulator = MilvusSimulator(grpc_port=0, management_port=0, **kwargs)
-        await simulator.start()
-        started.append(simulator)
-        return simulator
-
-    yield make
-    for simulator in started:
-        await simulator.stop()
-
-
 async def test_crash_is_seen_after_session_ttl(sim_factory: Callable[..., Any]) -> None:
     sim = await sim_factory(session_ttl=0.3, check_interval=5.0)
     node = sim.add_node("qn-0", "10.0.0.0:21123")
@@ -245,21 +208,6 @@ async def test_interval_loop_runs_recovery_without_notification(sim_factory: Cal
 
 
 # ---------------------------------------------------------------- management HTTP
-async def call(sim: MilvusSimulator, route: str, **params: Any) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{sim.management_url}/management/querycoord/{route}", data={k: str(v) for k, v in params.items()}
-    ) as response:
-        return response.status, await response.json(content_type=None)
-
-
-async def raw(sim: MilvusSimulator, route: str, **params: Any) -> tuple[int, str, str]:
-    """(status, content type, body text) of a management route."""
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{sim.management_url}/management/querycoord/{route}", data={k: str(v) for k, v in params.items()}
-    ) as response:
-        return response.status, response.content_type, await response.text()
-
-
 async def test_management_node_list_shape_and_states(sim: MilvusSimulator) -> None:
     assert await call(sim, "node/list") == (200, {})  # omitempty: no nodes, no key
     first = sim.add_node("qn-0", "10.0.0.0:21123")
@@ -286,10 +234,14 @@ async def test_management_suspend_and_resume(sim: MilvusSimulator) -> None:
 
 
 async def test_management_errors_as_the_go_handlers_write_them(sim: MilvusSimulator) -> None:
-    assert await call(sim, "node/suspend") == (
-        400, {"msg": 'failed to suspend node, strconv.ParseInt: parsing "": invalid syntax'})
-    assert await call(sim, "node/resume", node_id="x") == (
-        400, {"msg": 'failed to resume node, strconv.ParseInt: parsing "x": invalid syntax'})
+    # the reason goes into the format string unescaped: with quotes in it the body is not JSON
+    assert await raw(sim, "node/suspend") == (
+        400, "text/plain", '{"msg": "failed to suspend node, strconv.ParseInt: parsing "": invalid syntax"}')
+    assert await raw(sim, "node/resume", node_id="x") == (
+        400, "text/plain", '{"msg": "failed to resume node, strconv.ParseInt: parsing "x": invalid syntax"}')
+    assert await raw(sim, "transfer/segment", source_node_id="x") == (  # a quote missing in management.go
+        400, "text/plain", '{"msg": failed to transfer segment", strconv.ParseInt: parsing "x": invalid syntax"}')
+    assert await raw(sim, "node/list") == (200, "text/plain", "{}")  # encoding/json: compact
     assert await call(sim, "node/suspend", node_id=999) == (
         500, {"msg": "failed to suspend node, failed to suspend query node: node not found[node=999]"})
     assert await call(sim, "node/resume", node_id=999) == (
@@ -362,9 +314,15 @@ async def test_management_fault_injection_and_healthz(sim: MilvusSimulator) -> N
         assert await raw(sim, "node/list") == (404, "text/plain", "404 page not found\n")
         sim.set_management_enabled(True)
         sim.set_unavailable(True)
-        assert (await call(sim, "node/list"))[0] == 503
+        # management.go: a failed coordinator call is HTTP 500 with its merr reason (CheckHealthy)
+        assert await raw(sim, "node/list") == (
+            500, "text/plain",
+            '{"msg": "failed to list query node, service not ready[querycoord=1]: Initializing"}')
+        assert await call(sim, "node/suspend", node_id=1) == (
+            500, {"msg": "failed to suspend node, service not ready[querycoord=1]: Initializing"})
+        assert sim.write_rpcs["node/suspend"] == 0
         async with session.get(f"{sim.management_url}/healthz") as response:
-            assert response.status == 503
+            assert response.status == 200, "the proxy's healthz does not cover the coordinator"
 
 
 async def test_lifecycle_calls_from_another_thread_wake_the_loop(sim_factory: Callable[..., Any]) -> None:
@@ -374,30 +332,6 @@ async def test_lifecycle_calls_from_another_thread_wake_the_loop(sim_factory: Ca
 
 
 # ---------------------------------------------------------------- timing over the wire (manual clock)
-@pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[MilvusSimulator], Any]]:
-    """`await client_for(sim)`: a Client closed after the test."""
-    made: list[Client] = []
-
-    async def make(sim: MilvusSimulator) -> Client:
-        made.append(await asyncio.to_thread(Client, sim.uri))
-        return made[-1]
-
-    yield make
-    for client in made:
-        await asyncio.to_thread(client.client.close)
-
-
-@pytest.fixture
-async def clocked(
-    sim_factory: Callable[..., Any], client_for: Callable[[MilvusSimulator], Any]
-) -> tuple[MilvusSimulator, ManualClock, Client]:
-    clock = ManualClock()
-    sim = await sim_factory(clock=clock, check_interval=10.0, session_ttl=60.0, balance_delay=1.0, load_time=5.0,
-                            seed=3)
-    return sim, clock, await client_for(sim)
-
-
 async def test_departed_node_is_replaced_only_at_the_next_tick(clocked: Any) -> None:
     sim, _, client = clocked
     for index in range(3):
@@ -523,9 +457,16 @@ async def test_milvus_2_3_has_no_declarative_groups_and_no_management_routes(
 
 def test_sandbox_config_passes_milvus_timings_and_defaults_follow_milvus() -> None:
     defaults = SandboxConfig()
-    assert (defaults.check_interval, defaults.session_ttl) == (10.0, 60.0)
+    assert (defaults.check_interval, defaults.session_ttl, defaults.dist_pull_interval, defaults.replica_check_interval,
+            defaults.graceful_stop_timeout) == (10.0, 30.0, 0.5, 60.0, 1800.0)
     assert defaults.balance_delay > 0 and defaults.load_time > 0
     help_texts = {spec.name: spec.metadata.get("help") for spec in dataclasses.fields(SandboxConfig)}
-    assert all(help_texts[name] for name in ("check_interval", "session_ttl", "balance_delay", "load_time"))
-    rm = Sandbox(SandboxConfig(session_ttl=7.0, balance_delay=0.5, load_time=3.0, milvus_version="v2.4.9")).milvus.rm
-    assert (rm.session_ttl, rm.balance_delay, rm.load_time, rm.version) == (7.0, 0.5, 3.0, "v2.4.9")
+    timings = ("check_interval", "session_ttl", "balance_delay", "load_time", "dist_pull_interval",
+               "replica_check_interval", "graceful_stop_timeout")
+    assert all(help_texts[name] for name in timings)
+    rm = Sandbox(SandboxConfig(session_ttl=7.0, balance_delay=0.5, load_time=3.0, milvus_version="v2.4.9",
+                               dist_pull_interval=0.25, replica_check_interval=6.0,
+                               graceful_stop_timeout=9.0)).milvus.rm
+    assert (rm.session_ttl, rm.balance_delay, rm.load_time, rm.version, rm.dist_pull_interval,
+            rm.check_node_in_replica_interval, rm.graceful_stop_timeout) == (7.0, 0.5, 3.0, "v2.4.9", 0.25, 6.0, 9.0)
+    assert {name: FAST_TIMINGS[name] * 50 for name in timings} == {name: getattr(defaults, name) for name in timings}

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, rg_pb2, schema_pb2
 
+from milvus_rg_sandbox.tls import ServerTls
+
 from .resource_manager import (
     SEGMENT_BYTES,
     SEGMENT_ROWS,
@@ -342,10 +344,26 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
         return {"infos": infos}
 
 
-async def start_grpc_server(servicer: MilvusServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """Start the server; returns it with the bound port (port 0 = OS-assigned)."""
+def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
+    """TLS for the gRPC port (Milvus's proxy: `common.security.tlsMode` 1 one-way, 2 mutual); mutual TLS
+    requires a client certificate signed by `tls.client_ca`."""
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=tls.client_ca.read_bytes() if tls.client_ca is not None else None,
+        require_client_auth=tls.mutual,
+    )
+
+
+async def start_grpc_server(
+    servicer: MilvusServicer, host: str, port: int, tls: ServerTls | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Start the server, over TLS when `tls` is given; returns it with the bound port (port 0 = OS-assigned)."""
     server = grpc.aio.server()
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, server_credentials(tls))
     await server.start()
     return server, bound

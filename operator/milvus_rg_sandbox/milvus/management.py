@@ -4,7 +4,8 @@ As the Go handlers write them: parameters are form or query values; a malformed 
 failed coordinator call HTTP 500, both `{"msg": "failed to <action>, <reason>"}`; success `{"msg": "OK"}`,
 except `node/list` and `distribution/get`, which write the response message itself (no "msg"). Bodies
 are written without a Content-Type, so Go sends `text/plain; charset=utf-8`. Milvus < 2.4 has no such
-routes: 404 `404 page not found` (measured on a real 2.3.5).
+routes: 404 `404 page not found` (measured on a real 2.3.5); `balance/status` came later (see
+`MilvusVersion.balance_status_route`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .grpc_server import ServerControls
-from .resource_manager import Code, MilvusError, NodeState, ResourceManager
+from .resource_manager import Code, MilvusError, MilvusVersion, NodeState, ResourceManager
 
 PREFIX = "/management/querycoord"
 GO_NOT_FOUND = "404 page not found\n"  # net/http `NotFound`
@@ -25,7 +26,12 @@ RouteHandler = Callable[[dict[str, str]], Any]
 
 
 class BadRequest(Exception):
-    """A malformed parameter (HTTP 400)."""
+    """A malformed parameter (HTTP 400); `body` when the handler writes something else than its usual
+    `{"msg": "failed to <action>, <error>"}`."""
+
+    def __init__(self, message: str, body: str | None = None) -> None:
+        super().__init__(message)
+        self.body = body
 
 
 def _parse_int(params: dict[str, str], name: str) -> int:
@@ -62,6 +68,15 @@ class ManagementApi:
             "balance/resume": ("resume balance", self.resume_balance, True),
             "balance/status": ("check balance status", self.balance_status, False),
         }
+
+    def serves(self, suffix: str) -> bool:
+        """Whether the simulated version has the route (else Go's mux answers 404)."""
+        version = self.rm.milvus_version
+        if not (self.controls.management_enabled and version.management_routes):
+            return False
+        if suffix == "balance/status":
+            return version.balance_status_route
+        return suffix in self.routes()
 
     def list_nodes(self, params: dict[str, str]) -> dict[str, Any]:
         """querycoord services.go `ListQueryNode`: every node the node manager knows (a crashed node until its
@@ -116,7 +131,11 @@ class ManagementApi:
     def _transfer(self, params: dict[str, str], segments: bool) -> dict[str, Any]:
         """services.go `TransferSegment` / `TransferChannel`: source and target must be known, not stopping
         (`isStoppingNode`, 905); copy_mode is parsed but every transfer here is a move."""
-        source = _parse_int(params, "source_node_id")
+        try:
+            source = _parse_int(params, "source_node_id")
+        except BadRequest as error:  # management.go's format string misses a quote here: the body is not JSON
+            action = "transfer segment" if segments else "transfer channel"
+            raise BadRequest(str(error), body=f'{{"msg": failed to {action}", {error}"}}') from None
         target = _optional_int(params, "target_node_id")
         segment_id = _optional_int(params, "segment_id") if segments else None
         channel_name = None if segments else params.get("channel_name") or None
@@ -128,7 +147,13 @@ class ManagementApi:
                 raise MilvusError(
                     Code.NODE_NOT_AVAILABLE, f"the {which} node is invalid: node not available[node={source}]"
                 )
-        for replica in [r for r in self.rm.replicas.values() if source in r.rw_nodes | set(r.ro_nodes)]:
+        target_node = self.rm.nodes.get(target) if target is not None else None
+        if segments and target_node is not None and target_node.embedded:  # ops_services.go (2.6)
+            raise MilvusError(Code.PARAMETER_INVALID, "embedded query node in streaming node can't be the "
+                                                      "destination of transfer segment: invalid parameter")
+        holding_source = [r for r in self.rm.replicas.values()
+                          if source in r.rw_nodes | r.ro_nodes.keys() | r.rw_sq_nodes | r.ro_sq_nodes.keys()]
+        for replica in holding_source:
             self.rm.move_data(
                 replica, source, target, segment_id=segment_id, channel_name=channel_name,
                 move_segments=segments, move_channels=not segments,
@@ -142,7 +167,8 @@ class ManagementApi:
         return self._transfer(params, segments=False)
 
     def suspend_balance(self, params: dict[str, str]) -> dict[str, Any]:
-        """`SuspendBalance`: deactivates the balance checker (stopping balance included)."""
+        """`SuspendBalance`: deactivates the balance checker's normal rebalance; moving data off read-only
+        (suspended, stopping) nodes goes on (checkers/balance_checker.go `replicasToBalance`)."""
         self.rm.set_balance_suspended(True)
         return {"msg": "OK"}
 
@@ -154,9 +180,28 @@ class ManagementApi:
         return {"msg": "OK", "status": "suspended" if self.rm.balance_suspended else "active"}
 
 
-def go_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    """A Go handler's `w.Write(json)` with no Content-Type set: net/http sniffs text/plain."""
-    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status, content_type="text/plain")
+def go_body(body: dict[str, Any]) -> str:
+    """What the handler writes: `{"msg": ...}` bodies come from format strings (`{"msg": "OK"}`,
+    `{"msg": "failed to <action>, %s"}`, `{"msg": "OK", "status": "%v"}`: values unescaped, so a reason with a
+    quote is not JSON); response messages (`node/list`, `distribution/get`) from encoding/json (compact)."""
+    if body and set(body) <= {"msg", "status"}:
+        return "{" + ", ".join(f'"{key}": "{value}"' for key, value in body.items()) + "}"
+    return json.dumps(body, separators=(",", ":"))
+
+
+def go_response(body: dict[str, Any] | str, status: int = 200) -> web.Response:
+    """A Go handler's `w.Write(...)` with no Content-Type set: net/http sniffs text/plain."""
+    text = body if isinstance(body, str) else go_body(body)
+    return web.Response(text=text, status=status, content_type="text/plain")
+
+
+def coordinator_unavailable(version: MilvusVersion) -> str:
+    """The reason a coordinator that is not serving gives: querycoord services.go handlers start with
+    `merr.CheckHealthy(s.State())` -> merr `WrapErrServiceNotReady(role, nodeID, state)`, rendered by
+    `wrapFieldsWithDesc` as `service not ready[<role>=<id>]: <state>` (2.5); so it answers while it starts.
+    2.6 runs it in the MixCoord process (`paramtable.GetRole()` "mixcoord")."""
+    role = "mixcoord" if version.streaming else "querycoord"
+    return f"service not ready[{role}=1]: Initializing"
 
 
 def build_app(api: ManagementApi) -> web.Application:
@@ -166,10 +211,7 @@ def build_app(api: ManagementApi) -> web.Application:
     async def faults(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if controls.unavailable:
-            return web.json_response({"msg": "milvus simulator is unavailable"}, status=503)
-        routes_exist = controls.management_enabled and api.rm.milvus_version.declarative_resource_groups
-        if request.path.startswith(PREFIX) and not routes_exist:
+        if request.path.startswith(PREFIX) and not api.serves(request.path.removeprefix(f"{PREFIX}/")):
             return web.Response(text=GO_NOT_FOUND, status=404)
         return await handler(request)
 
@@ -177,13 +219,17 @@ def build_app(api: ManagementApi) -> web.Application:
         async def handle(request: web.Request) -> web.Response:
             params = {**request.query, **(await request.post())}
             str_params = {k: str(v) for k, v in params.items()}
+            if controls.unavailable:
+                # every handler: `if !merr.Ok(resp...)` -> HTTP 500 with the coordinator's reason
+                return go_response({"msg": f"failed to {action}, {coordinator_unavailable(api.rm.milvus_version)}"},
+                                   status=500)
             if mutating:
                 controls.write_rpcs[suffix] += 1
             try:
                 with controls.lock:
                     body = handler(str_params)
             except BadRequest as error:
-                return go_response({"msg": f"failed to {action}, {error}"}, status=400)
+                return go_response(error.body or {"msg": f"failed to {action}, {error}"}, status=400)
             except MilvusError as error:
                 return go_response({"msg": f"failed to {action}, {error.message}"}, status=500)
             if mutating:
@@ -193,6 +239,8 @@ def build_app(api: ManagementApi) -> web.Application:
         return handle
 
     async def healthz(request: web.Request) -> web.Response:
+        """internal/http/healthz `ServeHTTP`: the components of this (proxy) process; the coordinator's state
+        is not among them, so it says OK while the coordinator is unavailable."""
         return web.Response(text="OK")
 
     app = web.Application(middlewares=[faults])

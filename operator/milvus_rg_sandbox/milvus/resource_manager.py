@@ -6,11 +6,17 @@ as read, the version switches are in `MilvusVersion`). Go-map iteration order an
 modelled with a seeded `random.Random`. Time is explicit: every timed event (resource-observer tick,
 session expiry, balance step, segment load) fires at its due time on `advance()`, so a manual clock gives
 deterministic runs and the unserved-data accounting is exact.
+
+Two views of the data are kept apart: the *truth* (which live process really holds which channel and segment:
+`held_by`, `unserved_segments`) and *querycoord's distribution* (what it last pulled from each node:
+`distribution`, `query_segment_info`, and what its observers and checkers act on). They differ after a
+query-coordinator restart whose first pulls of some nodes failed, and by the copies querycoord lost track of.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 import time
@@ -27,8 +33,15 @@ LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
 STATIC_RG_LABEL = "RESOURCE_GROUP"
 ROLE_TOKENS = frozenset({"querynode", "qn", "datanode", "dn", "streamingnode", "sn", "mixcoord", "coord", "proxy"})
 QUERY_NODE_ROLES = frozenset({"querynode", "qn"})
+STREAMING_NODE_ROLES = frozenset({"streamingnode", "sn"})
 SEGMENT_ROWS = 1000
 SEGMENT_BYTES = 2_162_688
+# Timings as Milvus ships them (configs/milvus.yaml of 2.4-2.6; paramtable defaults where the yaml is silent).
+SESSION_TTL = 30.0  # common.session.ttl: 30 in configs/milvus.yaml (the paramtable default is 60)
+DIST_PULL_INTERVAL = 0.5  # queryCoord.distPullInterval: 500 ms
+CHECK_NODE_IN_REPLICA_INTERVAL = 60.0  # queryCoord.checkNodeInReplicaInterval: 60 s
+# paramtable `queryNode.gracefulStopTimeout`, falling back to common.gracefulStopTimeout: 1800 s
+GRACEFUL_STOP_TIMEOUT = 1800.0
 _MAX_EVENTS_PER_ADVANCE = 1_000_000
 
 
@@ -75,8 +88,29 @@ class MilvusVersion:
 
     @property
     def declarative_resource_groups(self) -> bool:
-        """requests/limits configs, UpdateResourceGroups and the management routes arrived in 2.4."""
-        return self.number >= (2, 4)
+        """requests/limits configs (create with a config), `UpdateResourceGroups`, describe's `config` and
+        `nodes`: PR #31930, held back from 2.4.0 ("Declarative Resource Group API should not release in
+        2.4.0"), first in 2.4.1. A 2.4.0 answers these as the measured 2.3.5 does."""
+        return self.number >= (2, 4, 1)
+
+    @property
+    def management_routes(self) -> bool:
+        """The proxy's /management/querycoord routes (internal/proxy/management.go `RegisterMgrRoute`): PR
+        #29998, backported as #31846 ("Added restful api for devops to execute rolling upgrade", 2.3.14 release
+        notes) and #31645 (merged 2024-03-29; the 2.4 branch before 2.4.0, inferred); 404 on the measured 2.3.5."""
+        number = self.number
+        return number >= (2, 3, 14) if number[:2] == (2, 3) else number >= (2, 4)
+
+    @property
+    def balance_status_route(self) -> bool:
+        """/management/querycoord/balance/status (`CheckQueryCoordBalanceStatus`): PR #37784, backported by
+        #39924 (2.4, merged 2025-02-26: 2.4.23) and #39909 (2.5, merged 2025-02-19: 2.5.5); 404 before."""
+        number = self.number
+        if number[:2] == (2, 4):
+            return number >= (2, 4, 23)
+        if number[:2] == (2, 5):
+            return number >= (2, 5, 5)
+        return number >= (2, 6)
 
     @property
     def suspend_leaves_group(self) -> bool:
@@ -97,8 +131,27 @@ class MilvusVersion:
 
     @property
     def role_aware_labels(self) -> bool:
-        """internal/util/sessionutil/labels.go (issue #46400, PR #46402, 2.6.8)."""
+        """internal/util/sessionutil/labels.go (issue #46400, PR #46402, 2.6.8): role-specific label env vars,
+        and a node labelled RESOURCE_GROUP joins (creates) that group."""
         return self.number >= (2, 6, 8)
+
+    @property
+    def streaming(self) -> bool:
+        """2.6: streaming nodes serve the channels (their embedded query nodes hold the shard delegators),
+        query nodes hold sealed segments; one MixCoord process runs the coordinators."""
+        return self.number >= (2, 6)
+
+    @property
+    def streaming_rg_isolation(self) -> bool:
+        """2.6.16: meta/replica_manager.go `buildSQNodeAssignmentHelpers`: a replica takes the streaming nodes
+        labelled with its resource group when those cover every replica's group."""
+        return self.number >= (2, 6, 16)
+
+    @property
+    def groupless_nodes_reported_suspended(self) -> bool:
+        """master (3.0 line) ops_services.go `ListQueryNode` + resource_manager.go `GetNodesSuspended`: a node in
+        no group and not stopping is listed as "Suspend". Not in the 2.6 branch's ops_services.go as read."""
+        return self.number >= (3, 0)
 
 
 class NodeState(Enum):
@@ -138,6 +191,10 @@ class Node:
     labels: dict[str, str]
     state: NodeState = NodeState.HEALTHY
     crashed_at: float = 0.0
+    stopping_since: float = 0.0
+    # 2.6: the query node embedded in a streaming node (session label STREAMING-EMBEDDED, QUERYNODE_STREAMING-
+    # EMBEDDED before 2.6.8): listed by node/list, never in a resource group, holds shard delegators.
+    embedded: bool = False
 
     @property
     def alive(self) -> bool:
@@ -182,9 +239,12 @@ class Collection:
 class Holding:
     """One channel or segment of one replica: where querycoord's distribution has it, and where it loads."""
 
-    node: int | None = None  # serving node in the distribution (None: on no node)
+    node: int | None = None  # the node whose process holds and serves it for the replica (None: on no node)
     loading_on: int | None = None  # node loading it: a balance copy, or a reload after its node went down
     ready_at: float = 0.0
+    # The load is the segment/channel checker's (the item lacked in querycoord's distribution), not a balance
+    # move: nothing releases the copy `node` may still hold.
+    reload: bool = False
 
 
 @dataclass
@@ -194,12 +254,20 @@ class Replica:
     resource_group: str
     rw_nodes: set[int] = field(default_factory=set)
     ro_nodes: dict[int, float] = field(default_factory=dict)  # node -> time it became read-only
+    # 2.6: the streaming query nodes (embedded in streaming nodes) holding its channels, RW and read-only
+    rw_sq_nodes: set[int] = field(default_factory=set)
+    ro_sq_nodes: dict[int, float] = field(default_factory=dict)
     channels: dict[str, Holding] = field(default_factory=dict)
     segments: dict[int, Holding] = field(default_factory=dict)
 
     def holdings(self) -> Iterator[Holding]:
         yield from self.channels.values()
         yield from self.segments.values()
+
+    def items(self) -> Iterator[tuple[str | int, Holding]]:
+        """(channel name or segment id, its holding)."""
+        yield from self.channels.items()
+        yield from self.segments.items()
 
 
 @dataclass(frozen=True)
@@ -224,8 +292,10 @@ class SegmentInfo:
     node_ids: tuple[int, ...]
 
 
-def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[str, str]:
-    """Labels a query node reads from `MILVUS_SERVER_LABEL_*`: 2.5 sessionutil `GetServerLabelsFromEnv`
+def node_labels_from_env(
+    env: Mapping[str, str], version: str = "2.5", roles: frozenset[str] = QUERY_NODE_ROLES
+) -> dict[str, str]:
+    """Labels a node of `roles` reads from `MILVUS_SERVER_LABEL_*`: 2.5 sessionutil `GetServerLabelsFromEnv`
     (prefix stripped); since 2.6.8 (labels.go) a leading role token selects the role and is stripped."""
     role_aware = MilvusVersion(version).role_aware_labels
     generic: dict[str, str] = {}
@@ -236,7 +306,7 @@ def node_labels_from_env(env: Mapping[str, str], version: str = "2.5") -> dict[s
         label = key[len(LABEL_ENV_PREFIX) :]
         role, _, rest = label.partition("_")
         if role_aware and role.lower() in ROLE_TOKENS and rest:
-            if role.lower() in QUERY_NODE_ROLES:
+            if role.lower() in roles:
                 role_specific[rest] = value
             continue
         if label:
@@ -265,9 +335,10 @@ def _invalid_msg(message: str) -> MilvusError:
     return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter")
 
 
-def _invalid(expected: object, actual: object, message: str) -> MilvusError:
-    """merr `WrapErrParameterInvalid(expected, actual, message)` as merr.Status renders it."""
-    return MilvusError(Code.PARAMETER_INVALID, f"{message}: invalid parameter[expected={expected}][actual={actual}]")
+def _invalid(expected: object, actual: object, message: str = "") -> MilvusError:
+    """merr `WrapErrParameterInvalid(expected, actual, message...)` as merr.Status renders it."""
+    fields = f"invalid parameter[expected={expected}][actual={actual}]"
+    return MilvusError(Code.PARAMETER_INVALID, f"{message}: {fields}" if message else fields)
 
 
 def _illegal(name: str, message: str) -> MilvusError:
@@ -293,13 +364,17 @@ class ResourceManager:
         self,
         seed: int | None = None,
         version: str = "v2.5.16",
-        session_ttl: float = 60.0,
+        session_ttl: float = SESSION_TTL,
         balance_delay: float = 1.0,
         load_time: float = 5.0,
         check_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         num_channels: int = 2,
         num_segments: int = 4,
+        dist_pull_interval: float = DIST_PULL_INTERVAL,
+        check_node_in_replica_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
+        graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
+        streaming_strict_rg_isolation: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.version = version
@@ -307,6 +382,10 @@ class ResourceManager:
         self.balance_delay = balance_delay
         self.load_time = load_time
         self.check_interval = check_interval
+        self.dist_pull_interval = dist_pull_interval
+        self.check_node_in_replica_interval = check_node_in_replica_interval
+        self.graceful_stop_timeout = graceful_stop_timeout
+        self.streaming_strict_rg_isolation = streaming_strict_rg_isolation  # streaming.strictResourceGroupIsolation
         self.clock = clock
         self.num_channels = num_channels
         self.num_segments = num_segments
@@ -328,8 +407,15 @@ class ResourceManager:
         self._node_ids = itertools.count(1)
         self._object_ids = itertools.count(1000)
         self._moves = 0
+        self._node_changes = 0  # ResourceManager.nodeChangedNotifier: a node joined or left a group
+        # Nodes whose distribution querycoord has not pulled since it started -> when a pull succeeds.
+        self._unpulled_until: dict[int, float] = {}
+        # Copies a process still holds that no replica counts as its own (querycoord lost track of them):
+        # node -> {(replica id, channel name or segment id)}.
+        self._leaked: dict[int, set[tuple[int, str | int]]] = {}
         self._now = clock()
         self.next_check_at = self._now + check_interval
+        self.next_replica_check_at = self._now + check_node_in_replica_interval
         self._unserved_segment_seconds = 0.0
         self._unserved_channel_seconds = 0.0
         self._accounted_at = self._now
@@ -345,11 +431,9 @@ class ResourceManager:
         if rg.name == DEFAULT_RG:
             return True
         node = self.nodes.get(node_id)
-        if node is None:
+        if node is None or node.embedded:
             return False
-        static_rg = node.labels.get(STATIC_RG_LABEL) if self.milvus_version.role_aware_labels else None
-        if static_rg and static_rg != rg.name:
-            return False  # assumption: a statically labelled node is pinned to its RG
+        # the RESOURCE_GROUP label (2.6.8) is not checked here: recovery may move a labelled node out
         return all(node.labels.get(key) == value for key, value in rg.config.node_labels)
 
     def _membership(self, rg: ResourceGroup) -> _Membership:
@@ -368,6 +452,7 @@ class ResourceManager:
         if node_id in rg.nodes:
             return
         rg.nodes.add(node_id)
+        self._node_changes += 1  # transferNode: nodeChangedNotifier.NotifyAll
         if self.accept(rg, node_id):
             membership.accepted.add(node_id)
             membership.ordered = None
@@ -376,6 +461,8 @@ class ResourceManager:
 
     def _leave(self, rg: ResourceGroup, node_id: int) -> None:
         membership = self._membership(rg)
+        if node_id in rg.nodes:
+            self._node_changes += 1  # unassignNode: nodeChangedNotifier.NotifyAll
         rg.nodes.discard(node_id)
         membership.rejected.discard(node_id)
         if node_id in membership.accepted:
@@ -507,15 +594,17 @@ class ResourceManager:
                         "remove that configuration first",
                     )
         if self.milvus_version.role_aware_labels:
+            # resource_manager.go `validateResourceGroupIsDeletable` (master, with the 2.6.8 labels): every node
+            # with a session (stopping, crashed before its TTL and embedded ones too) labelled with the group
             for node in self.nodes.values():
-                if node.labels.get(STATIC_RG_LABEL) == name and node.alive:
-                    raise MilvusError(Code.PARAMETER_INVALID, f"node {node.node_id} is still in the resource group")
+                if node.labels.get(STATIC_RG_LABEL) == name:
+                    raise _invalid("not empty resource group", f"node {node.node_id} is still in the resource group")
         self._recover_redundant(rg)
         for node_id in list(rg.nodes):  # whatever recovery could not place goes to the default RG
             self._move(node_id, rg, self.groups[DEFAULT_RG])
         del self.groups[name]
         self.rg_changed = True
-        self._after_membership_change()
+        self._settle(nodes_changed=True)
 
     def transfer_node(self, source: str, target: str, num_node: int) -> None:
         """Deprecated `TransferNode` (2.5): rewrites requests/limits through `updateResourceGroups`."""
@@ -588,7 +677,24 @@ class ResourceManager:
         node_id = next(self._node_ids)
         self.nodes[node_id] = Node(node_id, hostname, address, node_labels_from_env(env or {}, self.version))
         self._handle_node_up(node_id)
-        self._after_membership_change()
+        self._settle(nodes_changed=True)
+        return node_id
+
+    def add_streaming_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int | None:
+        """2.6: a streaming node starts with a query node embedded in it (streamingnode server.go; session label
+        STREAMING-EMBEDDED): querycoord lists it as a node but `HandleNodeUp` skips it (never in a resource
+        group); the replicas take it as a streaming query node for their channels (`RecoverSQNodesInCollection`
+        with `snmanager.StaticStreamingNodeManager.GetStreamingQueryNodeIDs`). Its RESOURCE_GROUP label (from
+        `MILVUS_SERVER_LABEL_RESOURCE_GROUP`, role `streamingnode`) names its group for 2.6.16's isolation.
+        Before 2.6 there is none (the 2.5 streaming node is off by default): nothing registers, None."""
+        self.advance()
+        if not self.milvus_version.streaming:
+            return None
+        node_id = next(self._node_ids)
+        labels = node_labels_from_env(env or {}, self.version, STREAMING_NODE_ROLES)
+        self.nodes[node_id] = Node(node_id, hostname, address, labels, embedded=True)
+        self._node_changes += 1  # StreamingNodeManager: nodeChangedNotifier.NotifyAll on assignment changes
+        self._settle(nodes_changed=True)
         return node_id
 
     def _node(self, node_id: int, message: str) -> Node:
@@ -601,8 +707,8 @@ class ResourceManager:
         """resource_manager.go `HandleNodeUp` -> `assignIncomingNodeWithNodeCheck`: a stopping node is not
         assigned; a node already in a group stays; otherwise `assignIncomingNode`."""
         node = self.nodes.get(node_id)
-        if node is None or node.state is NodeState.STOPPING:
-            self._incoming.discard(node_id)
+        if node is None or node.state is NodeState.STOPPING or node.embedded:
+            self._incoming.discard(node_id)  # 2.6 `handleNodeUp`: an embedded query node joins no group
             return
         if self.group_of(node_id) is None:
             self._assign_incoming(node)
@@ -619,13 +725,16 @@ class ResourceManager:
 
     def stop_node(self, node_id: int) -> None:
         """SIGTERM: the session turns Stopping; server.go `handleNodeStopping` -> `HandleNodeStopping`. Its data
-        leaves by stopping balance; the process exits (session gone) once it holds nothing."""
+        leaves by stopping balance; the process exits (session gone) once it holds nothing, or when
+        `queryNode.gracefulStopTimeout` is up with data still loaded (querynode server.go `Stop`)."""
         self.advance()
         node = self._node(node_id, "failed to stop query node")
+        if node.state is not NodeState.STOPPING:
+            node.stopping_since = self._now
         node.state = NodeState.STOPPING
         self._stopping.add(node_id)
         self._handle_node_down(node_id)
-        self._after_membership_change()
+        self._settle(nodes_changed=True)
 
     def crash_node(self, node_id: int) -> None:
         """kill -9: nothing tells querycoord; the session (and group membership) lives until its TTL, while
@@ -644,10 +753,12 @@ class ResourceManager:
         self.advance()
         node = self._node(node_id, "failed to suspend query node")
         if self.milvus_version.suspend_leaves_group:
-            if node.state is NodeState.HEALTHY:
+            # A node in no group (2.6: an embedded query node always) stays as it is: `HandleNodeDown` finds
+            # nothing to unassign, its channels never drain (milvus#53176, open; seen on 2.6.22, 2.6.23, master).
+            if node.state is NodeState.HEALTHY and not node.embedded:
                 node.state = NodeState.SUSPENDED
             self._handle_node_down(node_id)
-            self._after_membership_change()
+            self._settle(nodes_changed=True)  # HandleNodeDown notifies node changes even when nothing moved
             return
         if node.state is NodeState.HEALTHY:
             node.state = NodeState.SUSPENDED
@@ -662,6 +773,8 @@ class ResourceManager:
         Up to 2.4.9: `nodeMgr.Resume` back to Normal (906 if it was not suspended: inferred)."""
         self.advance()
         node = self._node(node_id, "failed to resume query node")
+        if node.embedded:  # ops_services.go `ResumeNode` (2.6)
+            raise _invalid_msg("embedded query node in streaming node can't be resumed")
         if node.state is NodeState.SUSPENDED:
             node.state = NodeState.HEALTHY
         elif not self.milvus_version.suspend_leaves_group and node.alive:
@@ -671,13 +784,20 @@ class ResourceManager:
             )
         if self.milvus_version.suspend_leaves_group:
             self._handle_node_up(node_id)
-            self._after_membership_change()
+            self._settle(nodes_changed=True)
 
-    def restart_querycoord(self) -> None:
+    def restart_querycoord(self, failed_pulls: Mapping[int, float] | None = None) -> None:
         """A query-coordinator restart. Suspension is not persisted: the node manager is rebuilt from the
         sessions (every node Normal again) and server.go `rewatchNodes` ends with
         `CheckNodesInResourceGroup`, which runs `handleNodeUp` for every known node in no group. Balance
-        suspension (a checker switch) is forgotten too."""
+        suspension (a checker switch) and the tasks in flight (the scheduler's memory) are forgotten too.
+
+        The distribution is rebuilt from the nodes: server.go `startServerLoop` runs dist_controller.go
+        `SyncAll` (one `getDistribution` per node) before the observers and checkers start and the
+        coordinator reports healthy; a failed pull is only logged (dist_handler.go `pullDist`), and the
+        node's handler pulls again every `queryCoord.distPullInterval`. `failed_pulls` maps node ids to
+        how long their pulls keep failing: until the first later pull succeeds querycoord's distribution
+        has nothing on that node (2.5; the same in 2.6's `startServerLoop`)."""
         self.advance()
         for node in self.nodes.values():
             if node.state is NodeState.SUSPENDED:
@@ -686,13 +806,29 @@ class ResourceManager:
             if self.group_of(node_id) is None:
                 self._handle_node_up(node_id)
         self.balance_suspended = False
-        self._after_membership_change()
+        for replica in self.replicas.values():
+            for holding in replica.holdings():
+                holding.loading_on, holding.reload = None, False
+        self._unpulled_until = {}
+        for node_id, seconds in (failed_pulls or {}).items():
+            if node_id in self.nodes and seconds > 0:
+                self._unpulled_until[node_id] = self._now + self._first_good_pull_after(seconds)
+        # replica_observer.go `schedule` listens from the earliest version: its first pass runs at once
+        self._settle(nodes_changed=True)
+
+    def _first_good_pull_after(self, seconds: float) -> float:
+        """Pulls come every `dist_pull_interval` after `SyncAll`'s; the first one past `seconds` succeeds."""
+        interval = self.dist_pull_interval
+        if interval <= 0:
+            return seconds
+        return max(1, math.ceil(seconds / interval - 1e-9)) * interval
 
     def set_balance_suspended(self, suspended: bool) -> None:
-        """services.go `SuspendBalance` / `ResumeBalance`: (de)activate the balance checker."""
+        """services.go `SuspendBalance` / `ResumeBalance`: checker.go `Deactivate` / `Activate` of the balance
+        checker. Its stopping balance (read-only nodes) runs whatever the switch (`replicasToBalance`)."""
         self.advance()
         self.balance_suspended = suspended
-        self._after_membership_change()
+        self._settle(nodes_changed=False)
 
     def node_gone(self, node_id: int) -> bool:
         self.advance()
@@ -700,30 +836,39 @@ class ResourceManager:
 
     def wire_state(self, node: Node) -> str:
         """`NodeInfo.GetState().String()` as `ListQueryNode` reports it: "Normal" or "Stopping"; "Suspend"
-        only while a suspended node stays in its group (up to 2.4.9). A crashed node is Normal until its
-        session expires."""
+        while a suspended node stays in its group (up to 2.4.9), and on master (3.0) for every node in no
+        group that is not stopping (embedded ones included). A crashed node is Normal until its session
+        expires."""
         if node.state is NodeState.STOPPING:
             return "Stopping"
         if node.state is NodeState.SUSPENDED and not self.milvus_version.suspend_leaves_group:
+            return "Suspend"
+        if self.milvus_version.groupless_nodes_reported_suspended and self.group_of(node.node_id) is None:
             return "Suspend"
         return "Normal"
 
     def _session_down(self, node_id: int) -> None:
         """The session is gone (TTL expiry of a crashed node, or a stopping node's exit): server.go
-        `handleNodeDown` clears the node's distribution, then `HandleNodeDown`; its replicas drop it."""
+        `handleNodeDown` clears the node's distribution, then `HandleNodeDown` (a node change: the replica
+        observer drops the node from its replicas, as its distribution is empty)."""
         self._handle_node_down(node_id)
         for replica in self.replicas.values():
             replica.rw_nodes.discard(node_id)
             replica.ro_nodes.pop(node_id, None)
+            replica.rw_sq_nodes.discard(node_id)
+            replica.ro_sq_nodes.pop(node_id, None)
             for holding in replica.holdings():
                 if holding.node == node_id:
-                    holding.node = None
+                    holding.node, holding.reload = None, False
                 if holding.loading_on == node_id:
                     holding.loading_on = None
         del self.nodes[node_id]
+        self._leaked.pop(node_id, None)
+        self._unpulled_until.pop(node_id, None)
         self._crashed.discard(node_id)
         self._stopping.discard(node_id)
         self._moves += 1
+        self._node_changes += 1
 
     # ----------------------------------------------------------------- resource observer
     def recover(self) -> bool:
@@ -734,17 +879,18 @@ class ResourceManager:
         self._observer_pass()
         return self._moves != before
 
-    def _observer_pass(self) -> None:
+    def _observer_pass(self, nodes_changed: bool = False) -> None:
         """observers/resource_observer.go `checkAndRecoverResourceGroup` (2.5): `AssignPendingIncomingNode`, then
         `AutoRecoverResourceGroup` for every group (Go-map order) that fails `MeetRequirement`. The wait for
         the next pass restarts (`waitRGChangedOrTimeout`)."""
+        before = self._node_changes
         self.rg_changed = False
         self.next_check_at = self._now + self.check_interval
         self.assign_pending_incoming()
         for rg in self._shuffled_groups():
             if rg.name in self.groups and not self.meets_requirement(rg):
                 self._auto_recover(rg)
-        self._after_membership_change()
+        self._settle(nodes_changed=nodes_changed or self._node_changes != before)
 
     def recover_until_stable(self, max_passes: int = 100) -> int:
         for passes in range(1, max_passes + 1):
@@ -889,35 +1035,57 @@ class ResourceManager:
         self._now = now
 
     def next_timed_event(self) -> float | None:
-        """Clock time of the next observer tick, session expiry, or finished load or balance step."""
+        """Clock time of the next observer tick (resource or replica observer), session expiry, graceful-stop
+        timeout, successful distribution pull, or finished load or balance step."""
         deadlines = [node.crashed_at + self.session_ttl for node in self._crashed_nodes()]
+        deadlines += [node.stopping_since + self.graceful_stop_timeout for node in self._stopping_nodes()]
+        deadlines += self._unpulled_until.values()
         deadlines += [h.ready_at for r in self.replicas.values() for h in r.holdings() if h.loading_on is not None]
         if self.check_interval > 0:
             deadlines.append(self.next_check_at)
+        if self.check_node_in_replica_interval > 0:
+            deadlines.append(self.next_replica_check_at)
         return min(deadlines, default=None)
 
     def _fire_due(self) -> None:
         now = self._now
+        before = self._node_changes
         for node in self._crashed_nodes():
             if node.crashed_at + self.session_ttl <= now:
                 self._session_down(node.node_id)
+        for node in self._stopping_nodes():
+            if node.stopping_since + self.graceful_stop_timeout <= now:
+                self._session_down(node.node_id)  # the process exits with what it still holds
+        for node_id in [n for n, until in self._unpulled_until.items() if until <= now]:
+            del self._unpulled_until[node_id]
         for replica in self.replicas.values():
-            for holding in replica.holdings():
+            for item, holding in replica.items():
                 if holding.loading_on is not None and holding.ready_at <= now:
-                    # the target has it loaded: it serves now; a balance source releases its copy
-                    holding.node, holding.loading_on = holding.loading_on, None
-                    self._moves += 1
+                    self._loaded(replica, item, holding)
+        replica_tick = self.check_node_in_replica_interval > 0 and self.next_replica_check_at <= now
+        nodes_changed = replica_tick or self._node_changes != before
         if self.check_interval > 0 and self.next_check_at <= now:
-            self._observer_pass()  # periodic tick; it also settles replicas and data
+            self._observer_pass(nodes_changed)  # periodic tick; it also settles replicas and data
         else:
-            self._after_membership_change()
+            self._settle(nodes_changed)
+
+    def _loaded(self, replica: Replica, item: str | int, holding: Holding) -> None:
+        """The target has the item loaded: it serves it now. A balance move's source releases its copy; after a
+        checker's reload nothing releases the copy a live source still holds (querycoord did not see it)."""
+        source, target = holding.node, holding.loading_on
+        assert target is not None
+        if holding.reload and source is not None and source != target and self._process_alive(source):
+            self._leaked.setdefault(source, set()).add((replica.replica_id, item))
+        holding.node, holding.loading_on, holding.reload = target, None, False
+        self._moves += 1
+
+    def _process_alive(self, node_id: int) -> bool:
+        node = self.nodes.get(node_id)
+        return node is not None and node.alive
 
     # ----------------------------------------------------------------- serving accounting
     def _is_served(self, holding: Holding) -> bool:
-        if holding.node is None:
-            return False
-        node = self.nodes.get(holding.node)
-        return node is not None and node.alive
+        return holding.node is not None and self._process_alive(holding.node)
 
     def _unserved_counts(self) -> tuple[int, int]:
         segments = sum(1 for r in self.replicas.values() for h in r.segments.values() if not self._is_served(h))
@@ -1014,22 +1182,25 @@ class ResourceManager:
                 self.replicas[replica.replica_id] = replica
                 new.append(replica)
         collection.loaded = True
-        self._sync_replicas()
+        self._recover_replicas(name)  # utils.SpawnReplicasWithRG: "Active recover it" (RecoverReplicaOfCollection)
         for replica in new:
             self._place_initial(replica)
-        self._after_membership_change()
+        self._settle(nodes_changed=False)
 
     def release_collection(self, name: str) -> None:
         self.advance()
         collection = self.get_collection(name)
         for replica in self.replicas_of(name):
             del self.replicas[replica.replica_id]
+            for leaked in self._leaked.values():  # the release job releases the collection on every node
+                leaked.difference_update({key for key in leaked if key[0] == replica.replica_id})
         collection.loaded = False
-        self._after_membership_change()
+        self._settle(nodes_changed=False)
 
     def transfer_replica(self, source: str, target: str, collection_name: str, num_replica: int) -> None:
-        """services.go `TransferReplica`: the replica's RG changes; its old nodes become read-only and its
-        data moves by balance onto the new group's nodes."""
+        """services.go `TransferReplica` -> replica_manager.go `TransferReplica` (2.5): the replica's RG changes;
+        "Node Change will be executed by replica_observer in background": at its next pass (a node change or
+        its tick) the old nodes become read-only and balance moves the data onto the new group's nodes."""
         self.advance()
         self._group(source)
         self._group(target)
@@ -1059,64 +1230,177 @@ class ResourceManager:
             )
         for replica in in_source[:num_replica]:
             replica.resource_group = target
-        self._after_membership_change()
+        self._settle(nodes_changed=False)
 
-    def _make_read_only(self, replica: Replica, node_id: int) -> None:
-        replica.rw_nodes.discard(node_id)
-        replica.ro_nodes.setdefault(node_id, self._now)
-
-    def _sync_replicas(self) -> None:
-        """meta/replica_manager.go `RecoverNodesInCollection` (2.5), run by the replica observer on node
-        changes: RW nodes no longer in the replica's group (`GetNodes`: filter-matching) become RO; unused
-        group nodes join the replica with the fewest; replicas of one collection in one group share its
-        nodes fairly (sizes differ by at most one); a node serves one replica per collection."""
-        by_key: dict[tuple[str, str], list[Replica]] = {}
+    def _replica_observer_pass(self) -> None:
+        """observers/replica_observer.go `checkNodesInReplica` (2.5), run on every node change
+        (`ListenNodeChanged`: a node assigned to, moved between or removed from groups) and every
+        `queryCoord.checkNodeInReplicaInterval` (60 s): `RecoverReplicaOfCollection` for every collection,
+        then every read-only node whose collection has no channel and no segment on it in querycoord's
+        distribution leaves its replica (`ReplicaManager.RemoveNode`). Emptied read-only nodes so stay in
+        their replica (and in describe's outgoing/incoming counts) until the next node change or tick. 2.6:
+        the same for the replicas' streaming query nodes (`RemoveSQNode`; UNVERIFIED in the observer)."""
+        self.next_replica_check_at = self._now + self.check_node_in_replica_interval
+        self._recover_replicas()
+        in_view = self._collections_in_view()
         for replica in self.replicas.values():
-            by_key.setdefault((replica.collection, replica.resource_group), []).append(replica)
-        for (_, group_name), replicas in by_key.items():
-            rg = self.groups.get(group_name)
-            accepted = self._membership(rg).accepted if rg is not None else set()
-            members = accepted & self.nodes.keys()
-            for replica in replicas:
-                leaving = replica.rw_nodes - members
-                for node_id in [n for n in replica.rw_nodes if n in leaving] if leaving else []:  # set order
-                    self._make_read_only(replica, node_id)
-            used = set().union(*(r.rw_nodes for r in replicas))
-            for node_id in sorted(members - used):
-                smallest = min(replicas, key=lambda r: (len(r.rw_nodes), r.replica_id))
-                smallest.rw_nodes.add(node_id)
-                smallest.ro_nodes.pop(node_id, None)
-                self._moves += 1
-            while True:
-                largest = max(replicas, key=lambda r: (len(r.rw_nodes), -r.replica_id))
-                smallest = min(replicas, key=lambda r: (len(r.rw_nodes), r.replica_id))
-                if len(largest.rw_nodes) - len(smallest.rw_nodes) <= 1:
-                    break
-                node_id = self.rng.choice(sorted(largest.rw_nodes))
-                self._make_read_only(largest, node_id)
-                smallest.rw_nodes.add(node_id)
-                smallest.ro_nodes.pop(node_id, None)
-                self._moves += 1
-        for replica in self.replicas.values():
-            # observers/replica_observer.go `checkNodesInReplica`: an RO node holding nothing leaves the replica
-            for node_id in [n for n in replica.ro_nodes if not self._holds(replica, n)]:
-                del replica.ro_nodes[node_id]
+            for read_only in (replica.ro_nodes, replica.ro_sq_nodes):
+                for node_id in [n for n in read_only if replica.collection not in in_view.get(n, ())]:
+                    del read_only[node_id]
 
-    def _targets(self, replica: Replica) -> list[int]:
+    def _collections_in_view(self) -> dict[int, set[str]]:
+        """node -> collections with a channel or segment on it in querycoord's distribution."""
+        result: dict[int, set[str]] = {}
+        for replica in self.replicas.values():
+            for holding in replica.holdings():
+                if self._in_view(holding):
+                    assert holding.node is not None
+                    result.setdefault(holding.node, set()).add(replica.collection)
+        for node_id, leaked in self._leaked.items():
+            if self._visible(node_id):
+                for replica_id, _ in leaked:
+                    owner = self.replicas.get(replica_id)
+                    if owner is not None:
+                        result.setdefault(node_id, set()).add(owner.collection)
+        return result
+
+    def _recover_replicas(self, collection: str | None = None) -> None:
+        """meta/replica_manager.go `RecoverNodesInCollection` with replica_manager_helper.go (2.5), for every
+        collection (or one). Per group of the collection's replicas: the group's nodes (`GetNodes`:
+        filter-matching) not used by any replica of the collection, read-only ones and those of replicas in
+        other groups included, are incoming; RW nodes outside the group become read-only; each replica
+        expects an equal share of the group's nodes not used elsewhere (the remainder to the replicas with
+        the most RW + recoverable nodes, then the highest id); a replica above its share turns the surplus
+        read-only, one below takes back its read-only nodes that are in the group, then incoming ones. So a
+        node still read-only in one replica of a collection joins no other replica of it until emptied
+        and released. 2.6: then `RecoverSQNodesInCollection` (`_recover_streaming_query_nodes`)."""
+        by_collection: dict[str, dict[str, list[Replica]]] = {}
+        for replica in sorted(self.replicas.values(), key=lambda r: r.replica_id):
+            if collection is None or replica.collection == collection:
+                by_collection.setdefault(replica.collection, {}).setdefault(replica.resource_group, []).append(replica)
+        for groups in by_collection.values():
+            plans: list[tuple[Replica, list[int], list[int]]] = []
+            for group_name, replicas in groups.items():
+                in_group = self._replica_nodes_of(group_name)
+                incoming = set(in_group)
+                used_here = len(in_group)
+                for other_group, others in groups.items():
+                    for other in others:
+                        for node_id in other.rw_nodes | other.ro_nodes.keys():
+                            if node_id in incoming:
+                                incoming.discard(node_id)
+                                if other_group != group_name:
+                                    used_here -= 1  # busy with a replica elsewhere: not shared here
+                plans += self._plan_assignment(replicas, in_group, incoming, used_here, streaming=False)
+            self._apply_assignment(plans, streaming=False)
+            if self.milvus_version.streaming:
+                self._recover_streaming_query_nodes([r for replicas in groups.values() for r in replicas])
+
+    def _recover_streaming_query_nodes(self, replicas: list[Replica]) -> None:
+        """2.6 replica_manager.go `RecoverSQNodesInCollection` with `newReplicaSQNAssignmentHelper`: the live
+        streaming query nodes (not stopping) are shared among the collection's replicas as query nodes are
+        (a node in one replica per collection; the share counts all the pool's nodes). Before 2.6.16 one
+        pool for all replicas; from 2.6.16 (`buildSQNodeAssignmentHelpers`) a pool per resource group (the
+        streaming node's RESOURCE_GROUP label; none: the default group, UNVERIFIED) when those cover every
+        replica's group; otherwise one pool for all, or with `streaming.strictResourceGroupIsolation.enabled`
+        only the covered replicas get streaming nodes."""
+        pool = {n for n, node in self.nodes.items() if node.embedded and node.state is not NodeState.STOPPING}
+        helpers: list[tuple[list[Replica], set[int]]] = [(replicas, pool)]
+        if self.milvus_version.streaming_rg_isolation:
+            by_group: dict[str, set[int]] = {}
+            for node_id in pool:
+                by_group.setdefault(self.nodes[node_id].labels.get(STATIC_RG_LABEL) or DEFAULT_RG, set()).add(node_id)
+            covered = [r for r in replicas if r.resource_group in by_group]
+            if len(covered) == len(replicas) or self.streaming_strict_rg_isolation:
+                per_group: dict[str, list[Replica]] = {}
+                for replica in covered:
+                    per_group.setdefault(replica.resource_group, []).append(replica)
+                helpers = [(members, by_group[name]) for name, members in per_group.items()]
+        plans: list[tuple[Replica, list[int], list[int]]] = []
+        for members, nodes in helpers:
+            incoming = nodes - set().union(*(r.rw_sq_nodes | r.ro_sq_nodes.keys() for r in members))
+            plans += self._plan_assignment(members, nodes, incoming, len(nodes), streaming=True)
+        self._apply_assignment(plans, streaming=True)
+
+    def _plan_assignment(
+        self, replicas: list[Replica], in_pool: set[int], incoming: set[int], used: int, streaming: bool
+    ) -> list[tuple[Replica, list[int], list[int]]]:
+        """replica_manager_helper.go `GetNewRONodes` / `GetRecoverNodesAndIncomingNodeCount` /
+        `AllocateIncomingNodes` for the replicas sharing one pool: (replica, to read-only, to read-write)."""
+        expected = self._expected_node_counts(replicas, in_pool, used, streaming)
+        available = sorted(incoming)
+        plans = []
+        for replica in replicas:
+            read_write, read_only = self._slots(replica, streaming)
+            keep = sorted(read_write & in_pool)
+            to_read_only = sorted(read_write - in_pool)
+            surplus = len(keep) - expected[replica.replica_id]
+            if surplus > 0:
+                to_read_only += self.rng.sample(keep, surplus)
+            to_read_write: list[int] = []
+            missing = expected[replica.replica_id] - len(keep)
+            if missing > 0:
+                to_read_write = sorted(n for n in read_only if n in in_pool)[:missing]
+                missing -= len(to_read_write)
+                to_read_write += available[:missing]
+                del available[:missing]
+            plans.append((replica, to_read_only, to_read_write))
+        return plans
+
+    def _apply_assignment(self, plans: list[tuple[Replica, list[int], list[int]]], streaming: bool) -> None:
+        for replica, to_read_only, to_read_write in plans:
+            read_write, read_only = self._slots(replica, streaming)
+            for node_id in to_read_only:
+                read_write.discard(node_id)
+                read_only.setdefault(node_id, self._now)
+            for node_id in to_read_write:
+                read_only.pop(node_id, None)
+                read_write.add(node_id)
+                self._moves += 1
+
+    @staticmethod
+    def _slots(replica: Replica, streaming: bool) -> tuple[set[int], dict[int, float]]:
+        """The replica's (RW, read-only) query nodes, or its streaming query nodes."""
+        return (replica.rw_sq_nodes, replica.ro_sq_nodes) if streaming else (replica.rw_nodes, replica.ro_nodes)
+
+    def _replica_nodes_of(self, group_name: str) -> set[int]:
+        rg = self.groups.get(group_name)
+        return (self._membership(rg).accepted & self.nodes.keys()) if rg is not None else set()
+
+    @classmethod
+    def _expected_node_counts(
+        cls, replicas: list[Replica], in_pool: set[int], used: int, streaming: bool
+    ) -> dict[int, int]:
+        """replica_manager_helper.go `updateExpectedNodeCountForReplicas`."""
+        share, remainder = divmod(used, len(replicas))
+
+        def available_and_recoverable(replica: Replica) -> tuple[int, int]:
+            read_write, read_only = cls._slots(replica, streaming)
+            return len(read_write & in_pool) + len(read_only.keys() & in_pool), replica.replica_id
+
+        ranked = sorted(replicas, key=available_and_recoverable, reverse=True)
+        return {r.replica_id: share + (1 if index < remainder else 0) for index, r in enumerate(ranked)}
+
+    def _serving_nodes(self, replica: Replica, channel: bool) -> set[int]:
+        """Where the replica's channels (2.6: its RW streaming query nodes) or segments (RW query nodes) go."""
+        return replica.rw_sq_nodes if channel and self.milvus_version.streaming else replica.rw_nodes
+
+    def _targets(self, replica: Replica, channel: bool = False) -> list[int]:
         """RW nodes a task can load onto: known, process alive (a task on a dead node fails), not stopping,
-        not suspended (up to 2.4.9 `nodeMgr.Suspend` blocks loads on the node)."""
-        return sorted(n for n in replica.rw_nodes if self._is_target(replica, n))
+        not suspended (up to 2.4.9 `nodeMgr.Suspend` blocks loads on the node), reachable (a node whose
+        distribution pulls fail is taken as unreachable for tasks too: an assumption)."""
+        return sorted(n for n in self._serving_nodes(replica, channel) if self._is_target(replica, n, channel))
 
-    def _is_target(self, replica: Replica, node_id: int) -> bool:
-        """`node_id in self._targets(replica)` without building the list."""
-        node = self.nodes.get(node_id) if node_id in replica.rw_nodes else None
-        return node is not None and node.state is NodeState.HEALTHY
+    def _is_target(self, replica: Replica, node_id: int, channel: bool = False) -> bool:
+        """`node_id in self._targets(replica, channel)` without building the list."""
+        node = self.nodes.get(node_id) if node_id in self._serving_nodes(replica, channel) else None
+        return node is not None and node.state is NodeState.HEALTHY and node_id not in self._unpulled_until
 
     def _least_loaded(
-        self, replica: Replica, exclude: int | None = None, targets: list[int] | None = None
+        self, replica: Replica, exclude: int | None = None, targets: list[int] | None = None, channel: bool = False
     ) -> int | None:
         """The first of `_targets` (passed in by a caller that has them) holding or loading the fewest items."""
-        candidates = [n for n in (self._targets(replica) if targets is None else targets) if n != exclude]
+        candidates = [n for n in (self._targets(replica, channel) if targets is None else targets) if n != exclude]
         if not candidates:
             return None
         loads: dict[int, int] = {}  # one pass over the holdings, not one per candidate
@@ -1129,66 +1413,100 @@ class ResourceManager:
     def _place_initial(self, replica: Replica) -> None:
         collection = self.collections[replica.collection]
         for channel in collection.channels:
-            replica.channels[channel] = Holding(node=self._least_loaded(replica))
+            replica.channels[channel] = Holding(node=self._least_loaded(replica, channel=True))
         for segment in collection.segment_ids:
             replica.segments[segment] = Holding(node=self._least_loaded(replica))
 
-    def _holds(self, replica: Replica, node_id: int) -> bool:
-        return any(h.node == node_id for h in replica.holdings())
+    def _process_holds(self, node_id: int) -> bool:
+        """The query node's own view (querynode `Stop` waits on its segment manager): anything loaded."""
+        if self._leaked.get(node_id):
+            return True
+        return any(h.node == node_id for replica in self.replicas.values() for h in replica.holdings())
 
-    def _holds_anything(self, node_id: int) -> bool:
-        return any(self._holds(replica, node_id) for replica in self.replicas.values())
-
-    def _after_membership_change(self) -> None:
-        """Replica observer, then the checkers start what is due, then stopping nodes that hold nothing exit."""
-        self._sync_replicas()
+    def _settle(self, nodes_changed: bool) -> None:
+        """After a change: the replica observer if a node joined or left a group (`nodeChangedNotifier`), the
+        checkers start what is due, stopping nodes that hold nothing exit (their session going is a node
+        change again)."""
+        if nodes_changed:
+            self._replica_observer_pass()
         self._schedule_tasks()
-        self._sync_replicas()
-        self._exit_drained_stopping_nodes()
+        if self._exit_drained_stopping_nodes():
+            self._replica_observer_pass()
+            self._schedule_tasks()
 
     def _schedule_tasks(self) -> None:
-        """checkers/segment_checker.go + channel_checker.go: an item on no node is loaded onto the least loaded
-        RW node of its replica (`load_time`). checkers/balance_checker.go + the score-based balancer
-        `BalanceReplica`: an RO node's channels first, then its segments, move one at a time (`balance_delay`
-        each) to RW nodes, served by the source until the copy is loaded. Paused by balance/suspend."""
+        """What the checkers start, from querycoord's distribution. checkers/segment_checker.go `checkReplica` /
+        `getSealedSegmentDiff` and channel_checker.go (2.5): an item of a replica on none of its nodes in the
+        distribution (`WithReplica`) is loaded onto the least loaded RW node (`load_time`); a copy a node
+        holds twice for its own replica (its pull came back) is released. checkers/balance_checker.go
+        `replicasToBalance` + the score-based balancer `BalanceReplica`: an RO node's channels first, then
+        its segments, move one at a time (`balance_delay` each) to RW nodes, served by the source until the
+        copy is loaded. That stopping balance runs whatever balance/suspend says: the switch
+        (`checkerActivation`) only gates the normal rebalance between RW nodes, which is not modelled."""
         now = self._now
+        self._release_duplicates()
         for replica in self.replicas.values():
-            # RW nodes and node states do not change in this pass: `_targets` is built once, when first needed
-            targets: list[int] | None = None
-            for holding in replica.holdings():
-                if holding.loading_on is not None and not self._is_target(replica, holding.loading_on):
-                    holding.loading_on = None  # its task failed: the target left or died
-            for holding in replica.holdings():
-                if self._is_placed(holding) or holding.loading_on is not None:
+            # RW nodes and node states do not change in this pass: the targets are built once per replica
+            targets = {channel: self._targets(replica, channel) for channel in (True, False)}
+            for item, holding in replica.items():
+                channel = isinstance(item, str)
+                if holding.loading_on is not None and not self._is_target(replica, holding.loading_on, channel):
+                    holding.loading_on, holding.reload = None, False  # its task failed: the target left or died
+            for item, holding in replica.items():
+                if self._in_view(holding) or holding.loading_on is not None:
                     continue
-                holding.node = None
-                targets = self._targets(replica) if targets is None else targets
-                target = self._least_loaded(replica, targets=targets)
+                if holding.node not in self.nodes:
+                    holding.node = None
+                channel = isinstance(item, str)
+                target = self._least_loaded(replica, targets=targets[channel], channel=channel)
                 if target is not None:
-                    holding.loading_on, holding.ready_at = target, now + self.load_time
-            if self.balance_suspended:
+                    holding.loading_on, holding.ready_at, holding.reload = target, now + self.load_time, True
+            for node_id in sorted(replica.ro_nodes.keys() | replica.ro_sq_nodes.keys()):
+                if not self._visible(node_id):
+                    continue
+                on_node = [(item, h) for item, h in replica.items() if h.node == node_id]
+                if not on_node or any(h.loading_on is not None for _, h in on_node):
+                    continue
+                item, holding = on_node[0]  # channels first
+                channel = isinstance(item, str)
+                target = self._least_loaded(replica, targets=targets[channel], channel=channel)
+                if target is not None:
+                    holding.loading_on, holding.ready_at = target, now + self.balance_delay
+
+    def _release_duplicates(self) -> None:
+        """segment_checker.go `findRepeatedSealedSegments` / channel_checker.go `findRepeatedChannels`: a copy
+        lost track of on a node of the same replica shows up twice in its distribution once that node's pull
+        succeeds; the checker releases the one its delegator does not use (the lost copy)."""
+        for node_id, leaked in list(self._leaked.items()):
+            if not self._visible(node_id):
                 continue
-            for node_id in sorted(replica.ro_nodes):
-                moving = [h for h in replica.holdings() if h.node == node_id and h.loading_on is not None]
-                if moving:
-                    continue
-                pending = [h for h in replica.holdings() if h.node == node_id]
-                if not pending:
-                    continue
-                targets = self._targets(replica) if targets is None else targets
-                target = self._least_loaded(replica, targets=targets)
-                if target is not None:
-                    pending[0].loading_on, pending[0].ready_at = target, now + self.balance_delay
+            for replica_id, item in list(leaked):
+                replica = self.replicas.get(replica_id)
+                if replica is None or node_id in replica.rw_nodes or node_id in replica.ro_nodes:
+                    leaked.discard((replica_id, item))
+            if not leaked:
+                del self._leaked[node_id]
 
-    def _is_placed(self, holding: Holding) -> bool:
-        """In querycoord's distribution (a crashed node's data stays there until its session expires)."""
-        return holding.node is not None and holding.node in self.nodes
+    def _visible(self, node_id: int) -> bool:
+        """querycoord has the node's distribution (a crashed node's stays until its session expires)."""
+        return node_id in self.nodes and node_id not in self._unpulled_until
 
-    def _exit_drained_stopping_nodes(self) -> None:
-        """A stopping query node exits once stopping balance moved everything off it; its session goes."""
-        for node in self._indexed_nodes(self._stopping):
-            if node.state is NodeState.STOPPING and not self._holds_anything(node.node_id):
+    def _in_view(self, holding: Holding) -> bool:
+        """In querycoord's distribution."""
+        return holding.node is not None and self._visible(holding.node)
+
+    def _exit_drained_stopping_nodes(self) -> bool:
+        """A stopping query node exits once stopping balance moved everything off it; its session goes. True if
+        one did."""
+        exited = False
+        for node in self._stopping_nodes():
+            if not self._process_holds(node.node_id):
                 self._session_down(node.node_id)
+                exited = True
+        return exited
+
+    def _stopping_nodes(self) -> list[Node]:
+        return [node for node in self._indexed_nodes(self._stopping) if node.state is NodeState.STOPPING]
 
     def _indexed_nodes(self, index: set[int]) -> list[Node]:
         """The live entries of a node index in `self.nodes` order (ids ascend: `add_node` is the only writer);
@@ -1216,48 +1534,79 @@ class ResourceManager:
         move_channels: bool = True,
     ) -> None:
         """Management transfer/segment and transfer/channel: move (all or one) items `source` holds in
-        `replica` to `target` or the least loaded RW node, at once."""
+        `replica` to `target` or the least loaded RW node, at once (from querycoord's distribution: nothing
+        of a node it has not pulled)."""
         self.advance()
-        for holdings, wanted, enabled in (
-            (replica.channels, channel_name, move_channels),
-            (replica.segments, segment_id, move_segments),
+        for holdings, wanted, enabled, channel in (
+            (replica.channels, channel_name, move_channels, True),
+            (replica.segments, segment_id, move_segments, False),
         ):
-            if not enabled:
+            if not enabled or not self._visible(source):
                 continue
             for item, holding in holdings.items():
                 if holding.node != source or (wanted is not None and item != wanted):
                     continue
-                destination = target if target is not None else self._least_loaded(replica, exclude=source)
+                destination = target if target is not None else self._least_loaded(
+                    replica, exclude=source, channel=channel)
                 if destination is not None:
-                    holding.node, holding.loading_on = destination, None
+                    holding.node, holding.loading_on, holding.reload = destination, None, False
                     self._moves += 1
-        self._after_membership_change()
+        self._settle(nodes_changed=False)
+
+    def _items_on(self, node_id: int) -> tuple[list[str], list[int]]:
+        """(channels, segments) the node's process holds: its replicas' items and the copies lost track of."""
+        channels = [c for r in self.replicas.values() for c, h in r.channels.items() if h.node == node_id]
+        segments = [s for r in self.replicas.values() for s, h in r.segments.items() if h.node == node_id]
+        for _, item in self._leaked.get(node_id, ()):
+            if isinstance(item, str):
+                channels.append(item)
+            else:
+                segments.append(item)
+        return sorted(set(channels)), sorted(set(segments))
 
     def distribution(self, node_id: int) -> tuple[list[str], list[int]]:
-        """services.go `GetQueryNodeDistribution`: (channel names, sealed segment ids) on `node_id` in the
-        distribution (901 for a node the node manager does not know)."""
+        """services.go `GetQueryNodeDistribution`: (channel names, sealed segment ids) on `node_id` in
+        querycoord's distribution (901 for a node the node manager does not know); empty for a node whose
+        distribution it has not pulled since it started, whatever the node holds."""
         self.advance()
         if node_id not in self.nodes:
             raise node_not_found(node_id, "failed to get query node distribution")
-        channels = sorted(c for r in self.replicas.values() for c, h in r.channels.items() if h.node == node_id)
-        segments = sorted(s for r in self.replicas.values() for s, h in r.segments.items() if h.node == node_id)
-        return channels, segments
+        if not self._visible(node_id):
+            return [], []
+        return self._items_on(node_id)
+
+    def held_by(self, node_id: int) -> tuple[list[str], list[int]]:
+        """(channels, segments) the node's process really holds: the truth, whatever querycoord's distribution
+        says (nothing for a dead or unknown process). A simulator measure, not a Milvus API."""
+        self.advance()
+        node = self.nodes.get(node_id)
+        if node is None or not node.alive:
+            return [], []
+        return self._items_on(node_id)
 
     def query_segment_info(self, collection_name: str) -> list[SegmentInfo]:
         """proxy `GetQuerySegmentInfo` -> querycoord `GetSegmentInfo` / `getCollectionSegmentInfo` (2.5): the
         collection's sealed segments in the distribution, merged over replicas (`nodeIds` = every node that
-        has it). A segment on no node is left out; one some replicas lack has fewer nodeIds."""
+        has it, a copy querycoord lost track of included). A segment on no node is left out; one some replicas
+        lack has fewer nodeIds."""
         self.advance()
         collection = self.get_collection(collection_name)
         if not collection.loaded:
             raise MilvusError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={collection_name}]")
+        replicas = {r.replica_id for r in self.replicas_of(collection_name)}
+        lost: dict[int, list[int]] = {}
+        for node_id, leaked in sorted(self._leaked.items()):
+            if self._visible(node_id):
+                for replica_id, item in leaked:
+                    if replica_id in replicas and isinstance(item, int):
+                        lost.setdefault(item, []).append(node_id)
         infos = []
         for segment in collection.segment_ids:
-            nodes = tuple(
+            nodes = [
                 h.node for r in self.replicas_of(collection_name)
-                if (h := r.segments.get(segment)) is not None and h.node is not None and self._is_placed(h)
-            )
+                if (h := r.segments.get(segment)) is not None and h.node is not None and self._in_view(h)
+            ]
+            nodes += [n for n in lost.get(segment, ()) if n not in nodes]
             if nodes:
-                infos.append(SegmentInfo(segment, collection.collection_id, collection.partition_id, nodes))
+                infos.append(SegmentInfo(segment, collection.collection_id, collection.partition_id, tuple(nodes)))
         return infos
-

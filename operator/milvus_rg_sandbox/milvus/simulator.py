@@ -16,17 +16,37 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 import grpc
 from aiohttp import web
 
+from milvus_rg_sandbox.tls import ServerTls
+
 from .grpc_server import MilvusServicer, ServerControls, start_grpc_server
 from .management import ManagementApi, build_app
-from .resource_manager import ResourceManager
+from .resource_manager import (
+    CHECK_NODE_IN_REPLICA_INTERVAL,
+    DIST_PULL_INTERVAL,
+    GRACEFUL_STOP_TIMEOUT,
+    SESSION_TTL,
+    ResourceManager,
+)
 
 DEFAULT_VERSION = "v2.5.16"
+STREAMING_NODE_PORT = 22222  # the Helm chart's streaming node port
+
+
+def management_ssl_context(tls: ServerTls) -> ssl.SSLContext:
+    """TLS for the management HTTP port; a client certificate from `tls.client_ca` is required when mutual."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    if tls.client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(tls.client_ca)
+    return context
 
 
 class ManualClock:
@@ -47,7 +67,7 @@ class MilvusSimulator:
         management_port: int = 9091,
         seed: int | None = None,
         check_interval: float = 10.0,
-        session_ttl: float = 60.0,
+        session_ttl: float = SESSION_TTL,
         balance_delay: float = 1.0,
         load_time: float = 5.0,
         version: str = DEFAULT_VERSION,
@@ -55,7 +75,17 @@ class MilvusSimulator:
         clock: Callable[[], float] | None = None,
         segments_per_collection: int = 4,
         channels_per_collection: int = 2,
+        dist_pull_interval: float = DIST_PULL_INTERVAL,
+        replica_check_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
+        graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
+        streaming_nodes: int | None = None,
+        streaming_strict_rg_isolation: bool = False,
+        tls: ServerTls | None = None,
     ) -> None:
+        """`streaming_nodes`: streaming nodes simulated in-process (no pod), from 2.6 (None: 1 on 2.6+, 0 before);
+        pods running `milvus run streamingnode` add more through the wiring. `tls`: serve gRPC and the
+        management API over TLS (mutual when it names a client CA)."""
+        self.tls = tls
         self.host = host
         self.check_interval = check_interval
         self.clock: Callable[[], float] = clock or time.monotonic
@@ -63,8 +93,15 @@ class MilvusSimulator:
         self.rm = ResourceManager(
             seed=seed, version=version, session_ttl=session_ttl, balance_delay=balance_delay, load_time=load_time,
             check_interval=check_interval, clock=self.clock, num_channels=channels_per_collection,
-            num_segments=segments_per_collection,
+            num_segments=segments_per_collection, dist_pull_interval=dist_pull_interval,
+            check_node_in_replica_interval=replica_check_interval, graceful_stop_timeout=graceful_stop_timeout,
+            streaming_strict_rg_isolation=streaming_strict_rg_isolation,
         )
+        if streaming_nodes is None:
+            streaming_nodes = 1 if self.rm.milvus_version.streaming else 0
+        for index in range(streaming_nodes):
+            if self.rm.add_streaming_node(f"streamingnode-{index}", f"127.0.0.1:{STREAMING_NODE_PORT + index}") is None:
+                raise ValueError(f"Milvus {version} has no streaming nodes (they serve channels from 2.6)")
         self.controls = ServerControls(version=version, token=token, on_change=self._wake)
         self._requested_ports = (grpc_port, management_port)
         self.grpc_port = grpc_port
@@ -79,10 +116,11 @@ class MilvusSimulator:
     async def start(self) -> None:
         grpc_port, management_port = self._requested_ports
         servicer = MilvusServicer(self.rm, self.controls)
-        self._grpc_server, self.grpc_port = await start_grpc_server(servicer, self.host, grpc_port)
+        self._grpc_server, self.grpc_port = await start_grpc_server(servicer, self.host, grpc_port, self.tls)
         self._http_runner = web.AppRunner(build_app(ManagementApi(self.rm, self.controls)))
         await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, self.host, management_port)
+        ssl_context = None if self.tls is None else management_ssl_context(self.tls)
+        site = web.TCPSite(self._http_runner, self.host, management_port, ssl_context=ssl_context)
         await site.start()
         self.management_port = int(self._http_runner.addresses[0][1])
         self._wakeup = asyncio.Event()
@@ -117,12 +155,16 @@ class MilvusSimulator:
         await self.stop()
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
     def uri(self) -> str:
-        return f"http://{self.host}:{self.grpc_port}"
+        return f"{self.scheme}://{self.host}:{self.grpc_port}"
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host}:{self.management_port}"
+        return f"{self.scheme}://{self.host}:{self.management_port}"
 
     @property
     def write_rpcs(self) -> collections.Counter[str]:
@@ -178,11 +220,13 @@ class MilvusSimulator:
     def set_management_enabled(self, flag: bool) -> None:
         self.controls.management_enabled = flag
 
-    def restart_querycoord(self) -> None:
+    def restart_querycoord(self, failed_pulls: Mapping[int, float] | None = None) -> None:
         """The query coordinator restarts: suspension and balance suspension are forgotten, suspended nodes
-        go back into groups (CheckNodesInResourceGroup)."""
+        go back into groups (CheckNodesInResourceGroup). `failed_pulls` {node id: seconds}: its pulls of
+        those nodes' distributions fail that long, so it reports nothing on them meanwhile (see
+        `ResourceManager.restart_querycoord`)."""
         with self.controls.lock:
-            self.rm.restart_querycoord()
+            self.rm.restart_querycoord(failed_pulls)
         self._wake()
 
     # ------------------------------------------------------------------ data
@@ -211,10 +255,22 @@ class MilvusSimulator:
         with self.controls.lock:
             return self.rm.unserved_segments()
 
+    def held_by(self, node_id: int) -> tuple[list[str], list[int]]:
+        """(channels, segments) the node's process really holds, whatever querycoord's distribution says."""
+        with self.controls.lock:
+            return self.rm.held_by(node_id)
+
     # ------------------------------------------------------------------ node lifecycle
     def add_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int:
         with self.controls.lock:
             node_id = self.rm.add_node(hostname, address, env)
+        self._wake()
+        return node_id
+
+    def add_streaming_node(self, hostname: str, address: str, env: Mapping[str, str] | None = None) -> int | None:
+        """A streaming node (2.6+) with its embedded query node; None before 2.6 (nothing registers)."""
+        with self.controls.lock:
+            node_id = self.rm.add_streaming_node(hostname, address, env)
         self._wake()
         return node_id
 
