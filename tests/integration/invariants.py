@@ -15,8 +15,8 @@ API is made unavailable) and records four kinds of violation:
     of the API server, before the wiring acts on it (stops or crashes the pod's Milvus node).
 (c) labels: a pod that gets a deletionTimestamp or is removed while labelled `milvusrg.io/state=serving`
     (labels must never lie: a leaving pod's labels are written before the replicas are lowered).
-(d) data: a pod that gets a deletionTimestamp or is removed while its node still holds sealed segments or
-    channels (Milvus's own distribution of that node id).
+(d) data: a pod that gets a deletionTimestamp or is removed while its node's process still holds sealed
+    segments or channels (the simulator's truth, `held_by`, not querycoord's possibly stale distribution).
 
     async with InvariantChecker(sandbox, groups={"rg1": 2}) as checker:
         ...  # run the scenario
@@ -358,8 +358,9 @@ class InvariantChecker:
                                          f"{STATE_LABEL}=serving ({labels.get(GROUP_LABEL)})")
         node_id, group = self._serving_group(name, obj["metadata"].get("uid", ""))
         if node_id is not None:
-            with self.sandbox.milvus.controls.lock:
-                channels, segments = self.sandbox.milvus.rm.distribution(node_id)
+            # What the process really holds, not querycoord's distribution (empty after a coordinator restart
+            # whose pulls of this node failed: exactly the answer a drain must not trust).
+            channels, segments = self.sandbox.milvus.held_by(node_id)
             if channels or segments:
                 self.data_violations.append(f"{name} (node {node_id}) got {how} at t={self._now():.3f}s holding "
                                             f"{len(segments)} segments, {len(channels)} channels")
