@@ -33,6 +33,7 @@ from milvus_rg_operator.core.plan import PassInputs, PassPlan, plan_pass
 from milvus_rg_operator.core.types import (
     DEFAULT_GROUP,
     DEFAULT_GROUP_LIMIT,
+    STATEFULSET,
     DeclaredGroup,
     DeclaredPool,
     GroupConfig,
@@ -42,7 +43,8 @@ from milvus_rg_operator.core.types import (
     MilvusState,
     ObjectState,
     PodState,
-    StatefulSetState,
+    WorkloadRef,
+    WorkloadState,
 )
 from milvus_rg_operator.core.versions import milvus_support
 
@@ -63,7 +65,7 @@ def pass_inputs(group_count: int, node_count: int, *, joining: bool = False) -> 
     and labelled so. `joining`: the pods exist but none is Ready or registered yet, and Milvus has no group.
 
     The one place that knows the core's input types: adapt it when `PassInputs` changes."""
-    pool = DeclaredPool(POOL, PENDING, 0, 0, None, STS)
+    pool = DeclaredPool(POOL, PENDING, 0, 0, None, WorkloadRef(STATEFULSET, STS))
     per_group, extra = divmod(node_count, group_count)
     groups = [DeclaredGroup(f"rg-{i}", POOL, None, per_group + (1 if i < extra else 0), None, None, None)
               for i in range(group_count)]
@@ -95,7 +97,7 @@ def pass_inputs(group_count: int, node_count: int, *, joining: bool = False) -> 
         pool_obj=ObjectState(POOL, generation=1, finalized=True),
         groups=[GroupInput(ObjectState(g.cr_name, generation=1, finalized=True), g) for g in groups],
         milvus=milvus,
-        sts=StatefulSetState(STS, node_count, ready),
+        workload=WorkloadState(WorkloadRef(STATEFULSET, STS), node_count, ready),
         support=milvus_support(milvus.version),
         can_create_statefulset=False,
         pods=pods,

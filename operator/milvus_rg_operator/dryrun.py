@@ -26,7 +26,15 @@ from milvus_rg_operator.connection import MilvusEndpoint
 from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import actions
 from milvus_rg_operator.core.plan import PassInputs, PassPlan, plan_pass
-from milvus_rg_operator.core.types import DEFAULT_GROUP, DEFAULT_GROUP_LIMIT, GroupConfig, MilvusGroup, MilvusState
+from milvus_rg_operator.core.types import (
+    DEFAULT_GROUP,
+    DEFAULT_GROUP_LIMIT,
+    MILVUS,
+    GroupConfig,
+    MilvusGroup,
+    MilvusState,
+    WorkloadRef,
+)
 from milvus_rg_operator.manifests import load_manifests
 from milvus_rg_operator.reconcile import PoolReconciler, pymilvus_factory
 
@@ -85,14 +93,16 @@ class ManifestKube(NeverWrites):
     async def list_groups(self, namespace: str) -> list[dict[str, Any]]:
         return list(self.groups)
 
-    async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get_workload(self, namespace: str, workload: WorkloadRef) -> dict[str, Any] | None:
         if self.cluster is not None:
-            return await self.cluster.get_statefulset(namespace, name)
+            return await self.cluster.get_workload(namespace, workload)
         if self.replicas is None and any(p.get("spec", {}).get("template") for p in self.pools.values()):
             return None  # the operator would create it from spec.template
         replicas = self.replicas or 0
-        return {"metadata": {"name": name}, "spec": {"replicas": replicas, "selector": {"matchLabels": {}}},
-                "status": {"replicas": replicas, "readyReplicas": replicas}}
+        spec = ({"components": {"queryNode": {"replicas": replicas}}} if workload.kind == MILVUS
+                else {"replicas": replicas, "selector": {"matchLabels": {}}})
+        return {"metadata": {"name": workload.name}, "spec": spec,
+                "status": {"replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas}}
 
     async def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         return await self.cluster.list_pods(namespace, selector) if self.cluster is not None else []

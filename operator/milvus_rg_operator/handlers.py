@@ -19,10 +19,10 @@ import kopf
 
 from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL, KubernetesClientGateway
 from milvus_rg_operator.api.models import API_GROUP, VERSION
-from milvus_rg_operator.core.types import PodState
+from milvus_rg_operator.core.types import STATEFULSET, PodState, WorkloadRef
 from milvus_rg_operator.reconcile import PoolReconciler
 from milvus_rg_operator.scheduler import PoolScheduler
-from milvus_rg_operator.translate import pod_state
+from milvus_rg_operator.translate import looks_like_query_node, pod_state, workload_keys
 
 WATCH_SERVER_TIMEOUT = 300  # kopf#1120: without timeouts a silently dropped watch is never noticed
 WATCH_CLIENT_TIMEOUT = 330
@@ -98,8 +98,9 @@ def pod_fingerprint(body: kopf.Body) -> tuple[Any, ...]:
     status = body.get("status", {})
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    # nodeName: a ReplicaSet ranks unscheduled pods first (core.workloads); the scheduler sets it.
     return (body.get("metadata", {}).get("deletionTimestamp"), status.get("phase"), status.get("podIP"), ready,
-            restarts)
+            restarts, body.get("spec", {}).get("nodeName"))
 
 
 @kopf.on.event(API_GROUP, VERSION, POOL_PLURAL, registry=_registry)
@@ -137,34 +138,32 @@ async def pool_groups(namespace: str, spec: kopf.Spec, body: kopf.Body,
 
 
 @kopf.index("v1", "pods", registry=_registry)
-async def query_node_pods(namespace: str, uid: str, body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo,
-                          **_: Any) -> dict[tuple[str, str], PodState] | None:
-    """Pods owned by a StatefulSet, keyed by (namespace, StatefulSet), as the core's plain PodState: the
-    pool's pass reads its pods from here instead of LISTing them (kopf fills every index before any
-    handler runs). A change that matters wakes the pod's pool."""
+async def query_node_pods(namespace: str, uid: str, body: kopf.Body, memo: kopf.Memo,
+                          **_: Any) -> dict[tuple[str, WorkloadRef], PodState] | None:
+    """Pods of workloads (StatefulSets, Deployments, milvus-operator's Milvus), keyed by (namespace, workload),
+    as the core's plain PodState: the pool's pass reads its pods from here instead of LISTing them (kopf fills
+    every index before any handler runs). A change that matters wakes the pod's pool."""
+    keys = workload_keys(body)
+    if not keys or (keys[0].kind != STATEFULSET and not looks_like_query_node(body)):
+        return None  # the index holds query nodes, not every Deployment's pods in the cluster
     reconciler: PoolReconciler = memo["reconciler"]
-    for owner in meta.get("ownerReferences", []):
-        if owner.get("kind") != "StatefulSet":
-            continue
-        pool = reconciler.pool_of_statefulset(namespace, owner.get("name", ""))
-        if pool is not None and changed(memo, uid, pod_fingerprint(body), None):
+    pools = {pool for key in keys if (pool := reconciler.pool_of_workload(namespace, key)) is not None}
+    if pools and changed(memo, uid, pod_fingerprint(body), None):
+        for pool in pools:
             memo["scheduler"].trigger(namespace, pool)
-        try:
-            return {(namespace, owner["name"]): pod_state(body)}
-        except ValueError:  # not named <StatefulSet>-<ordinal>: not a StatefulSet replica
-            return None
-    return None
+    state = pod_state(body)
+    return {(namespace, key): state for key in keys}
 
 
 @kopf.on.event("v1", "pods", registry=_registry)
-async def pod_deleted(namespace: str, uid: str, meta: kopf.Meta, type: str | None, memo: kopf.Memo,
+async def pod_deleted(namespace: str, uid: str, body: kopf.Body, type: str | None, memo: kopf.Memo,
                       **_: Any) -> None:
     """A removed pod wakes its pool (the index forgets it silently)."""
     reconciler: PoolReconciler = memo["reconciler"]
     if type != "DELETED":
         return
     changed(memo, uid, None, type)
-    for owner in meta.get("ownerReferences", []):
-        pool = reconciler.pool_of_statefulset(namespace, owner.get("name", ""))
-        if owner.get("kind") == "StatefulSet" and pool is not None:
+    for key in workload_keys(body):
+        pool = reconciler.pool_of_workload(namespace, key)
+        if pool is not None:
             memo["scheduler"].trigger(namespace, pool)

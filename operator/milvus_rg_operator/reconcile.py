@@ -35,7 +35,16 @@ from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import actions as core_actions
 from milvus_rg_operator.core import reporting, versions
 from milvus_rg_operator.core.plan import PassInputs, leaving_nodes, plan_pass
-from milvus_rg_operator.core.types import GroupInput, MilvusState, ObjectState, PodState, Problem, with_pod_hostnames
+from milvus_rg_operator.core.types import (
+    MILVUS,
+    GroupInput,
+    MilvusState,
+    ObjectState,
+    PodState,
+    Problem,
+    WorkloadRef,
+    with_pod_hostnames,
+)
 from milvus_rg_operator.metrics import milvus_error_code
 from milvus_rg_operator.owned_workload import statefulset_manifest
 from milvus_rg_operator.scheduler import PassOutcome
@@ -45,10 +54,10 @@ from milvus_rg_operator.translate import (
     declared_pool,
     drain_records,
     object_state,
-    owned_by,
     pod_state,
     pool_spec,
-    statefulset_state,
+    workload_keys,
+    workload_state,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +65,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
 
 FIRST_RETRY_DELAY = 2.0  # a failed pass is retried after 2, 4, 8, ... seconds
 MAX_BACKOFF = 60.0
@@ -94,18 +104,18 @@ class PoolReconciler:
         self._clock = clock
         self.metrics = metrics
         self._gateways: dict[MilvusEndpoint, MilvusGateway] = {}
-        self._statefulsets: dict[tuple[str, str], str] = {}  # (namespace, StatefulSet) -> pool
+        self._workloads: dict[tuple[str, WorkloadRef], str] = {}  # (namespace, workload) -> pool
         self._failures: dict[tuple[str, str], tuple[int, str]] = {}  # pool -> (consecutive failures, last message)
         self.last_report: dict[tuple[str, str], PassReport] = {}
-        # Pods by (namespace, StatefulSet), fed by a watch (the kopf index in handlers.py); None: LIST them.
-        self.pod_cache: Mapping[tuple[str, str], Iterable[PodState]] | None = None
+        # Pods by (namespace, workload), fed by a watch (the kopf index in handlers.py); None: LIST them.
+        self.pod_cache: Mapping[tuple[str, WorkloadRef], Iterable[PodState]] | None = None
         # ResourceGroup objects by (namespace, pool), fed by a watch the same way; None: LIST them.
         self.group_cache: Mapping[tuple[str, str], Iterable[dict[str, Any]]] | None = None
         self.passes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.on_pass = on_pass
 
-    def pool_of_statefulset(self, namespace: str, statefulset: str) -> str | None:
-        return self._statefulsets.get((namespace, statefulset))
+    def pool_of_workload(self, namespace: str, workload: WorkloadRef) -> str | None:
+        return self._workloads.get((namespace, workload))
 
     async def close(self) -> None:
         for gateway in self._gateways.values():
@@ -155,7 +165,7 @@ class PoolReconciler:
         return gateway
 
 
-def _cached(cache: Mapping[tuple[str, str], Iterable[T]] | None, key: tuple[str, str]) -> list[T] | None:
+def _cached(cache: Mapping[K, Iterable[T]] | None, key: K) -> list[T] | None:
     """What a watch-fed cache holds under `key` (a list of its own), or None without a cache: LIST instead."""
     return None if cache is None else list(cache.get(key, ()))
 
@@ -223,7 +233,7 @@ class _Pass:
         except SpecError as exc:
             return replace(base, problems=(Problem(POOL_KIND, self.name, exc.field, str(exc)),)), False
         base = replace(base, pool=pool, drains=drain_records(pool_obj))
-        self.owner._statefulsets[(self.namespace, pool.stateful_set_name)] = self.name
+        self.owner._workloads[(self.namespace, pool.workload)] = self.name
         endpoint, problems = await read_endpoint(self.kube, self.namespace, self.name, spec)
         if endpoint is None:
             return replace(base, problems=tuple(problems)), False
@@ -238,13 +248,13 @@ class _Pass:
         except MilvusError as exc:
             await self.fail_milvus(exc)
             raise
-        sts_obj = await self.kube.get_statefulset(self.namespace, pool.stateful_set_name)
-        pods = self.cached_pods(pool.stateful_set_name) if cached else None
+        workload_obj = await self.kube.get_workload(self.namespace, pool.workload)
+        pods = self.cached_pods(pool.workload) if cached else None
         from_cache = cached_groups is not None or pods is not None
         if pods is None:
-            pods = await self.listed_pods(sts_obj, pool.stateful_set_name)
-        inputs = replace(base, support=support, milvus=with_pod_hostnames(observed, pods),
-                         sts=statefulset_state(sts_obj) if sts_obj is not None else None,
+            pods = await self.listed_pods(workload_obj, pool.workload)
+        workload = workload_state(pool.workload, workload_obj, pods) if workload_obj is not None else None
+        inputs = replace(base, support=support, milvus=with_pod_hostnames(observed, pods), workload=workload,
                          can_create_statefulset=spec.template is not None, pods=pods)
         return replace(inputs, milvus=await self.with_distribution(inputs)), from_cache
 
@@ -261,14 +271,18 @@ class _Pass:
         self.group_states = [object_state(g) for g in group_objs]
         return [group_input(obj) for obj in group_objs]
 
-    def cached_pods(self, statefulset: str) -> list[PodState] | None:
-        return _cached(self.owner.pod_cache, (self.namespace, statefulset))
+    def cached_pods(self, workload: WorkloadRef) -> list[PodState] | None:
+        return _cached(self.owner.pod_cache, (self.namespace, workload))
 
-    async def listed_pods(self, sts_obj: Mapping[str, Any] | None, statefulset: str) -> list[PodState]:
-        if sts_obj is None:
+    async def listed_pods(self, obj: Mapping[str, Any] | None, workload: WorkloadRef) -> list[PodState]:
+        if obj is None:
             return []
-        selector = sts_obj["spec"]["selector"].get("matchLabels", {})
-        return [pod_state(p) for p in await self.kube.list_pods(self.namespace, selector) if owned_by(p, statefulset)]
+        if workload.kind == MILVUS:  # milvus-operator's query-node pods, of both its blue/green Deployments
+            selector = {"app.kubernetes.io/instance": workload.name, "app.kubernetes.io/component": "querynode"}
+        else:
+            selector = obj["spec"]["selector"].get("matchLabels", {})
+        return [pod_state(p) for p in await self.kube.list_pods(self.namespace, selector)
+                if workload in workload_keys(p)]
 
     async def with_distribution(self, inputs: PassInputs) -> MilvusState:
         """Segment/channel counts (`distribution/get`), fetched only for nodes that may be leaving."""
@@ -369,8 +383,8 @@ class _Pass:
                 await self.gateway.resume_node(node_id)
             case core_actions.LabelPod(pod=pod, patch=patch):
                 await self.kube.patch_pod_metadata(self.namespace, pod, patch.labels, patch.annotations)
-            case core_actions.ScaleStatefulSet(name=name, replicas=replicas):
-                await self.kube.scale_statefulset(self.namespace, name, replicas)
+            case core_actions.ScaleWorkload(workload=workload, replicas=replicas):
+                await self.kube.scale_workload(self.namespace, workload, replicas)
             case core_actions.WriteStatus(kind=kind, name=name, status=status):
                 plural = POOL_PLURAL if kind == POOL_KIND else RESOURCE_GROUP_PLURAL
                 await self.kube.patch_status(plural, self.namespace, name, dict(status))

@@ -12,12 +12,16 @@ from pydantic import BaseModel, ValidationError
 from milvus_rg_operator.api.models import FINALIZER, QueryNodePoolSpec, ResourceGroupSpec
 from milvus_rg_operator.api.rules import RuleViolation
 from milvus_rg_operator.core.types import (
+    DEPLOYMENT,
+    MILVUS,
+    STATEFULSET,
     DeclaredGroup,
     DeclaredPool,
     DrainRecord,
     ObjectState,
     PodState,
-    StatefulSetState,
+    WorkloadRef,
+    WorkloadState,
 )
 
 MILVUS_LABEL_ENV_PREFIX = "MILVUS_SERVER_LABEL_"
@@ -58,13 +62,15 @@ def group_spec(obj: Mapping[str, Any]) -> ResourceGroupSpec:
 
 def declared_pool(obj: Mapping[str, Any]) -> DeclaredPool:
     spec = pool_spec(obj)
+    kind, name, field = spec.workload()
     return DeclaredPool(
         name=obj["metadata"]["name"],
         pending_group=spec.pending_group,
         spare_nodes=spec.spare_nodes,
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
-        stateful_set_name=spec.stateful_set_name,
+        workload=WorkloadRef(kind, name),
+        workload_field=field,
         max_unavailable=spec.scale_down.max_unavailable,
         drain_timeout_seconds=float(spec.scale_down.drain_timeout_seconds),
         force_after_timeout=spec.scale_down.force_after_timeout,
@@ -121,28 +127,88 @@ def milvus_labels(pod: Mapping[str, Any]) -> dict[str, str]:
 
 
 def pod_state(pod: Mapping[str, Any]) -> PodState:
-    meta = pod["metadata"]
-    conditions = pod.get("status", {}).get("conditions") or []
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    owner = controller_of(pod)
+    ordinal = int(meta["name"].rsplit("-", 1)[1]) if owner is not None and owner.kind == STATEFULSET else None
     return PodState(
         name=meta["name"],
-        ordinal=int(meta["name"].rsplit("-", 1)[1]),
-        ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+        ordinal=ordinal,
+        ready=ready.get("status") == "True",
         terminating=bool(meta.get("deletionTimestamp")),
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
         created_at=parse_time(meta.get("creationTimestamp")),
         milvus_labels=milvus_labels(pod),
-        ip=str(pod.get("status", {}).get("podIP") or ""),
+        ip=str(status.get("podIP") or ""),
+        phase=str(status.get("phase") or "Pending"),
+        scheduled=bool(spec.get("nodeName")),
+        ready_since=parse_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else 0.0,
+        restarts=sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or []),
+        node_name=str(spec.get("nodeName") or ""),
     )
 
 
-def statefulset_state(sts: Mapping[str, Any]) -> StatefulSetState:
-    status = sts.get("status") or {}
-    return StatefulSetState(
-        name=sts["metadata"]["name"],
-        replicas=int(sts.get("spec", {}).get("replicas", 1) or 0),
-        ready_replicas=int(status.get("readyReplicas") or 0),
-    )
+def controller_of(pod: Mapping[str, Any]) -> WorkloadRef | None:
+    """The pod's workload: its StatefulSet, or its ReplicaSet's Deployment (a ReplicaSet of a Deployment is
+    named `<deployment>-<pod-template-hash>`, the hash being on the pod as a label)."""
+    meta = pod["metadata"]
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == STATEFULSET and meta["name"].rsplit("-", 1)[-1].isdigit():
+            return WorkloadRef(STATEFULSET, str(ref.get("name", "")))
+        if ref.get("kind") == "ReplicaSet":
+            template_hash = (meta.get("labels") or {}).get("pod-template-hash", "")
+            name = str(ref.get("name", ""))
+            if template_hash and name.endswith(f"-{template_hash}"):
+                return WorkloadRef(DEPLOYMENT, name[:-len(template_hash) - 1])
+    return None
+
+
+def workload_keys(pod: Mapping[str, Any]) -> list[WorkloadRef]:
+    """The workloads a pod belongs to, as a pool may name them: its controller, and for a Deployment of
+    milvus-operator's (labelled managed-by milvus-operator), its `Milvus` too."""
+    owner = controller_of(pod)
+    if owner is None:
+        return []
+    labels = pod["metadata"].get("labels") or {}
+    if (owner.kind == DEPLOYMENT and labels.get("app.kubernetes.io/managed-by") == "milvus-operator"
+            and labels.get("app.kubernetes.io/instance")):
+        return [owner, WorkloadRef(MILVUS, labels["app.kubernetes.io/instance"])]
+    return [owner]
+
+
+QUERY_NODE_COMPONENT_LABELS = ("app.kubernetes.io/component", "component")  # milvus-operator's, the Helm chart's
+
+
+def looks_like_query_node(pod: Mapping[str, Any]) -> bool:
+    """A Milvus query-node pod by the marks the Helm chart and milvus-operator give it: a component label
+    `querynode`, or a container running `milvus run querynode`."""
+    labels = pod["metadata"].get("labels") or {}
+    if any(labels.get(key) == "querynode" for key in QUERY_NODE_COMPONENT_LABELS):
+        return True
+    return any("querynode" in (c.get("command") or []) + (c.get("args") or [])
+               for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+MILVUS_ROLLING_LABEL = "milvus.io/querynode-rolling-id"  # milvus-operator, while its blue/green rollout runs
+
+
+def workload_state(ref: WorkloadRef, obj: Mapping[str, Any], pods: Sequence[PodState]) -> WorkloadState:
+    """The workload as the planner sees it. A Deployment is rolling out while some of its pods are not of the
+    newest template (status.updatedReplicas below status.replicas); a Milvus while milvus-operator says so."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if ref.kind == MILVUS:  # components.go `GetReplicas`: 1 when unset; -1: an HPA owns them
+        query_node = (spec.get("components") or {}).get("queryNode") or {}
+        replicas = query_node.get("replicas")
+        rolling = (obj["metadata"].get("labels") or {}).get(MILVUS_ROLLING_LABEL)
+        return WorkloadState(ref, 1 if replicas is None else int(replicas),
+                             sum(1 for p in pods if p.ready and not p.terminating),
+                             f"rolling id {rolling}" if rolling else None)
+    replicas = 1 if spec.get("replicas") is None else int(spec["replicas"])
+    rolling = None
+    if ref.kind == DEPLOYMENT and int(status.get("updatedReplicas") or 0) < int(status.get("replicas") or 0):
+        rolling = f"{status.get('updatedReplicas') or 0} of {status.get('replicas')} pods updated"
+    return WorkloadState(ref, replicas, int(status.get("readyReplicas") or 0), rolling)
 
 
 def object_state(obj: Mapping[str, Any]) -> ObjectState:
@@ -150,8 +216,3 @@ def object_state(obj: Mapping[str, Any]) -> ObjectState:
     return ObjectState(name=meta["name"], generation=int(meta.get("generation") or 0),
                        status=dict(obj.get("status") or {}), finalized=FINALIZER in (meta.get("finalizers") or []),
                        deleting=bool(meta.get("deletionTimestamp")))
-
-
-def owned_by(pod: Mapping[str, Any], sts_name: str) -> bool:
-    return any(ref.get("kind") == "StatefulSet" and ref.get("name") == sts_name
-               for ref in pod["metadata"].get("ownerReferences") or [])

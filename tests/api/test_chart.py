@@ -24,6 +24,9 @@ REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
        for r in ("querynodepools", "resourcegroups") for sub in ("status", "finalizers")},
     ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch"},
     ("apps", "statefulsets/scale"): {"get", "patch", "update"},
+    ("apps", "deployments"): {"get", "list", "watch"},
+    ("apps", "deployments/scale"): {"get", "patch", "update"},
+    ("milvus.io", "milvuses"): {"get", "list", "watch", "patch"},
     ("", "pods"): {"get", "list", "watch", "patch"},
     ("", "secrets"): {"get"},
     ("", "events"): {"create", "patch"},
@@ -35,10 +38,13 @@ REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
 
 # The adapter's API calls, read from its source: `_run(what, "<METHOD>", <path>)` or
 # `_run_unless_gone(what, "<METHOD>", <path>)`, the path built by `_core_path(namespace, "<plural>"[, name])`,
-# `_statefulset_path(namespace[, name])` or `_custom_path(namespace, <plural>[, name])`, maybe + "/<subresource>".
+# `_statefulset_path(namespace[, name])`, `_workload_path(namespace, <workload>)` (any of the workload kinds) or
+# `_custom_path(namespace, <plural>[, name])`, maybe + "/<subresource>".
 ADAPTER_CALL = re.compile(
     r'_run(?:_unless_gone)?\([^,]+,\s*"(?P<method>GET|POST|PATCH)"\s*,\s*'
-    r'(?:f"\{)?_(?P<api>core|statefulset|custom)_path\((?P<args>[^()]*(?:\([^()]*\))?[^()]*)\)(?:\}/(?P<sub>\w+)")?')
+    r'(?:f"\{)?_(?P<api>core|statefulset|workload|milvus|custom)_path\((?P<args>[^()]*(?:\([^()]*\))?[^()]*)\)'
+    r'(?:\}/(?P<sub>\w+)")?')
+WORKLOADS = [("apps", "statefulsets"), ("apps", "deployments"), ("milvus.io", "milvuses")]
 CUSTOM = {"POOL_PLURAL": ["querynodepools"], "RESOURCE_GROUP_PLURAL": ["resourcegroups"],
           "plural": ["querynodepools", "resourcegroups"]}  # a variable: either
 
@@ -49,13 +55,18 @@ def adapter_needs(source: str) -> set[tuple[str, str, str]]:
     for call in ADAPTER_CALL.finditer(source):
         args = [a.strip() for a in re.split(r",(?![^(\[]*[)\]])", call["args"])]
         method = call["method"]
-        named = len(args) == (2 if call["api"] == "statefulset" else 3)
+        named = call["api"] in ("workload", "milvus") or len(args) == (2 if call["api"] == "statefulset" else 3)
         verb = {"POST": "create", "PATCH": "patch"}.get(method, "get" if named else "list")
         suffix = f"/{call['sub']}" if call["sub"] else ""
         if call["api"] == "core":
             needs.add(("", args[1].strip('"') + suffix, verb))
         elif call["api"] == "statefulset":
             needs.add(("apps", "statefulsets" + suffix, verb))
+        elif call["api"] == "workload":  # any kind; a Milvus has no scale subresource
+            needs.update((group, plural + suffix, verb) for group, plural in WORKLOADS
+                         if not (suffix and plural == "milvuses"))
+        elif call["api"] == "milvus":
+            needs.add(("milvus.io", "milvuses" + suffix, verb))
         else:
             needs.update(("milvusrg.io", plural + suffix, verb) for plural in CUSTOM[args[1]])
     return needs
@@ -211,7 +222,9 @@ def test_rbac_covers_every_call_of_the_kube_adapter() -> None:
     # The calls the adapter makes today, so a change of its source that the pattern misses fails here.
     assert needs >= {("milvusrg.io", "querynodepools", "get"), ("milvusrg.io", "resourcegroups", "list"),
                      ("milvusrg.io", "resourcegroups/status", "patch"), ("apps", "statefulsets/scale", "patch"),
-                     ("apps", "statefulsets", "create"), ("", "pods", "list"), ("", "pods", "patch"),
+                     ("apps", "statefulsets", "create"), ("apps", "deployments/scale", "patch"),
+                     ("milvus.io", "milvuses", "get"), ("milvus.io", "milvuses", "patch"), ("", "pods", "list"),
+                     ("", "pods", "patch"),
                      ("", "secrets", "get"), ("", "events", "create")}, needs
     verbs = granted(render())
     missing = [need for need in needs if need[2] not in verbs.get(need[:2], set())]

@@ -201,6 +201,22 @@ CEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[Any, Any]], list[tuple[An
     ("QueryNodePool", ".spec", "spec.pendingGroup must not be __default_resource_group"): (
         [({"pendingGroup": "__pending_nodes"}, None)],
         [({"pendingGroup": "__default_resource_group"}, None)]),
+    ("QueryNodePool", ".spec", "set exactly one of spec.scaleTargetRef and spec.statefulSetName"): (
+        [({"statefulSetName": "qn"}, None), ({"scaleTargetRef": {"kind": "Deployment"}}, None)],
+        [({}, None), ({"statefulSetName": "qn", "scaleTargetRef": {"kind": "Deployment"}}, None)]),
+    ("QueryNodePool", ".spec", "spec.scaleTargetRef of kind Milvus has apiVersion milvus.io/v1beta1"): (
+        [({"scaleTargetRef": {"apiVersion": "milvus.io/v1beta1", "kind": "Milvus"}}, None),
+         ({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment"}}, None), ({}, None)],
+        [({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Milvus"}}, None)]),
+    ("QueryNodePool", ".spec", "spec.scaleTargetRef of kind StatefulSet or Deployment has apiVersion apps/v1"): (
+        [({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet"}}, None),
+         ({"scaleTargetRef": {"apiVersion": "milvus.io/v1beta1", "kind": "Milvus"}}, None)],
+        [({"scaleTargetRef": {"apiVersion": "milvus.io/v1beta1", "kind": "Deployment"}}, None)]),
+    ("QueryNodePool", ".spec", "spec.template makes the operator create a StatefulSet: spec.scaleTargetRef.kind "
+                               "must be StatefulSet"): (
+        [({"template": {}, "scaleTargetRef": {"kind": "StatefulSet"}}, None), ({"template": {}}, None),
+         ({"scaleTargetRef": {"kind": "Deployment"}}, None)],
+        [({"template": {}, "scaleTargetRef": {"kind": "Deployment"}}, None)]),
     ("QueryNodePool", ".spec.pendingGroup", "must start with a letter or _ and contain only letters, digits and _"): (
         [("_pending1", None)], [("pending-nodes", None), ("1pending", None)]),
     ("ResourceGroup", ".spec", "spec.groupName is immutable"): (

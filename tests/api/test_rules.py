@@ -21,6 +21,13 @@ def pool_specs(draw: st.DrawFn) -> dict[str, Any]:
     spec: dict[str, Any] = {"minNodes": draw(counts), "pendingGroup": draw(names)}
     if draw(st.booleans()):
         spec["maxNodes"] = draw(counts)
+    if draw(st.booleans()):
+        spec["statefulSetName"] = "qn"
+    if draw(st.booleans()):
+        spec["scaleTargetRef"] = {"apiVersion": draw(st.sampled_from(["apps/v1", "milvus.io/v1beta1"])),
+                                  "kind": draw(st.sampled_from(["StatefulSet", "Deployment", "Milvus"])), "name": "x"}
+    if draw(st.booleans()):
+        spec["template"] = {"spec": {}}
     return spec
 
 
@@ -59,6 +66,12 @@ def test_rules_render_the_cel_the_crds_carry() -> None:
     assert [r.cel() for r in POOL_RULES] == [
         "!has(self.maxNodes) || self.minNodes <= self.maxNodes",
         "self.pendingGroup != '__default_resource_group'",
+        "has(self.scaleTargetRef) != has(self.statefulSetName)",
+        "!has(self.scaleTargetRef) || !(self.scaleTargetRef.kind == 'Milvus') || "
+        "self.scaleTargetRef.apiVersion == 'milvus.io/v1beta1'",
+        "!has(self.scaleTargetRef) || !(self.scaleTargetRef.kind != 'Milvus') || "
+        "self.scaleTargetRef.apiVersion == 'apps/v1'",
+        "!has(self.template) || !has(self.scaleTargetRef) || self.scaleTargetRef.kind == 'StatefulSet'",
     ]
     assert GROUP_RULES[0].cel() == "!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum"
     assert GROUP_RULES[1].cel() == ("!has(self.groupName) || !has(self.transferFrom) || "

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from milvus_rg_operator.core.types import (
+    DEPLOYMENT,
+    STATEFULSET,
     DeclaredGroup,
     DeclaredPool,
     DrainRecord,
@@ -15,22 +17,26 @@ from milvus_rg_operator.core.types import (
     MilvusNode,
     MilvusState,
     PodState,
-    StatefulSetState,
+    WorkloadRef,
+    WorkloadState,
     with_pod_hostnames,
 )
+from milvus_rg_operator.core.workloads import COST_EMPTY, COST_SERVING, DELETION_COST
 
 PENDING = "__pending_nodes"
 STS = "qn"
+STS_REF = WorkloadRef(STATEFULSET, STS)
+COSTS = st.sampled_from([None, str(COST_EMPTY), "0", str(COST_SERVING), "7"])
 DRAIN_PHASES = ("Surging", "Suspending", "WaitingForReplacement", "MovingData", "Drained", "Stalled")
 group_names = st.from_regex(r"\A[a-z_][a-z0-9_]{0,12}\Z").filter(lambda n: n != PENDING)
 
 
 @st.composite
-def pools(draw: st.DrawFn) -> DeclaredPool:
+def pools(draw: st.DrawFn, workload: WorkloadRef = STS_REF) -> DeclaredPool:
     max_nodes = draw(st.none() | st.integers(0, 12))
     min_nodes = draw(st.integers(0, max_nodes if max_nodes is not None else 6))
     return DeclaredPool(name="pool", pending_group=PENDING, spare_nodes=draw(st.integers(0, 2)),
-                        min_nodes=min_nodes, max_nodes=max_nodes, stateful_set_name=STS,
+                        min_nodes=min_nodes, max_nodes=max_nodes, workload=workload,
                         max_unavailable=draw(st.integers(1, 3)), drain_timeout_seconds=600,
                         force_after_timeout=draw(st.booleans()))
 
@@ -59,7 +65,7 @@ def groups(draw: st.DrawFn, max_groups: int = 4, max_requests: int | None = None
 class World:
     pool: DeclaredPool
     groups: list[DeclaredGroup]
-    sts: StatefulSetState
+    sts: WorkloadState  # the pool's workload
     pods: list[PodState]
     milvus: MilvusState
     drains: list[DrainRecord]
@@ -67,9 +73,12 @@ class World:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
-    """A StatefulSet with pods, each maybe registered in Milvus, placed in some group or none, with drains in
-    every phase. Half the worlds want fewer nodes than they have, so the scale-in branches run often."""
-    pool = draw(pools())
+    """A workload (a StatefulSet or a Deployment) with pods, each maybe registered in Milvus, placed in some
+    group or none, with drains in every phase. Half the worlds want fewer nodes than they have, so the scale-in
+    branches run often. A Deployment's pods carry what a ReplicaSet ranks them by (phase, scheduling, readiness
+    time, restarts, age, a deletion cost or none)."""
+    workload = draw(st.sampled_from([STS_REF, WorkloadRef(DEPLOYMENT, STS)]))
+    pool = draw(pools(workload))
     replicas = draw(st.integers(0, 8))
     shrinking = draw(st.booleans())
     declared = draw(groups(max_requests=max(replicas - 1 - pool.spare_nodes, 0) if shrinking else None))
@@ -78,11 +87,22 @@ def worlds(draw: st.DrawFn) -> World:
     pods: list[PodState] = []
     nodes: dict[int, MilvusNode] = {}
     for ordinal in range(replicas):
-        name = f"{STS}-{ordinal}"
         ready = draw(st.booleans()) or draw(st.booleans())
         ip = f"10.0.0.{ordinal + 2}"
-        pods.append(PodState(name=name, ordinal=ordinal, ready=ready, terminating=draw(st.integers(0, 9)) == 0,
-                             ip=ip))
+        terminating = draw(st.integers(0, 9)) == 0
+        if workload.kind == STATEFULSET:
+            name = f"{STS}-{ordinal}"
+            pods.append(PodState(name=name, ordinal=ordinal, ready=ready, terminating=terminating, ip=ip))
+        else:
+            name = f"{STS}-5d9f8-{ordinal:05d}"
+            cost = draw(COSTS)
+            scheduled = draw(st.integers(0, 7)) > 0
+            pods.append(PodState(
+                name=name, ordinal=None, ready=ready and scheduled, terminating=terminating, ip=ip,
+                annotations={} if cost is None else {DELETION_COST: cost},
+                phase="Running" if scheduled else draw(st.sampled_from(["Pending", "Unknown"])),
+                scheduled=scheduled, ready_since=draw(st.sampled_from([0.0, 10.0, 20.0])),
+                restarts=draw(st.integers(0, 2)), created_at=draw(st.sampled_from([1.0, 2.0, 3.0]))))
         if ready and draw(st.integers(0, 5)) > 0:
             node_id = 100 + ordinal
             has_data = draw(st.booleans())
@@ -114,4 +134,4 @@ def worlds(draw: st.DrawFn) -> World:
                                       started_at=draw(st.sampled_from([0.0, 990.0])),
                                       phase=draw(st.sampled_from(DRAIN_PHASES))))
     ready_count = sum(p.ready for p in pods)
-    return World(pool, declared, StatefulSetState(STS, replicas, ready_count), pods, state, drains)
+    return World(pool, declared, WorkloadState(workload, replicas, ready_count), pods, state, drains)

@@ -24,11 +24,13 @@ from tests.core.strategies import World, worlds
 def old_pool_members(pods: Sequence[PodState], milvus: MilvusState, pending_group: str,
                      draining: Collection[str]) -> list[dict[str, Any]]:
     members = []
-    for pod in sorted(pods, key=lambda p: p.ordinal):
+    for pod in sorted(pods, key=lambda p: p.sort_key):
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
-        member: dict[str, Any] = {"pod": pod.name, "ordinal": pod.ordinal,
+        member: dict[str, Any] = {"pod": pod.name,
                                   "state": conditions.MEMBER_STATES[state] if node_id is not None or pod.terminating
                                   else "Unregistered" if pod.ready else "Joining"}
+        if pod.ordinal is not None:
+            member["ordinal"] = pod.ordinal
         if node_id is not None:
             member["nodeId"] = node_id
         if group is not None:
@@ -41,7 +43,7 @@ def old_group_members(name: str, milvus: MilvusState, pods: Sequence[PodState]) 
     found = milvus.groups.get(name)
     node_ids = set(found.node_ids) if found else set()
     members = []
-    for pod in sorted(pods, key=lambda p: p.ordinal):
+    for pod in sorted(pods, key=lambda p: p.sort_key):
         node = milvus.node_of_pod(pod.name)
         if node is not None and node.node_id in node_ids:
             members.append({"pod": pod.name, "nodeId": node.node_id})

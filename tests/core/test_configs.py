@@ -10,11 +10,13 @@ from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import (
     DEFAULT_GROUP,
     PENDING_GROUP_LIMIT,
+    STATEFULSET,
     DeclaredGroup,
     DeclaredPool,
     GroupConfig,
     MilvusGroup,
     MilvusState,
+    WorkloadRef,
 )
 from tests.core.strategies import PENDING, groups, pools
 
@@ -37,7 +39,7 @@ def apply(plan: MilvusPlan, state: MilvusState) -> MilvusState:
     return MilvusState(current, state.nodes, state.management_available)
 
 
-POOL = DeclaredPool("pool", PENDING, 0, 0, None, "qn")
+POOL = DeclaredPool("pool", PENDING, 0, 0, None, WorkloadRef(STATEFULSET, "qn"))
 EMPTY_MILVUS = MilvusState({DEFAULT_GROUP: MilvusGroup(DEFAULT_GROUP, GroupConfig(0, 1_000_000), ())}, {}, True)
 
 

@@ -21,9 +21,9 @@ from milvus_rg_operator.core.types import (
     MilvusState,
     ObjectState,
     PodState,
+    WorkloadState,
 )
-from milvus_rg_operator.core.types import StatefulSetState as Sts
-from tests.core.strategies import PENDING, STS, World, worlds
+from tests.core.strategies import PENDING, STS, STS_REF, World, worlds
 
 NOW = 1000.0
 
@@ -35,7 +35,7 @@ def inputs_of(world: World, finalized: bool = True, transfer_to_nowhere: int | N
             group = replace(group, transfer_to=("nowhere",))
         groups.append(GroupInput(ObjectState(group.cr_name, 1, finalized=finalized, deleting=group.deleting), group))
     return PassInputs(pool=world.pool, pool_obj=ObjectState("pool", 1), groups=groups, milvus=world.milvus,
-                      sts=world.sts, can_create_statefulset=False, pods=world.pods, drains=world.drains, now=NOW)
+                      workload=world.sts, can_create_statefulset=False, pods=world.pods, drains=world.drains, now=NOW)
 
 
 def kinds(actions: tuple[act.Action, ...]) -> list[str]:
@@ -57,10 +57,10 @@ def test_writes_come_in_the_safe_order(world: World, finalized: bool) -> None:
     config_writes = (act.CreateGroup, act.UpdateGroups, act.DropGroup)
     # Finalizers before anything is created in Milvus; configs before replicas change.
     assert last(actions, act.AddFinalizer) < first(actions, act.CreateGroup)
-    assert last(actions, *config_writes) < first(actions, act.ScaleStatefulSet)
+    assert last(actions, *config_writes) < first(actions, act.ScaleWorkload)
     # A drain is recorded before its node is suspended; labels before pods go.
     assert last(actions, act.RecordDrains) < first(actions, act.SuspendNode)
-    assert last(actions, act.LabelPod) < first(actions, act.ScaleStatefulSet)
+    assert last(actions, act.LabelPod) < first(actions, act.ScaleWorkload)
     for action in actions:
         assert action.reason, action
 
@@ -71,7 +71,7 @@ def test_a_plan_says_when_a_cache_may_not_decide(world: World, finalized: bool) 
     """What the pass re-reads before acting: pods when replicas go down, groups when a finalizer or a
     Milvus group is created or removed."""
     plan = core_plan.plan_pass(inputs_of(world, finalized))
-    lowered = [a for a in plan.actions if isinstance(a, act.ScaleStatefulSet) and a.replicas < a.current]
+    lowered = [a for a in plan.actions if isinstance(a, act.ScaleWorkload) and a.replicas < a.current]
     lifecycle = [a for a in plan.actions if isinstance(
         a, act.AddFinalizer | act.ReleaseGroup | act.CreateGroup | act.DropGroup)]
     assert plan.removes_pods == bool(lowered)
@@ -111,7 +111,7 @@ def test_a_pool_wide_problem_writes_only_statuses_and_events(world: World) -> No
 
 
 def converged_inputs() -> PassInputs:
-    pool = DeclaredPool("pool", PENDING, 0, 0, None, STS)
+    pool = DeclaredPool("pool", PENDING, 0, 0, None, STS_REF)
     group = DeclaredGroup("rg1", "pool", None, 2, None, None, None)
     config = GroupConfig(2, 2, (PENDING,), (PENDING,))
     nodes = {i: MilvusNode(i, f"{STS}-{i}", f"10.0.0.{i}:21123", "Normal") for i in range(2)}
@@ -123,7 +123,8 @@ def converged_inputs() -> PassInputs:
     pods = [PodState(f"{STS}-{i}", i, True, False, ip=f"10.0.0.{i}") for i in range(2)]
     inputs = PassInputs(pool=pool, pool_obj=ObjectState("pool", 1),
                         groups=[GroupInput(ObjectState("rg1", 1, finalized=True), group)], milvus=milvus,
-                        sts=Sts(STS, 2, 2), can_create_statefulset=False, pods=pods, drains=(), now=NOW)
+                        workload=WorkloadState(STS_REF, 2, 2), can_create_statefulset=False, pods=pods, drains=(),
+                        now=NOW)
     return inputs
 
 
@@ -167,10 +168,10 @@ def test_update_says_what_changed_and_why() -> None:
 
 
 def test_a_missing_statefulset_without_a_template_changes_nothing() -> None:
-    inputs = replace(converged_inputs(), sts=None, milvus=MilvusState({}, {}, True, "v2.5.16"))
+    inputs = replace(converged_inputs(), workload=None, milvus=MilvusState({}, {}, True, "v2.5.16"))
     actions = core_plan.plan_pass(inputs).actions
     assert {type(a) for a in actions} <= {act.WriteStatus, act.PostEvent}
-    assert any(isinstance(a, act.PostEvent) and "spec.statefulSetName" in a.message for a in actions)
+    assert any(isinstance(a, act.PostEvent) and "spec.scaleTargetRef" in a.message for a in actions)
     created = core_plan.plan_pass(replace(inputs, can_create_statefulset=True)).actions
     assert [a.replicas for a in created if isinstance(a, act.CreateStatefulSet)] == [2]
     assert any(isinstance(a, act.CreateGroup) for a in created)

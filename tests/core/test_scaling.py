@@ -15,10 +15,10 @@ from milvus_rg_operator.core.types import (
     MilvusNode,
     MilvusState,
     PodState,
-    StatefulSetState,
+    WorkloadState,
     with_pod_hostnames,
 )
-from tests.core.strategies import DRAIN_PHASES, PENDING, STS, World, worlds
+from tests.core.strategies import DRAIN_PHASES, PENDING, STS, STS_REF, World, worlds
 
 NOW = 1000.0
 
@@ -27,6 +27,15 @@ def plan(world: World, milvus_plan_empty: bool = True) -> scaling.ScalePlan:
     desired = scaling.desired_replicas(world.pool, world.groups)
     return scaling.plan_scale(world.pool, world.groups, desired, world.sts, world.pods, world.milvus,
                               world.drains, milvus_plan_empty=milvus_plan_empty, now=NOW)
+
+
+def removed(world: World, result: scaling.ScalePlan) -> set[str]:
+    """The pods the workload's controller removes for the plan's replicas, by Kubernetes' rule for its kind
+    (a StatefulSet its ordinals from the new replicas up, a ReplicaSet its live pods beyond them by rank, with
+    the costs the pods carry now)."""
+    if result.replicas is None or result.replicas >= world.sts.replicas:
+        return set()
+    return set(scaling.victims(world.sts, world.pods, result.replicas))
 
 
 def branch(world: World, result: scaling.ScalePlan) -> str:
@@ -57,7 +66,7 @@ def test_replicas_never_drop_past_a_pod_serving_a_group(world: World) -> None:
     result = scales_in(world)
     records = {d.pod: d for d in world.drains}
     for pod in world.pods:
-        if pod.ordinal < result.replicas or pod.terminating:
+        if pod.name not in removed(world, result) or pod.terminating:
             continue
         node = world.milvus.node_of_pod(pod.name)
         if node is None:
@@ -84,7 +93,7 @@ def test_no_pod_milvus_may_still_place_is_removed_while_a_group_is_short(world: 
     event("a group is short" if short else "no group is short")
     assume(short)
     for pod in world.pods:
-        if pod.ordinal < result.replicas or pod.terminating:
+        if pod.name not in removed(world, result) or pod.terminating:
             continue
         node = world.milvus.node_of_pod(pod.name)
         assert node is None or world.milvus.group_of_node(node.node_id) != PENDING, (pod.name, short)
@@ -125,8 +134,8 @@ def test_no_node_stays_out_of_its_group_without_a_record(world: World) -> None:
     in_group = {n for g in world.milvus.groups.values() for n in g.node_ids}
     for pod in world.pods:
         node = world.milvus.node_of_pod(pod.name)
-        removed = result.replicas is not None and pod.ordinal >= result.replicas
-        if node is None or node.node_id in in_group or pod.terminating or not pod.ready or removed:
+        if (node is None or node.node_id in in_group or pod.terminating or not pod.ready
+                or pod.name in removed(world, result)):
             continue
         if pod.name not in recorded:
             assert node.node_id in result.resume
@@ -142,7 +151,7 @@ def test_nothing_happens_while_configs_are_pending_except_scale_out(world: World
 
 # --- the docs' practice, step by step --------------------------------------------------------------
 
-POOL = DeclaredPool("pool", PENDING, 0, 0, None, STS)
+POOL = DeclaredPool("pool", PENDING, 0, 0, None, STS_REF)
 
 
 def group(name: str, requests: int) -> DeclaredGroup:
@@ -158,7 +167,7 @@ def suspended(node_id: int, segments: int, channels: int) -> MilvusNode:
     return MilvusNode(node_id, "", f"10.0.0.{node_id}:21123", "Normal", segments, channels)
 
 
-def plan_scale(pool: DeclaredPool, groups: list[DeclaredGroup], desired: int, sts: StatefulSetState,
+def plan_scale(pool: DeclaredPool, groups: list[DeclaredGroup], desired: int, sts: WorkloadState,
                pod_states: list[PodState], milvus: MilvusState, drains: tuple[DrainRecord, ...] | list[DrainRecord],
                **kwargs: Any) -> scaling.ScalePlan:
     """As the reconcile pass plans: hostnames of listed nodes resolved from the pods' IPs first."""
@@ -179,7 +188,7 @@ GROUPS_AFTER_SCALE_IN = [group("__default_resource_group", 1), group("rg1", 2), 
 
 def test_scale_out_sets_replicas_at_once() -> None:
     groups = [group("__default_resource_group", 1), group("rg1", 3), group("rg2", 1)]
-    result = plan_scale(POOL, groups, 5, StatefulSetState(STS, 1, 1), pods(1),
+    result = plan_scale(POOL, groups, 5, WorkloadState(STS_REF, 1, 1), pods(1),
                                 state({"__default_resource_group": [0]}), (), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 5
     assert result.events[0][1] == "ScaledOut"
@@ -187,7 +196,7 @@ def test_scale_out_sets_replicas_at_once() -> None:
 
 def test_scale_in_removes_the_highest_pod_once_it_is_pending() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3], PENDING: [4]})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
     assert not result.suspend
@@ -195,7 +204,7 @@ def test_scale_in_removes_the_highest_pod_once_it_is_pending() -> None:
 
 def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 4], "rg2": [3], PENDING: [2]})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     # rg1 is at its requests: replacement first (config raised by one), no suspend yet.
     assert result.replicas is None and result.suspend == ()
@@ -203,7 +212,7 @@ def test_scale_in_drains_a_serving_victim_when_a_replacement_is_pending() -> Non
     assert scaling.surge_of(result.drains) == {"rg1": 1}
     # Milvus added the pending node to rg1: now the victim is suspended.
     surged = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
-    after = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), surged,
+    after = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), surged,
                                result.drains, milvus_plan_empty=True, now=NOW)
     assert after.suspend == (4,)
     assert [d.phase for d in after.drains] == ["Suspending"]
@@ -216,21 +225,21 @@ def test_a_pending_victim_stays_while_a_surge_may_take_it() -> None:
     picks (seen on the real StatefulSet controller): pod-4 is not removed in that pass."""
     groups = [group("__default_resource_group", 1), group("rg1", 1), group("rg2", 1)]
     milvus = state({"__default_resource_group": [3], "rg1": [0], "rg2": [1], PENDING: [2, 4]})
-    result = plan_scale(POOL, groups, 3, StatefulSetState(STS, 5, 5), pods(5), milvus, (),
+    result = plan_scale(POOL, groups, 3, WorkloadState(STS_REF, 5, 5), pods(5), milvus, (),
                         milvus_plan_empty=True, now=NOW)
     assert [(d.pod, d.phase) for d in result.drains] == [(f"{STS}-3", "Surging")]
     assert result.replicas is None
     assert result.blocked_reason == "WaitingForMilvus" or result.blocked is not None
     # Milvus took node 2 (not pod-4's): the group is back at its surged requests, pod-4 may go.
     refilled = state({"__default_resource_group": [2, 3], "rg1": [0], "rg2": [1], PENDING: [4]})
-    after = plan_scale(POOL, groups, 3, StatefulSetState(STS, 5, 5), pods(5), refilled, result.drains,
+    after = plan_scale(POOL, groups, 3, WorkloadState(STS_REF, 5, 5), pods(5), refilled, result.drains,
                        milvus_plan_empty=True, now=NOW)
     assert after.replicas == 4 and after.suspend == (3,)
 
 
 def test_a_pending_victim_stays_while_a_group_is_short_of_nodes() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1], "rg2": [3], PENDING: [2, 4]})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                         (), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None and result.blocked_reason == "WaitingForMilvus", result
     assert "rg1" in (result.blocked or "")
@@ -238,7 +247,7 @@ def test_a_pending_victim_stays_while_a_group_is_short_of_nodes() -> None:
 
 def test_a_group_above_its_requests_is_drained_without_surge() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.suspend == (4,)
     assert [d.phase for d in result.drains] == ["Suspending"]
@@ -249,7 +258,7 @@ def test_scale_in_waits_without_a_replacement() -> None:
     # pending holds pod 3 which stays: rg2 can get it. Make pending empty instead:
     milvus = state({"__default_resource_group": [0, 3], "rg1": [1, 2], "rg2": [4]})
     groups = [group("__default_resource_group", 2), group("rg1", 2), group("rg2", 1)]
-    result = plan_scale(POOL, groups, 4, StatefulSetState(STS, 5, 5), pods(5), milvus, (),
+    result = plan_scale(POOL, groups, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus, (),
                                 milvus_plan_empty=True, now=NOW)
     assert result.replicas is None and not result.suspend
     assert result.blocked_reason == "WaitingForReplacement"
@@ -260,7 +269,7 @@ def test_drain_completes_when_the_group_is_refilled_and_data_moved() -> None:
     refilled = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
     refilled = MilvusState(refilled.groups, {**refilled.nodes, 4: suspended(4, 0, 0)},
                            True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), refilled,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), refilled,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
     assert ("Normal", "Drained") in {(e[0], e[1]) for e in result.events}
@@ -271,11 +280,11 @@ def test_drain_waits_for_data_then_stalls_after_timeout() -> None:
     moving = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
     moving = MilvusState(moving.groups, {**moving.nodes, 4: suspended(4, 3, 1)}, True)
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), moving,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), moving,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert result.drains[0].phase == "MovingData"
-    late = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), moving,
+    late = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), moving,
                               (record,), milvus_plan_empty=True, now=NOW + 601)
     assert late.replicas is None and late.stalled == (f"{STS}-4",)
     assert late.blocked_reason == "DrainStalled"
@@ -283,7 +292,7 @@ def test_drain_waits_for_data_then_stalls_after_timeout() -> None:
 
 def test_without_management_api_a_serving_victim_is_never_removed() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 4], "rg2": [3], PENDING: [2]}, management=False)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None and not result.suspend
     assert result.blocked_reason == "ManagementAPIUnavailable"
@@ -292,7 +301,7 @@ def test_without_management_api_a_serving_victim_is_never_removed() -> None:
 def test_a_group_is_never_drained_below_its_loaded_replicas() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]},
                    loaded={"rg1": {"books": 3}})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (), milvus_plan_empty=True, now=NOW)
     assert not result.suspend
     assert result.blocked_reason == "ReplicasNeedNodes"
@@ -303,7 +312,7 @@ def test_drain_cancelled_when_the_pod_stays_resumes_its_node() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
     milvus = MilvusState(milvus.groups, {**milvus.nodes, 4: suspended(4, 1, 0)}, True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, StatefulSetState(STS, 5, 5), pods(5), milvus,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, WorkloadState(STS_REF, 5, 5), pods(5), milvus,
                                 (record,), milvus_plan_empty=True, now=NOW)
     assert result.resume == (4,)
     assert result.drains == ()
@@ -321,7 +330,7 @@ def refilled_with(node: MilvusNode, *, management: bool = True) -> MilvusState:
 def test_a_suspended_node_that_still_holds_data_keeps_its_pod() -> None:
     """The reported bug: node 4 suspended, 3 segments and 1 channel, node/list without a hostname."""
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5),
                         refilled_with(suspended(4, 3, 1)), (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert [(d.node_id, d.phase) for d in result.drains] == [(4, "MovingData")]
@@ -329,7 +338,7 @@ def test_a_suspended_node_that_still_holds_data_keeps_its_pod() -> None:
 
 def test_a_suspended_node_whose_data_moved_lets_its_pod_go() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5),
                         refilled_with(suspended(4, 0, 0)), (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
     drained = [e for e in result.events if e[1] == "Drained"]
@@ -339,7 +348,7 @@ def test_a_suspended_node_whose_data_moved_lets_its_pod_go() -> None:
 def test_data_not_yet_measured_is_not_taken_for_no_data() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
     unmeasured = MilvusNode(4, "", "10.0.0.4:21123", "Normal")  # distribution/get not fetched
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5),
                         refilled_with(unmeasured), (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
 
@@ -348,7 +357,7 @@ def test_a_drain_waits_for_the_group_to_be_back_at_its_requests() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "Suspending")
     short = state({"__default_resource_group": [0], "rg1": [1], "rg2": [3], PENDING: [2]})
     short = MilvusState(short.groups, {**short.nodes, 4: suspended(4, 0, 0)}, True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), short, (record,),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), short, (record,),
                         milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert [d.phase for d in result.drains] == ["WaitingForReplacement"]
@@ -357,7 +366,7 @@ def test_a_drain_waits_for_the_group_to_be_back_at_its_requests() -> None:
 def test_a_drained_node_gone_from_milvus_lets_its_pod_go() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
     gone = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), gone, (record,),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), gone, (record,),
                         milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
 
@@ -365,7 +374,7 @@ def test_a_drained_node_gone_from_milvus_lets_its_pod_go() -> None:
 def test_without_management_api_a_recorded_drain_holds() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
     blind = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]}, management=False)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), blind, (record,),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), blind, (record,),
                         milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert [d.phase for d in result.drains] == ["MovingData"]
@@ -378,7 +387,7 @@ def test_a_restarted_victim_is_drained_anew() -> None:
     restarted = MilvusState(restarted.groups, {
         **{k: v for k, v in restarted.nodes.items() if k != 14},
         14: MilvusNode(14, f"{STS}-4", "10.0.0.4:21123", "Normal", 2, 1)}, True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), restarted,
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), restarted,
                         (record,), milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     assert "DrainRestarted" in {e[1] for e in result.events}
@@ -390,13 +399,13 @@ def test_a_node_suspended_without_a_record_is_resumed_by_its_address() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3]})
     milvus = MilvusState(milvus.groups, {**milvus.nodes, 4: suspended(4, 0, 0)}, True)
     result = plan_scale(POOL, [*GROUPS_AFTER_SCALE_IN[:1], group("rg1", 3), group("rg2", 1)], 5,
-                        StatefulSetState(STS, 5, 5), pods(5), milvus, (), milvus_plan_empty=True, now=NOW)
+                        WorkloadState(STS_REF, 5, 5), pods(5), milvus, (), milvus_plan_empty=True, now=NOW)
     assert result.resume == (4,)
 
 
 def test_a_cancelled_drain_resumes_the_recorded_node_id() -> None:
     record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, StatefulSetState(STS, 5, 5), pods(5),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 5, WorkloadState(STS_REF, 5, 5), pods(5),
                         refilled_with(suspended(4, 1, 0)), (record,), milvus_plan_empty=True, now=NOW)
     assert result.resume == (4,)
     assert result.drains == ()
@@ -407,12 +416,12 @@ def test_a_pending_victim_still_holding_data_waits() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3], PENDING: [4]})
     holding = MilvusState(milvus.groups, {**milvus.nodes, 4: MilvusNode(4, f"{STS}-4", "10.0.0.4:21123", "Normal",
                                                                           2, 0)}, True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), holding, (),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), holding, (),
                         milvus_plan_empty=True, now=NOW)
     assert result.replicas is None
     empty = MilvusState(milvus.groups, {**milvus.nodes, 4: MilvusNode(4, f"{STS}-4", "10.0.0.4:21123", "Normal",
                                                                         0, 0)}, True)
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), empty, (),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), empty, (),
                         milvus_plan_empty=True, now=NOW)
     assert result.replicas == 4
 
@@ -420,7 +429,7 @@ def test_a_pending_victim_still_holding_data_waits() -> None:
 def test_no_drain_starts_where_milvus_cannot_drain() -> None:
     milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
     why = "Milvus v2.4.5 keeps a suspended node in its group (before 2.4.10)"
-    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, StatefulSetState(STS, 5, 5), pods(5), milvus, (),
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus, (),
                         milvus_plan_empty=True, now=NOW, drain_unsupported=why)
     assert result.replicas is None and not result.suspend and not result.drains
     assert result.blocked_reason == "DrainUnsupported"
@@ -434,7 +443,7 @@ def test_a_pod_whose_node_holds_data_is_never_removed(world: World) -> None:
     result = scales_in(world)
     stalled_forced = world.pool.force_after_timeout
     for pod in world.pods:
-        if pod.ordinal < result.replicas or pod.terminating:
+        if pod.name not in removed(world, result) or pod.terminating:
             continue
         for node in world.milvus.nodes.values():
             if node.address.split(":")[0] != pod.ip:
@@ -464,7 +473,7 @@ def test_the_generator_reaches_every_branch() -> None:
 
     sample()
     reasons = ("WaitingForMilvus", "WaitingForReplacement", "Draining", "DrainStalled", "ManagementAPIUnavailable",
-               "ReplicasNeedNodes")
+               "ReplicasNeedNodes", "WaitingForDeletionCosts", "OutrankedByUnreadyPod")
     wanted = {"scale-in", "scale-out", "steady", *(f"held: {r}" for r in reasons),
               *(f"scale-in past {p}" for p in DRAIN_PHASES), *(f"keeps {p}" for p in DRAIN_PHASES)}
     assert wanted - seen == set()

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from milvus_rg_operator.core.types import DEFAULT_GROUP, DeclaredGroup, DeclaredPool
+from milvus_rg_operator.core.types import DEFAULT_GROUP, STATEFULSET, DeclaredGroup, DeclaredPool, WorkloadRef
 from milvus_rg_operator.core.validation import validate
 
-POOL = DeclaredPool("pool", "__pending_nodes", 0, 0, 10, "qn")
+POOL = DeclaredPool("pool", "__pending_nodes", 0, 0, 10, WorkloadRef(STATEFULSET, "qn"))
 RG1 = DeclaredGroup("rg1", "pool", None, 2, None, None, None)
 RG2 = DeclaredGroup("rg2", "pool", None, 1, None, None, None)
 

@@ -101,7 +101,7 @@ async def test_metrics_match_what_happened(sandbox_factory: Any) -> None:
     pool = ("pool", "default/milvus")
     assert values[("milvusrg_reconcile_passes_total", (pool, ("result", "converged")))] >= 1
     assert values[("milvusrg_writes_total", (("target", "milvus"), ("verb", "create_resource_group")))] == 3
-    assert values[("milvusrg_writes_total", (("target", "kubernetes"), ("verb", "scale_statefulset")))] >= 1
+    assert values[("milvusrg_writes_total", (("target", "kubernetes"), ("verb", "scale_workload")))] >= 1
     assert values[("milvusrg_group_desired_nodes", (("group", "rg1"), pool))] == 2
     assert values[("milvusrg_group_actual_nodes", (("group", "rg1"), pool))] == 2
     assert values[("milvusrg_group_actual_nodes", (("group", "rg2"), pool))] == 1

@@ -99,7 +99,7 @@ async def test_metrics_health_and_logs_of_a_running_operator(sandbox_factory: An
               if name == "milvusrg_writes_total"}
     # rg1 and the pending group created; rg1's requests 1 -> 2; the StatefulSet 1 -> 2.
     assert writes.get("create_resource_group", 0) >= 1 and writes.get("update_resource_groups", 0) >= 1
-    assert writes.get("scale_statefulset", 0) >= 1
+    assert writes.get("scale_workload", 0) >= 1
 
     not_json = [line for line in log.splitlines() if line.strip() and not line.startswith("{")]
     assert not_json == []

@@ -28,6 +28,7 @@ from milvus_rg_operator.constants import API_GROUP, VERSION
 from milvus_rg_operator.constants import OPERATOR_NAME as OPERATOR_NAME  # re-exported
 from milvus_rg_operator.constants import POOL_PLURAL as POOL_PLURAL  # re-exported: the plurals the adapter writes
 from milvus_rg_operator.constants import RESOURCE_GROUP_PLURAL as RESOURCE_GROUP_PLURAL
+from milvus_rg_operator.core.types import DEPLOYMENT, MILVUS, STATEFULSET, WorkloadRef
 
 USER_AGENT = f"{OPERATOR_NAME}/{importlib.metadata.version(OPERATOR_NAME)}"
 
@@ -51,9 +52,9 @@ class KubeError(Exception):
 class KubeGateway(Protocol):
     async def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def list_groups(self, namespace: str) -> list[dict[str, Any]]: ...
-    async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def get_workload(self, namespace: str, workload: WorkloadRef) -> dict[str, Any] | None: ...
     async def create_statefulset(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    async def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None: ...
+    async def scale_workload(self, namespace: str, workload: WorkloadRef, replicas: int) -> None: ...
     async def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]: ...
     async def patch_pod_metadata(self, namespace: str, name: str, labels: Mapping[str, str | None],
                                  annotations: Mapping[str, str | None]) -> None: ...
@@ -109,10 +110,10 @@ class KubernetesClientGateway:
             f"list ResourceGroups in {namespace}", "GET", _custom_path(namespace, RESOURCE_GROUP_PLURAL))
         return list(result.get("items", []))
 
-    async def get_statefulset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        sts: dict[str, Any] | None = await self._run_unless_gone(
-            f"get StatefulSet {namespace}/{name}", "GET", _statefulset_path(namespace, name))
-        return sts
+    async def get_workload(self, namespace: str, workload: WorkloadRef) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self._run_unless_gone(
+            f"get {workload} in {namespace}", "GET", _workload_path(namespace, workload))
+        return found
 
     async def create_statefulset(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         sts: dict[str, Any] = await self._run(
@@ -120,11 +121,18 @@ class KubernetesClientGateway:
             _statefulset_path(namespace), body=body)
         return sts
 
-    async def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None:
+    async def scale_workload(self, namespace: str, workload: WorkloadRef, replicas: int) -> None:
+        """Through the scale subresource; a Milvus (no scale subresource) through its query-node replicas,
+        which milvus-operator then sets on its Deployments."""
+        if workload.kind == MILVUS:
+            await self._run(f"scale {workload} in {namespace} to {replicas}", "PATCH",
+                            _milvus_path(namespace, workload.name),
+                            body={"spec": {"components": {"queryNode": {"replicas": replicas}}}},
+                            content_type=MERGE_PATCH)
+            return
         await self._run(
-            f"scale StatefulSet {namespace}/{name} to {replicas}", "PATCH",
-            f"{_statefulset_path(namespace, name)}/scale", body={"spec": {"replicas": replicas}},
-            content_type=MERGE_PATCH)
+            f"scale {workload} in {namespace} to {replicas}", "PATCH", f"{_workload_path(namespace, workload)}/scale",
+            body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH)
 
     async def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
@@ -210,6 +218,19 @@ def _core_path(namespace: str, plural: str, name: str | None = None) -> str:
 
 def _statefulset_path(namespace: str, name: str | None = None) -> str:
     return _namespaced_path("/apis/apps/v1", namespace, "statefulsets", name)
+
+
+WORKLOAD_APIS = {STATEFULSET: ("/apis/apps/v1", "statefulsets"), DEPLOYMENT: ("/apis/apps/v1", "deployments"),
+                 MILVUS: ("/apis/milvus.io/v1beta1", "milvuses")}
+
+
+def _workload_path(namespace: str, workload: WorkloadRef) -> str:
+    api, plural = WORKLOAD_APIS[workload.kind]
+    return _namespaced_path(api, namespace, plural, workload.name)
+
+
+def _milvus_path(namespace: str, name: str) -> str:
+    return _namespaced_path(WORKLOAD_APIS[MILVUS][0], namespace, WORKLOAD_APIS[MILVUS][1], name)
 
 
 def _custom_path(namespace: str, plural: str, name: str | None = None) -> str:

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from milvus_rg_operator.api import rules
-from milvus_rg_operator.api.rules import Path, Rule
+from milvus_rg_operator.api.rules import Has, Path, Rule
 
 # The shared names (milvus_rg_operator.constants), re-exported: the API is where callers look for them.
 from milvus_rg_operator.constants import (
@@ -195,24 +195,52 @@ POOL_RULES = (
          unless_absent=("maxNodes",)),
     Rule(Path("pendingGroup").differs_from(DEFAULT_RESOURCE_GROUP),
          f"spec.pendingGroup must not be {DEFAULT_RESOURCE_GROUP}", ".pendingGroup"),
+    Rule(Has("scaleTargetRef").differs_from(Has("statefulSetName")),
+         "set exactly one of spec.scaleTargetRef and spec.statefulSetName", ".scaleTargetRef"),
+    Rule(Path("scaleTargetRef.apiVersion").equals("milvus.io/v1beta1"),
+         "spec.scaleTargetRef of kind Milvus has apiVersion milvus.io/v1beta1", ".scaleTargetRef.apiVersion",
+         unless_absent=("scaleTargetRef",), only_if=Path("scaleTargetRef.kind").equals("Milvus")),
+    Rule(Path("scaleTargetRef.apiVersion").equals("apps/v1"),
+         "spec.scaleTargetRef of kind StatefulSet or Deployment has apiVersion apps/v1",
+         ".scaleTargetRef.apiVersion", unless_absent=("scaleTargetRef",),
+         only_if=Path("scaleTargetRef.kind").differs_from("Milvus")),
+    Rule(Path("scaleTargetRef.kind").equals("StatefulSet"),
+         "spec.template makes the operator create a StatefulSet: spec.scaleTargetRef.kind must be StatefulSet",
+         ".template", unless_absent=("template", "scaleTargetRef")),
 )
 
 
+class ScaleTargetRef(SpecModel):
+    """The workload that runs the pool's query nodes, named as an HPA names its target."""
+
+    api_version: Literal["apps/v1", "milvus.io/v1beta1"] = Field(
+        description="apps/v1 (StatefulSet, Deployment) or milvus.io/v1beta1 (Milvus).")
+    kind: Literal["StatefulSet", "Deployment", "Milvus"] = Field(
+        description="StatefulSet; Deployment (the Milvus Helm chart's query nodes); or Milvus, milvus-operator's "
+                    "custom resource, whose query-node replicas the operator writes (milvus-operator then sets "
+                    "its two blue/green Deployments).")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = Field(
+        description="Name of the workload in the pool's namespace.")
+
+
 class QueryNodePoolSpec(SpecModel):
-    """A Milvus instance and the StatefulSet of its query nodes."""
+    """A Milvus instance and the workload of its query nodes."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": rules.validations(POOL_RULES)})
 
     milvus: MilvusConnection = Field(description="How the operator reaches Milvus.")
+    scale_target_ref: ScaleTargetRef | None = Field(
+        default=None,
+        description="The workload running the query nodes, which the operator scales (adopting it changes no "
+                    "pod and no pod template). Set this or `statefulSetName`.")
     stateful_set_name: Annotated[str, StringConstraints(min_length=1, max_length=63,
-                                                        pattern=DNS1123_LABEL_PATTERN)] = Field(
-        description="Name of the query-node StatefulSet in the pool's namespace. Without `template` the "
-                    "operator adopts (scales) an existing StatefulSet, e.g. the one of milvus-operator or "
-                    "the Helm chart.")
+                                                        pattern=DNS1123_LABEL_PATTERN)] | None = Field(
+        default=None,
+        description="Short for `scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: ...}`.")
     template: PodTemplate | None = Field(
         default=None,
-        description="When set, the operator creates and owns a StatefulSet named `statefulSetName` "
-                    "with this pod template.")
+        description="When set, the operator creates and owns a StatefulSet (the one `scaleTargetRef` or "
+                    "`statefulSetName` names) with this pod template.")
     pending_group: MilvusGroupName = Field(
         default=DEFAULT_PENDING_GROUP,
         description="Milvus group holding nodes no declared group uses: new nodes join here and nodes "
@@ -220,9 +248,9 @@ class QueryNodePoolSpec(SpecModel):
     )
     spare_nodes: int = Field(default=0, ge=0,
                              description="Warm query nodes kept in the pending group beyond the groups' needs.")
-    min_nodes: int = Field(default=0, ge=0, description="Lower bound of the StatefulSet's replicas.")
+    min_nodes: int = Field(default=0, ge=0, description="Lower bound of the workload's replicas.")
     max_nodes: int | None = Field(default=None, ge=0,
-                                  description="Upper bound of the StatefulSet's replicas. Absent: unbounded.")
+                                  description="Upper bound of the workload's replicas. Absent: unbounded.")
     scale_down: ScaleDownPolicy = Field(default_factory=ScaleDownPolicy,
                                         description="How query nodes are removed.",
                                         json_schema_extra={"default": {}})
@@ -237,6 +265,13 @@ class QueryNodePoolSpec(SpecModel):
     def _check_rules(self) -> QueryNodePoolSpec:
         rules.check(POOL_RULES, self.model_dump(by_alias=True, exclude_none=True))
         return self
+
+    def workload(self) -> tuple[str, str, str]:
+        """(kind, name, the field that names it) of the pool's workload."""
+        if self.scale_target_ref is not None:
+            return self.scale_target_ref.kind, self.scale_target_ref.name, "spec.scaleTargetRef"
+        assert self.stateful_set_name is not None, "the rules require one of them"
+        return "StatefulSet", self.stateful_set_name, "spec.statefulSetName"
 
     def management_uri(self) -> str:
         """Milvus's management endpoint: `milvus.managementUri`, or http://<host of milvus.uri>:9091 (the one
@@ -278,7 +313,7 @@ class PoolMember(StatusModel):
     """One query-node pod that needs attention (not Serving or Pending) and where Milvus placed it."""
 
     pod: str = Field(description="Pod name.")
-    ordinal: int = Field(description="StatefulSet ordinal of the pod.")
+    ordinal: int | None = Field(default=None, description="StatefulSet ordinal of the pod (a StatefulSet's pods only).")
     node_id: int | None = Field(default=None, description="Milvus node ID (changes on every restart).")
     group: str | None = Field(default=None, description="Milvus resource group of the node (exact Milvus name).")
     state: Literal["Serving", "Pending", "Draining", "Joining", "Unregistered", "Terminating"] = Field(
@@ -342,7 +377,7 @@ class QueryNodePoolStatus(StatusModel):
                                   "milvusrg.io/* labels).")
     attention: list[PoolMember] | None = Field(
         default=None, description="The pods that need attention (Draining, Joining, Unregistered, Terminating), "
-                                  "lowest ordinals first, at most 20.")
+                                  "a StatefulSet's by ordinal, others by name, at most 20.")
     attention_omitted: int | None = Field(default=None,
                                           description="How many more pods need attention than attention lists.")
     scale_down: ScaleDownStatus | None = Field(default=None, description="Scale-in progress.")
@@ -471,8 +506,8 @@ class ResourceGroupStatus(StatusModel):
     selector: str | None = Field(default=None,
                                  description=f"Label selector of the group's pods ({LABEL_RESOURCE_GROUP}=...).")
     members: list[ResourceGroupMember] | None = Field(
-        default=None, description="Nodes of the group, lowest pod ordinals first, at most 20 (the group's pods: "
-                                  "selector).")
+        default=None, description="Nodes of the group, by pod (a StatefulSet's by ordinal), at most 20 (the "
+                                  "group's pods: selector).")
     members_omitted: int | None = Field(default=None, description="How many more nodes the group has than "
                                                                   "members lists.")
     milvus_config: AppliedMilvusConfig | None = Field(default=None, description="What is applied in Milvus.")

@@ -27,7 +27,7 @@ class Expr:
     def evaluate(self, spec: Mapping[str, Any]) -> Any:
         raise NotImplementedError
 
-    def _compare(self, op: str, other: Expr | int | str) -> Compare:
+    def _compare(self, op: str, other: Expr | int | str | bool) -> Compare:
         return Compare(op, self, other if isinstance(other, Expr) else Const(other))
 
     def at_most(self, other: Expr | int | str) -> Compare:
@@ -36,8 +36,11 @@ class Expr:
     def at_least(self, other: Expr | int | str) -> Compare:
         return self._compare(">=", other)
 
-    def differs_from(self, other: Expr | int | str) -> Compare:
+    def differs_from(self, other: Expr | int | str | bool) -> Compare:
         return self._compare("!=", other)
+
+    def equals(self, other: Expr | int | str) -> Compare:
+        return self._compare("==", other)
 
     def not_in(self, other: Expr) -> Compare:
         return self._compare("not in", other)
@@ -62,10 +65,25 @@ class Path(Expr):
 
 
 @dataclass(frozen=True)
-class Const(Expr):
-    value: int | str
+class Has(Expr):
+    """Whether a field of the spec is set (CEL `has()`)."""
+
+    dotted: str
 
     def cel(self) -> str:
+        return f"has(self.{self.dotted})"
+
+    def evaluate(self, spec: Mapping[str, Any]) -> Any:
+        return Path(self.dotted).evaluate(spec) is not _ABSENT
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: int | str | bool
+
+    def cel(self) -> str:
+        if isinstance(self.value, bool):
+            return str(self.value).lower()
         return f"'{self.value}'" if isinstance(self.value, str) else str(self.value)
 
     def evaluate(self, spec: Mapping[str, Any]) -> Any:
@@ -73,7 +91,7 @@ class Const(Expr):
 
 
 _OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
-    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b,
+    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b, "==": lambda a, b: a == b,
     "not in": lambda a, b: a not in b,
 }
 
@@ -95,16 +113,19 @@ class Compare(Expr):
 
 @dataclass(frozen=True)
 class Rule:
-    """`holds` must be true of the spec unless one of `unless_absent` is absent; `field` (relative to the spec,
-    as `.minNodes`) is the field the message is about."""
+    """`holds` must be true of the spec unless one of `unless_absent` is absent, or `only_if` is false; `field`
+    (relative to the spec, as `.minNodes`) is the field the message is about."""
 
     holds: Compare
     message: str
     field: str
     unless_absent: tuple[str, ...] = ()
+    only_if: Compare | None = None
 
     def cel(self) -> str:
         guards = [f"!has(self.{path})" for path in self.unless_absent]
+        if self.only_if is not None:
+            guards.append(f"!({self.only_if.cel()})")
         return " || ".join([*guards, self.holds.cel()])
 
     def x_kubernetes_validation(self) -> JsonDict:
@@ -112,6 +133,8 @@ class Rule:
 
     def violated_by(self, spec: Mapping[str, Any]) -> bool:
         if any(Path(path).evaluate(spec) is _ABSENT for path in self.unless_absent):
+            return False
+        if self.only_if is not None and not self.only_if.evaluate(spec):
             return False
         return not self.holds.evaluate(spec)
 

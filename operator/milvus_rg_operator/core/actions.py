@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from milvus_rg_operator.core import labels
 from milvus_rg_operator.core.types import GroupConfig
+from milvus_rg_operator.core.workloads import DELETION_COST, WorkloadRef
 
 KUBERNETES, MILVUS = "kubernetes", "milvus"
 
@@ -138,22 +139,25 @@ class LabelPod:
 
     @property
     def summary(self) -> str:
-        changed = ", ".join(f"{k.split('/')[-1]}={v if v is not None else '-'}" for k, v in self.patch.labels.items())
-        return f"label pod {self.pod} {changed or 'annotations'}"
+        changed = [f"{k.split('/')[-1]}={v if v is not None else '-'}" for k, v in self.patch.labels.items()]
+        cost = self.patch.annotations.get(DELETION_COST)
+        if cost is not None:
+            changed.append(f"pod-deletion-cost={cost}")
+        return f"label pod {self.pod} {', '.join(changed) or 'annotations'}"
 
 
 @dataclass(frozen=True)
-class ScaleStatefulSet:
-    name: str
+class ScaleWorkload:
+    workload: WorkloadRef
     current: int
     replicas: int
     reason: str
     target: ClassVar[str] = KUBERNETES
-    verb: ClassVar[str] = "scale_statefulset"
+    verb: ClassVar[str] = "scale_workload"
 
     @property
     def summary(self) -> str:
-        return f"scale StatefulSet {self.name} {self.current}->{self.replicas}"
+        return f"scale {self.workload} {self.current}->{self.replicas}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ class PostEvent:
 
 
 Action = (AddFinalizer | ReleaseGroup | CreateGroup | UpdateGroups | DropGroup | CreateStatefulSet | RecordDrains
-          | SuspendNode | ResumeNode | LabelPod | ScaleStatefulSet | WriteStatus | PostEvent)
+          | SuspendNode | ResumeNode | LabelPod | ScaleWorkload | WriteStatus | PostEvent)
 MILVUS_ACTIONS = (CreateGroup, UpdateGroups, DropGroup, SuspendNode, ResumeNode)
 
 

@@ -25,8 +25,8 @@ from milvus_rg_operator.core.types import (
     MilvusState,
     PodState,
     Problem,
-    StatefulSetState,
 )
+from milvus_rg_operator.core.workloads import WorkloadState
 
 READY, PROGRESSING, DEGRADED, PAUSED = "Ready", "Progressing", "Degraded", "Paused"
 # kstatus (Flux, cli-utils) reads these two: Reconciling while work is in flight, Stalled when the spec cannot be
@@ -163,19 +163,21 @@ def pool_members(pods: Sequence[PodState], milvus: MilvusState, pending_group: s
     """(counts per group and state, the first MEMBERS_SHOWN pods needing attention by ordinal, how many
     more need attention): the pool's status stays bounded however many pods there are."""
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
-    attention: list[tuple[int, dict[str, Any]]] = []
+    attention: list[tuple[tuple[bool, int, str], dict[str, Any]]] = []
     for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
         word = member_state(pod, node_id, state)
         counts[(group or "", word)] += 1
         if word in QUIET_STATES:
             continue
-        member: dict[str, Any] = {"pod": pod.name, "ordinal": pod.ordinal, "state": word}
+        member: dict[str, Any] = {"pod": pod.name, "state": word}
+        if pod.ordinal is not None:
+            member["ordinal"] = pod.ordinal
         if node_id is not None:
             member["nodeId"] = node_id
         if group is not None:
             member["group"] = group
-        attention.append((pod.ordinal, member))
+        attention.append((pod.sort_key, member))
     shown = [member for _, member in heapq.nsmallest(MEMBERS_SHOWN, attention, key=lambda item: item[0])]
     count_rows = [{"group": group, "state": word, "count": n} if group else {"state": word, "count": n}
                   for (group, word), n in sorted(counts.items())]
@@ -190,7 +192,7 @@ def listed(names: Sequence[str], limit: int = MEMBERS_SHOWN) -> str:
 
 
 def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_replicas: int,
-                sts: StatefulSetState, pods: Sequence[PodState], milvus: MilvusState, scale: ScalePlan,
+                sts: WorkloadState, pods: Sequence[PodState], milvus: MilvusState, scale: ScalePlan,
                 milvus_plan: MilvusPlan, *, generation: int, previous: Mapping[str, Any], now: float,
                 scale_down: list[dict[str, Any]], converged: bool) -> dict[str, Any]:
     draining = {d.pod for d in scale.drains}
@@ -236,12 +238,12 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
 
 def stuck_pods(pool: DeclaredPool, pods: Sequence[PodState], milvus: MilvusState, now: float) -> list[str]:
     """Pods that should have joined Milvus by now: never Ready, or Ready without a Milvus node."""
-    return [p.name for p in sorted(pods, key=lambda p: p.ordinal)
+    return [p.name for p in sorted(pods, key=lambda p: p.sort_key)
             if not p.terminating and now - p.created_at > pool.pod_ready_timeout_seconds
             and (not p.ready or milvus.node_of_pod(p.name) is None)]
 
 
-def _progress(desired: int, sts: StatefulSetState, scale: ScalePlan, plan: MilvusPlan,
+def _progress(desired: int, sts: WorkloadState, scale: ScalePlan, plan: MilvusPlan,
               groups: Sequence[DeclaredGroup], milvus: MilvusState) -> tuple[str, str]:
     if not plan.empty:
         return "ApplyingConfigs", "writing resource-group configs to Milvus"
@@ -281,13 +283,13 @@ def group_members(name: str, milvus: MilvusState, pods: PodIndex) -> tuple[list[
     """(the first MEMBERS_SHOWN pods of the group by ordinal, how many more): nodes of the group whose pod
     is in `pods` and runs that node (its newest process). Costs the group's size, not the pool's."""
     found = milvus.groups.get(name)
-    members: list[tuple[int, dict[str, Any]]] = []
+    members: list[tuple[tuple[bool, int, str], dict[str, Any]]] = []
     for node_id in found.node_ids if found else ():
         node = milvus.nodes.get(node_id)
         pod = pods.get(node.hostname) if node is not None else None
         newest = milvus.node_of_pod(pod.name) if pod is not None else None
         if pod is not None and newest is not None and newest.node_id == node_id:
-            members.append((pod.ordinal, {"pod": pod.name, "nodeId": node_id}))
+            members.append((pod.sort_key, {"pod": pod.name, "nodeId": node_id}))
     shown = [member for _, member in heapq.nsmallest(MEMBERS_SHOWN, members, key=lambda item: item[0])]
     return shown, len(members) - len(shown)
 

@@ -17,6 +17,7 @@ from milvus_rg_operator.constants import LABEL_RESOURCE_GROUP as LABEL_RESOURCE_
 from milvus_rg_operator.constants import LABEL_STATE as LABEL_STATE
 from milvus_rg_operator.core.names import label_value
 from milvus_rg_operator.core.types import MilvusState, PodState
+from milvus_rg_operator.core.workloads import DELETION_COST
 
 ANNOTATION_RESOURCE_GROUP = LABEL_RESOURCE_GROUP  # the exact Milvus name (label values are restricted)
 OWN_LABELS = frozenset({LABEL_RESOURCE_GROUP, LABEL_NODE_ID, LABEL_STATE})
@@ -44,13 +45,17 @@ def pod_placement(pod: PodState, milvus: MilvusState, pending_group: str,
 
 
 def plan_pod_labels(pods: Sequence[PodState], milvus: MilvusState, pending_group: str,
-                    draining: Collection[str] = ()) -> dict[str, PodPatch]:
-    """Only pods whose labels or annotation differ appear: a converged pool yields {}."""
+                    draining: Collection[str] = (), costs: Mapping[str, int] | None = None) -> dict[str, PodPatch]:
+    """Only pods whose labels or annotations differ appear: a converged pool yields {}. `costs`: the
+    pod-deletion-cost to set on some pods (core.workloads), in the same patch."""
     patches: dict[str, PodPatch] = {}
     values: dict[str, str] = {}  # group -> label value, computed once per group
+    costs = costs or {}
     for pod in pods:
         group, node_id, state = pod_placement(pod, milvus, pending_group, draining)
-        if state == "joining" and group is None and node_id is None and not OWN_LABELS & pod.labels.keys():
+        cost = {DELETION_COST: str(costs[pod.name])} if pod.name in costs else {}
+        if (state == "joining" and group is None and node_id is None and not OWN_LABELS & pod.labels.keys()
+                and not cost):
             # A new pod Milvus does not know yet: nothing to say until its node registers (one patch per new
             # pod, not "joining" then its placement: 1,000 writes fewer when 1,000 pods start together).
             continue
@@ -61,7 +66,7 @@ def plan_pod_labels(pods: Sequence[PodState], milvus: MilvusState, pending_group
             LABEL_NODE_ID: str(node_id) if node_id is not None else None,
             LABEL_STATE: state,
         }
-        wanted_annotations = {ANNOTATION_RESOURCE_GROUP: group}
+        wanted_annotations = {ANNOTATION_RESOURCE_GROUP: group, **cost}
         label_changes = _changes(pod.labels, wanted_labels)
         annotation_changes = _changes(pod.annotations, wanted_annotations)
         if label_changes or annotation_changes:

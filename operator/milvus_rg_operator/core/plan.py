@@ -37,7 +37,7 @@ from milvus_rg_operator.core.actions import (
     RecordDrains,
     ReleaseGroup,
     ResumeNode,
-    ScaleStatefulSet,
+    ScaleWorkload,
     SuspendNode,
     UpdateGroups,
     describe_config,
@@ -54,9 +54,9 @@ from milvus_rg_operator.core.types import (
     ObjectState,
     PodState,
     Problem,
-    StatefulSetState,
 )
 from milvus_rg_operator.core.versions import MilvusSupport
+from milvus_rg_operator.core.workloads import STATEFULSET, WorkloadState
 
 PROGRESS_REQUEUE = 1.0  # while something is in flight, look again soon
 
@@ -74,8 +74,8 @@ class PassInputs:
     paused: bool = False
     support: MilvusSupport | None = None  # what this Milvus's version allows; None: not asked
     milvus: MilvusState | None = None  # with distribution counts for leaving nodes, hostnames from pod IPs
-    sts: StatefulSetState | None = None  # None: the StatefulSet does not exist
-    can_create_statefulset: bool = False  # spec.template is set
+    workload: WorkloadState | None = None  # None: the pool's workload does not exist
+    can_create_statefulset: bool = False  # spec.template is set: the operator creates (and owns) a StatefulSet
     pods: Sequence[PodState] = ()
     drains: Sequence[DrainRecord] = ()
 
@@ -97,8 +97,8 @@ class PassPlan:
     # pass that planned on cached objects re-reads them before these writes (and plans again).
     @property
     def removes_pods(self) -> bool:
-        """The pass lowers the StatefulSet's replicas: pods are about to go."""
-        return any(isinstance(a, ScaleStatefulSet) and a.replicas < a.current for a in self.actions)
+        """The pass lowers the workload's replicas: pods are about to go."""
+        return any(isinstance(a, ScaleWorkload) and a.replicas < a.current for a in self.actions)
 
     @property
     def changes_group_lifecycle(self) -> bool:
@@ -143,7 +143,7 @@ def split_groups(pool: DeclaredPool, groups: Sequence[GroupInput], milvus: Milvu
 def replica_target(pool: DeclaredPool, split: GroupSplit, milvus: MilvusState, current: int | None) -> int:
     """The query nodes the pool wants (`scaling.desired_replicas`), counting what frozen groups hold: an
     invalid group keeps the requests it has in Milvus, and a group that cannot even be read forbids any
-    scale-in (`current`: the StatefulSet's replicas, None when it does not exist)."""
+    scale-in (`current`: the workload's replicas, None when it does not exist)."""
     declared = split.declared
     owned = {resolve_group_name(g) for g in declared}
     held = {found.name: found.config.requests for g in split.frozen
@@ -157,11 +157,15 @@ def replica_target(pool: DeclaredPool, split: GroupSplit, milvus: MilvusState, c
 def leaving_nodes(inputs: PassInputs) -> set[int]:
     """Nodes whose data must be measured (`distribution/get`) before their pod may go: recorded drains, and
     victims' nodes that serve no group (suspended, or moved to the pending group)."""
-    pool, milvus, sts = inputs.pool, inputs.milvus, inputs.sts
-    if pool is None or milvus is None or sts is None:
+    pool, milvus, workload = inputs.pool, inputs.milvus, inputs.workload
+    if pool is None or milvus is None or workload is None:
         return set()
-    desired = replica_target(pool, split_groups(pool, inputs.groups, milvus), milvus, sts.replicas)
-    victims = set(scaling.removal_order(pool.stateful_set_name, sts.replicas, desired))
+    desired = replica_target(pool, split_groups(pool, inputs.groups, milvus), milvus, workload.replicas)
+    # Whoever may go: for a ReplicaSet, what it removes now or once the deletion costs are set.
+    victims = set(scaling.victims(workload, inputs.pods, desired))
+    if workload.ref.ranks_pods:
+        costs = scaling.deletion_costs(inputs.pods, milvus, pool.pending_group, inputs.drains)
+        victims |= set(scaling.victims(workload, inputs.pods, desired, costs))
     wanted = {d.node_id for d in inputs.drains}
     for node in milvus.nodes.values():
         if node.hostname in victims and milvus.group_of_node(node.node_id) in (None, pool.pending_group):
@@ -183,12 +187,32 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     assert inputs.milvus is not None, "Milvus is observed once the pool is valid and its version supported"
     split = split_groups(pool, inputs.groups, inputs.milvus)
     problems = split.problems
-    if inputs.sts is None and not inputs.can_create_statefulset:
-        problems += (Problem(POOL_KIND, pool.name, "spec.statefulSetName",
-                             f"StatefulSet {pool.stateful_set_name} not found and spec.template is not set"),)
+    if inputs.workload is None and not inputs.can_create_statefulset:
+        problems += (Problem(POOL_KIND, pool.name, pool.workload_field,
+                             f"{pool.workload} not found" + (" and spec.template is not set"
+                                                             if pool.workload.kind == STATEFULSET else "")),)
+    problems += workload_problems(pool, inputs.workload, inputs.pods, inputs.milvus, inputs.now)
     if any(p.kind == POOL_KIND for p in problems):
         return _refused(inputs, problems)
     return _Planner(inputs, pool, inputs.milvus, split, problems).plan()
+
+
+def workload_problems(pool: DeclaredPool, workload: WorkloadState | None, pods: Sequence[PodState],
+                      milvus: MilvusState, now: float) -> tuple[Problem, ...]:
+    """A workload the operator cannot scale: a `Milvus` whose query-node replicas an HPA owns (-1), or one whose
+    pods are not query nodes of this Milvus (Ready for longer than podReadyTimeoutSeconds, none registered)."""
+    if workload is None:
+        return ()
+    if workload.replicas < 0:
+        return (Problem(POOL_KIND, pool.name, pool.workload_field,
+                        f"{workload.ref} has spec.components.queryNode.replicas {workload.replicas}: an HPA owns "
+                        "them, the operator cannot scale them (set them to a number)"),)
+    settled = [p for p in pods if p.ready and not p.terminating and now - p.created_at > pool.pod_ready_timeout_seconds]
+    if settled and not any(milvus.node_of_pod(p.name) for p in pods):
+        return (Problem(POOL_KIND, pool.name, pool.workload_field,
+                        f"none of the {len(settled)} Ready pods of {workload.ref} is a query node of this Milvus "
+                        f"(no node registered with their names or addresses): is it the right workload?"),)
+    return ()
 
 
 def _refused(inputs: PassInputs, problems: Sequence[Problem]) -> PassPlan:
@@ -208,18 +232,18 @@ class _Planner:
         self.drains = tuple(inputs.drains)
         self.actions: list[Action] = []
         self.deletable = {resolve_group_name(g) for g in self.groups if g.deleting}
-        self.desired = replica_target(pool, split, milvus, inputs.sts.replicas if inputs.sts else None)
+        self.desired = replica_target(pool, split, milvus, inputs.workload.replicas if inputs.workload else None)
 
     def plan(self) -> PassPlan:
         self.actions += [AddFinalizer(g.obj.name, "the group is managed in Milvus: its deletion must drop it "
                                                   "there first")
                          for g in self.split.valid if not g.obj.finalized and not g.obj.deleting]
         milvus_plan = self.group_configs()
-        sts = self.inputs.sts
+        sts = self.inputs.workload
         if sts is None:  # spec.template is set (checked before): create it, with the replicas wanted
             self.actions.append(CreateStatefulSet(
-                self.pool.stateful_set_name, self.desired,
-                f"StatefulSet {self.pool.stateful_set_name} does not exist; spec.template is set"))
+                self.pool.workload.name, self.desired,
+                f"StatefulSet {self.pool.workload.name} does not exist; spec.template is set"))
             return PassPlan(tuple(self.actions), "progressing", PROGRESS_REQUEUE, self.drains, self.problems,
                             self.desired)
         scale, after = self.scale_writes(sts, milvus_plan)
@@ -245,7 +269,7 @@ class _Planner:
                          and by_milvus_name[name].obj.finalized and by_milvus_name[name].obj.deleting]
         return milvus_plan
 
-    def scale_writes(self, sts: StatefulSetState,
+    def scale_writes(self, sts: WorkloadState,
                 milvus_plan: configs.MilvusPlan) -> tuple[scaling.ScalePlan, MilvusState]:
         """Drains, pod labels and the replica change; returns the scale plan and Milvus as this pass leaves it."""
         pool, inputs, drains = self.pool, self.inputs, self.drains
@@ -266,7 +290,8 @@ class _Planner:
                                      records[node_id].pod if node_id in records else pod_of_node.get(node_id, "?"),
                                      records[node_id].group if node_id in records else "?",
                                      f"draining {records[node_id].pod if node_id in records else 'its pod'} before "
-                                     "scale-in (the StatefulSet removes its highest ordinals)")
+                                     f"scale-in ({'its rank makes it the pod' if sts.ref.ranks_pods else 'the pod'} "
+                                     f"{sts.ref} removes)")
                          for node_id in scale.suspend]
         # A drain that starts surging raises its group's config now (its record is written above), and one that
         # stopped surging (its node just suspended) lowers it now: Milvus never sees the group short of its
@@ -280,17 +305,16 @@ class _Planner:
                 self.actions += milvus_actions(resurge, after, self.split.valid, pool, scale.drains)
                 after = predicted_milvus(after, resurge)
         label_patches = labels.plan_pod_labels(inputs.pods, self.milvus, pool.pending_group,
-                                               {d.pod for d in scale.drains})
+                                               {d.pod for d in scale.drains}, scale.costs)
         self.actions += [LabelPod(pod, patch, "where Milvus placed the pod's node")
                          for pod, patch in label_patches.items()]
         if scale.replicas is not None and scale.replicas != sts.replicas:
-            self.actions.append(ScaleStatefulSet(
-                pool.stateful_set_name, sts.replicas, scale.replicas,
-                _scale_reason(pool.stateful_set_name, sts.replicas, scale.replicas, self.desired, self.milvus,
-                              drains)))
+            self.actions.append(ScaleWorkload(
+                sts.ref, sts.replicas, scale.replicas,
+                _scale_reason(sts, scale, self.desired, self.milvus, drains)))
         return scale, after
 
-    def statuses(self, sts: StatefulSetState, scale: scaling.ScalePlan, milvus_plan: configs.MilvusPlan,
+    def statuses(self, sts: WorkloadState, scale: scaling.ScalePlan, milvus_plan: configs.MilvusPlan,
                  after: MilvusState, converged: bool) -> None:
         inputs, pool_obj = self.inputs, self.inputs.pool_obj
         if tuple(scale.drains) != self.drains:  # RecordDrains wrote it already
@@ -333,13 +357,13 @@ def _drain_change(before: Sequence[DrainRecord], after: Sequence[DrainRecord]) -
     return "drains changed: " + ", ".join(parts) if parts else "drain records refreshed"
 
 
-def _scale_reason(statefulset: str, current: int, replicas: int, desired: int, milvus: MilvusState,
+def _scale_reason(workload: WorkloadState, scale: scaling.ScalePlan, desired: int, milvus: MilvusState,
                   drains: Sequence[DrainRecord]) -> str:
-    if replicas > current:
+    if (scale.replicas or 0) > workload.replicas:
         return f"{desired} query nodes wanted: the groups' requests + spareNodes, within minNodes/maxNodes"
     drained = {d.pod: d for d in drains}
     details = []
-    for pod in scaling.removal_order(statefulset, current, replicas):
+    for pod in scale.removing:
         record = drained.get(pod)
         node = milvus.nodes.get(record.node_id) if record else milvus.node_of_pod(pod)
         if node is None:

@@ -1,8 +1,9 @@
 """How many query nodes, and which pod may leave.
 
-A StatefulSet always removes its highest ordinals, while Milvus picks at random which node it moves to
-the pending group. So scale-in lowers replicas only past pods that serve no group: already in the
-pending group, never registered, or drained. Draining a serving victim means asking Milvus (management
+The workload removes pods its own way (`core.workloads`: a StatefulSet its highest ordinals, a ReplicaSet by
+rank, steered with deletion costs), while Milvus picks at random which node it moves to the pending group.
+So scale-in lowers replicas only past pods that serve no group: already in the pending group, never
+registered, or drained. Draining a serving victim means asking Milvus (management
 API `node/suspend`) to take its node out of its group, which then pulls a replacement from the pending
 group; once the group is back at its requests and the node holds no segments or channels, the pod goes.
 Each drain is recorded (in the pool's status, by the caller) before the node is suspended, so a
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import (
@@ -28,7 +29,14 @@ from milvus_rg_operator.core.types import (
     MilvusNode,
     MilvusState,
     PodState,
-    StatefulSetState,
+)
+from milvus_rg_operator.core.workloads import (
+    COST_EMPTY,
+    COST_SERVING,
+    COST_SPARE,
+    WorkloadState,
+    deletion_cost,
+    removal_order,
 )
 
 SURGING = "Surging"  # the group's config is raised by one so Milvus adds the replacement first
@@ -53,6 +61,8 @@ class ScalePlan:
     blocked_reason: str | None = None  # ... as a condition reason
     stalled: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
+    costs: Mapping[str, int] = field(default_factory=dict)  # pod -> deletion cost to set (where it differs)
+    removing: tuple[str, ...] = ()  # the pods the workload's controller removes for `replicas`, in its order
 
 
 def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup], held: int = 0) -> int:
@@ -73,34 +83,57 @@ def surge_of(drains: Sequence[DrainRecord]) -> dict[str, int]:
     return drains_per_group(drains, (SURGING,))
 
 
-def pod_name(statefulset: str, ordinal: int) -> str:
-    return f"{statefulset}-{ordinal}"
+def victims(workload: WorkloadState, pods: Sequence[PodState], desired: int,
+            costs: Mapping[str, int] | None = None) -> list[str]:
+    """The pods the workload's controller removes going to `desired` replicas, first removed first: a
+    StatefulSet's ordinals from `desired` up, a ReplicaSet's live pods beyond `desired` (it creates no more)."""
+    order = removal_order(workload, pods, costs)
+    return order[:max(len(order) - desired if workload.ref.ranks_pods else workload.replicas - desired, 0)]
 
 
-def removal_order(statefulset: str, current: int, desired: int) -> list[str]:
-    """The pods a StatefulSet removes going from `current` to `desired` replicas, in the order it removes
-    them: the highest ordinal first. The one place the victim rule lives."""
-    return [pod_name(statefulset, ordinal) for ordinal in range(current - 1, desired - 1, -1)]
+def deletion_costs(pods: Sequence[PodState], milvus: MilvusState, pending_group: str,
+                   drains: Sequence[DrainRecord]) -> dict[str, int]:
+    """The deletion cost each pod should carry: the safer to remove, the lower (`core.workloads`)."""
+    drained = {d.pod for d in drains if d.phase == DRAINED}
+    costs = {}
+    for pod in pods:
+        node = milvus.node_of_pod(pod.name)
+        group = milvus.group_of_node(node.node_id) if node else None
+        if node is None or pod.name in drained or (group is None and node.holds_data is False):
+            costs[pod.name] = COST_EMPTY
+        elif group is None or group == pending_group:
+            costs[pod.name] = COST_SPARE
+        else:
+            costs[pod.name] = COST_SERVING
+    return costs
 
 
-def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, sts: StatefulSetState,
+def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, workload: WorkloadState,
                pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
                *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None) -> ScalePlan:
     """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None."""
-    return _Planner(pool, groups, desired, sts, pods, milvus, drains, milvus_plan_empty, now,
+    return _Planner(pool, groups, desired, workload, pods, milvus, drains, milvus_plan_empty, now,
                     drain_unsupported).plan()
 
 
 class _Planner:
     def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
-                 sts: StatefulSetState, pods: Sequence[PodState], milvus: MilvusState,
+                 workload: WorkloadState, pods: Sequence[PodState], milvus: MilvusState,
                  drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float,
                  drain_unsupported: str | None) -> None:
-        self.pool, self.desired, self.sts, self.milvus, self.now = pool, desired, sts, milvus, now
+        self.pool, self.desired, self.workload, self.milvus, self.now = pool, desired, workload, milvus, now
         self.drain_unsupported = drain_unsupported
         self.milvus_plan_empty = milvus_plan_empty
         self.pods = {p.name: p for p in pods}
         self.records = {d.pod: d for d in drains}
+        # A ReplicaSet is steered with deletion costs: the pods the operator wants gone rank first once they
+        # carry them. (A StatefulSet ignores costs: it removes its highest ordinals.)
+        self.costs = (deletion_costs(pods, milvus, pool.pending_group, drains) if workload.ref.ranks_pods
+                      else {})
+        # Set when the workload is to shrink, before it may (not on every move: a scale-out costs no extra write).
+        shrinking = workload.replicas > desired
+        self.cost_changes = {pod: cost for pod, cost in self.costs.items() if shrinking
+                             and not self.pods[pod].terminating and deletion_cost(self.pods[pod]) != cost}
         self.requests = {resolve_group_name(g): g.requests for g in groups if not g.deleting}
         self.labels = {resolve_group_name(g): dict(g.node_labels) for g in groups if not g.deleting}
         self.events: list[Event] = []
@@ -129,33 +162,57 @@ class _Planner:
     # --- plan ------------------------------------------------------------------------------------
 
     def plan(self) -> ScalePlan:
-        current = self.sts.replicas
-        victims = removal_order(self.pool.stateful_set_name, current, self.desired)
-        kept = self.settle_records(set(victims))
-        self.resume_orphans(set(victims), kept)
+        current = self.workload.replicas
+        wanted = victims(self.workload, list(self.pods.values()), self.desired, self.costs)  # who should go
+        self.wanted = set(wanted)
+        kept = self.settle_records(self.wanted)
+        self.resume_orphans(self.wanted, kept)
         if self.desired > current:
             self.events.append(("Normal", "ScaledOut", f"scaling query nodes {current} -> {self.desired}"))
             return self.result(self.desired, kept, ())
-        if not victims:
+        if not wanted:  # nothing to remove; a ReplicaSet short of pods just creates fewer
+            if self.desired < current:
+                self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {self.desired} "
+                                                          "(pods not created yet)"))
+                return self.result(self.desired, kept, ())
             return self.result(None, kept, ())
         if not self.milvus_plan_empty:
             waiting = ("WaitingForMilvus", "waiting for Milvus to accept the new configs")
-            return self.result(None, kept, victims, waiting)
-        records = self.progress(kept, victims)
-        lowest = current
-        for victim in victims:  # highest first: a StatefulSet removes from the top
-            if not self.removable(victim, records.get(victim)):
+            return self.result(None, kept, wanted, waiting)
+        if self.workload.rolling:
+            return self.result(None, kept, wanted, ("WaitingForRollout", f"{self.workload.ref} is rolling out "
+                                                    f"({self.workload.rolling}): scale-in waits, never fights it"))
+        records = self.progress(kept, wanted)
+        # Who the controller removes now, by what it sees now (the costs the pods carry): only those may go.
+        going = victims(self.workload, list(self.pods.values()), self.desired)
+        # A ReplicaSet short of pods (some not created yet) shrinks first by creating fewer: nothing goes for those.
+        live = sum(1 for p in self.pods.values() if not p.terminating)
+        lowest = current - (max(0, min(current - live, current - self.desired)) if self.workload.ref.ranks_pods
+                            else 0)
+        leaving: list[str] = []
+        for victim in going:
+            if lowest <= self.desired or not self.removable(victim, records.get(victim)):
                 break
+            leaving.append(victim)
             lowest -= 1
         blocked: tuple[str, str] | None = None
         if lowest > self.desired:
-            blocked = self.start_drains(victims[current - lowest:], records)
+            first = going[len(leaving)] if len(leaving) < len(going) else None
+            if first is not None and first not in self.wanted and self.outranks(first):
+                blocked = ("OutrankedByUnreadyPod", f"{first} is not Ready or not running, so it would be removed "
+                           f"before {', '.join(sorted(self.wanted))}, and it may hold data: scale-in waits")
+            else:
+                blocked = self.start_drains([v for v in wanted if v not in leaving], records)
+        if lowest < current and self.cost_changes:
+            lowest = current  # the ReplicaSet must see the new costs before it picks: one pass later
+            blocked = blocked or ("WaitingForDeletionCosts", "setting pod-deletion-cost on "
+                                  f"{', '.join(sorted(self.cost_changes))} before the ReplicaSet picks who leaves")
         if lowest < current:
             # Milvus fills a group short of nodes from any group above its requests, the pending group
             # included: a leaving pod's node still in the pending group may be picked between this pass's read
             # and the StatefulSet's removal (a surge raised just now makes its group short by design).
             short = self.groups_short_of_nodes(records.values())
-            takeable = [v for v in victims[:current - lowest] if self.may_be_placed(v)]
+            takeable = [v for v in leaving if self.may_be_placed(v)]
             if short and takeable:
                 lowest = current
                 blocked = blocked or ("WaitingForMilvus", f"Milvus is adding nodes to {', '.join(short)} and may "
@@ -163,18 +220,25 @@ class _Planner:
         replicas = lowest if lowest < current else None
         if replicas is not None:
             self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {replicas}"))
-        remaining = {pod_name(self.pool.stateful_set_name, o) for o in range(replicas or current)}
-        final = {pod: r for pod, r in records.items() if pod in remaining}
-        return self.result(replicas, final, victims, blocked)
+        removing = tuple(leaving) if replicas is not None else ()
+        final = {pod: r for pod, r in records.items() if pod not in removing}
+        return self.result(replicas, final, wanted, blocked, removing)
 
-    def result(self, replicas: int | None, records: Mapping[str, DrainRecord], victims: Sequence[str],
-               blocked: tuple[str, str] | None = None) -> ScalePlan:
+    def outranks(self, pod: str) -> bool:
+        """A ReplicaSet removes an unscheduled, not Running or not Ready pod before any other, whatever its
+        deletion cost: no cost makes the chosen pods go first while it stays."""
+        state = self.pods.get(pod)
+        return state is not None and (not state.ready or not state.scheduled or state.phase != "Running")
+
+    def result(self, replicas: int | None, records: Mapping[str, DrainRecord], wanted: Sequence[str],
+               blocked: tuple[str, str] | None = None, removing: tuple[str, ...] = ()) -> ScalePlan:
         ordered = tuple(sorted(records.values(), key=lambda r: r.pod))
         return ScalePlan(
             replicas=replicas, suspend=tuple(self.suspend), resume=tuple(sorted(set(self.resume))),
-            drains=ordered, victims=tuple(victims), blocked=blocked[1] if blocked else None,
+            drains=ordered, victims=tuple(wanted), blocked=blocked[1] if blocked else None,
             blocked_reason=blocked[0] if blocked else None,
             stalled=tuple(r.pod for r in ordered if r.phase == STALLED), events=tuple(self.events),
+            costs=dict(self.cost_changes), removing=removing,
         )
 
     def groups_short_of_nodes(self, records: Iterable[DrainRecord]) -> list[str]:
@@ -387,7 +451,6 @@ class _Planner:
     def replacements(self, group: str, leaving: MilvusNode) -> int:
         """Nodes Milvus could move into `group`: surplus of other groups, on pods that stay, labels matching."""
         wanted = self.labels.get(group, {})
-        stays = {pod_name(self.pool.stateful_set_name, o) for o in range(self.desired)}
         count = 0
         for other in self.milvus.groups.values():
             if other.name == group:
@@ -398,7 +461,7 @@ class _Planner:
                     break
                 node = self.milvus.nodes.get(node_id)
                 pod = self.pods.get(node.hostname) if node else None
-                if node is None or pod is None or node == leaving or node.hostname not in stays:
+                if node is None or pod is None or node == leaving or node.hostname in self.wanted:
                     continue
                 if all(pod.milvus_labels.get(k) == v for k, v in wanted.items()):
                     count += 1

@@ -31,6 +31,41 @@ class GroupConfig:
                            tuple(sorted(set(self.transfer_to))), tuple(sorted(set(self.node_labels))))
 
 
+STATEFULSET, DEPLOYMENT, MILVUS = "StatefulSet", "Deployment", "Milvus"  # the workload kinds (core.workloads)
+API_VERSIONS: Mapping[str, str] = {STATEFULSET: "apps/v1", DEPLOYMENT: "apps/v1", MILVUS: "milvus.io/v1beta1"}
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    kind: str  # StatefulSet | Deployment | Milvus
+    name: str
+
+    @property
+    def api_version(self) -> str:
+        return API_VERSIONS[self.kind]
+
+    @property
+    def ranks_pods(self) -> bool:
+        """A ReplicaSet picks who leaves by rank (the operator steers it with deletion costs); a StatefulSet
+        removes its highest ordinals."""
+        return self.kind != STATEFULSET
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    ref: WorkloadRef
+    replicas: int  # as written in its spec (a Milvus: spec.components.queryNode.replicas)
+    ready_replicas: int
+    rolling: str | None = None  # why a rollout is in flight (no scale-in meanwhile); None: settled
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+
 @dataclass(frozen=True)
 class DeclaredPool:
     name: str
@@ -38,11 +73,12 @@ class DeclaredPool:
     spare_nodes: int
     min_nodes: int
     max_nodes: int | None
-    stateful_set_name: str
+    workload: WorkloadRef  # spec.scaleTargetRef (or spec.statefulSetName)
     max_unavailable: int = 1
     drain_timeout_seconds: float = 600.0
     force_after_timeout: bool = False
     pod_ready_timeout_seconds: float = 300.0
+    workload_field: str = "spec.scaleTargetRef"  # the field that names the workload, for messages
 
 
 @dataclass(frozen=True)
@@ -127,7 +163,7 @@ class MilvusState:
 @dataclass(frozen=True)
 class PodState:
     name: str
-    ordinal: int
+    ordinal: int | None  # a StatefulSet's pods only
     ready: bool
     terminating: bool
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -135,6 +171,17 @@ class PodState:
     created_at: float = 0.0
     milvus_labels: Mapping[str, str] = field(default_factory=dict)  # node labels Milvus reads from the env
     ip: str = ""  # status.podIP: a query node registers its address as <pod IP>:<port>
+    # What a ReplicaSet ranks pods by (core.workloads.replicaset_rank), besides readiness and cost:
+    phase: str = "Running"
+    scheduled: bool = True  # spec.nodeName is set
+    ready_since: float = 0.0  # the Ready condition's lastTransitionTime
+    restarts: int = 0
+    node_name: str = ""  # spec.nodeName
+
+    @property
+    def sort_key(self) -> tuple[bool, int, str]:
+        """Status lists pods in this order: a StatefulSet's by ordinal, others by name."""
+        return (self.ordinal is None, self.ordinal or 0, self.name)
 
 
 def address_host(address: str) -> str:
@@ -155,13 +202,6 @@ def with_pod_hostnames(milvus: MilvusState, pods: Sequence[PodState]) -> MilvusS
     for node_id, node in missing.items():
         nodes[node_id] = replace(node, hostname=pod_by_ip[address_host(node.address)])
     return replace(milvus, nodes=nodes)
-
-
-@dataclass(frozen=True)
-class StatefulSetState:
-    name: str
-    replicas: int
-    ready_replicas: int
 
 
 @dataclass(frozen=True)
