@@ -42,8 +42,10 @@ KNOWN_DIFFERENCES = (
     "LIST ignores limit/continue and resourceVersion: it always answers everything, current.",
     "All versions of a CRD share one storage without conversion; only the apiVersion differs.",
     "Deleting a namespace does not delete its contents; propagationPolicy Foreground acts as Background.",
-    "No authentication, authorization, admission webhooks, built-in controllers or built-in schema "
-    "validation: a StatefulSet never creates Pods by itself (the sandbox's workload emulator does).",
+    "No authentication, authorization, admission webhooks or built-in controllers: a Deployment, ReplicaSet or "
+    "StatefulSet never creates Pods by itself (the sandbox's workload emulator does). Built-in kinds are not "
+    "validated but for a pod's controller.kubernetes.io/pod-deletion-cost, and only Deployments, StatefulSets and "
+    "ReplicaSets are defaulted (their spec: strategy, replicas, revisionHistoryLimit, ...; not their pod template).",
     "/openapi/v3 only lists operations and /openapi/v2 has no definitions (no schemas): kubectl relies on "
     "server-side field validation and its compiled-in types for strategic merge patches, and skips its "
     "client-side check of a `kind: List` document (a real server validates the List against v2's schemas).",
