@@ -2,12 +2,12 @@
 
 `WorkloadEmulator` watches the sandbox's object store and, in the same event loop as the API server, runs:
 
-- the Deployment, ReplicaSet and StatefulSet controllers, each a port of kube-controller-manager's
-  (k8s.io/kubernetes v1.37.2; `milvus_rg_sandbox.controllers`, which names the source of each behaviour):
-  Deployments own ReplicaSets `<deployment>-<pod-template-hash>` and roll them out (RollingUpdate with
-  maxSurge/maxUnavailable, Recreate, paused, proportional scaling); a ReplicaSet owns pods
-  `<replicaset>-<5 characters>` and deletes first the pods `ActivePodsWithRanks` ranks first (not Ready, lower
-  `controller.kubernetes.io/pod-deletion-cost`, Ready for less time, ...); a StatefulSet keeps pods
+- the Deployment, ReplicaSet and StatefulSet controllers and the disruption controller of PodDisruptionBudgets,
+  each a port of kube-controller-manager's (k8s.io/kubernetes v1.37.2; `milvus_rg_sandbox.controllers`, which
+  names the source of each behaviour): Deployments own ReplicaSets `<deployment>-<pod-template-hash>` and roll
+  them out (RollingUpdate with maxSurge/maxUnavailable, Recreate, paused, proportional scaling); a ReplicaSet
+  owns pods `<replicaset>-<5 characters>` and deletes first the pods `ActivePodsWithRanks` ranks first (not
+  Ready, lower `controller.kubernetes.io/pod-deletion-cost`, Ready for less time, ...); a StatefulSet keeps pods
   `<sts>-0 .. <sts>-(n-1)` (OrderedReady or Parallel) and rolls them onto its update revision (RollingUpdate with
   partition and maxUnavailable, or OnDelete) with ControllerRevisions and a `controller-revision-hash` label;
   every status is written as the real controller writes it, and only when it changes;
@@ -17,8 +17,9 @@
 - fault injection for tests (`crash_pod`, `never_ready`, `set_start_delay`, `delete_pod_now`).
 
 It works incrementally, as real controllers do: its watches feed a cache (an informer), and each change
-re-examines only the object that changed and what depends on it (a pod's controller, a ReplicaSet's
-Deployment); a full pass over the cache (no store reads) runs when a tick passes without changes.
+re-examines only the object that changed and what depends on it (a pod's controller, a ReplicaSet's Deployment,
+the PodDisruptionBudgets that select a pod); a full pass over the cache (no store reads) runs when a tick passes
+without changes.
 
 It knows nothing about Milvus: the wiring registers hooks (`on_pod_ready`, `on_pod_terminating`,
 `on_pod_crashed`) and turns them into Milvus node events.
@@ -36,37 +37,43 @@ from typing import Any, Protocol
 from milvus_rg_sandbox.controllers.common import (
     CONTROLLER_REVISIONS,
     DEPLOYMENTS,
+    PDBS,
     PODS,
     REPLICASETS,
     STATEFULSETS,
+    WORKLOADS,
     ClusterCache,
     Obj,
     controller_ref,
     is_terminating,
+    labels_of,
     now_rfc3339,
     object_key,
     phase,
     pod_is_ready,
+    replicas_of,
     status_patch,
 )
 from milvus_rg_sandbox.controllers.deployment import DeploymentController
+from milvus_rg_sandbox.controllers.disruption import DisruptionController
 from milvus_rg_sandbox.controllers.replicaset import ReplicaSetController
 from milvus_rg_sandbox.controllers.statefulset import REVISION_LABEL, StatefulSetController
 from milvus_rg_sandbox.kube.errors import ApiError
+from milvus_rg_sandbox.kube.selectors import label_selector_matcher
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 30.0
 YIELD_EVERY = 100  # objects looked at per pass before other tasks of the event loop get a turn
-WATCHED = (DEPLOYMENTS, REPLICASETS, STATEFULSETS, CONTROLLER_REVISIONS, PODS)
+WATCHED = (DEPLOYMENTS, REPLICASETS, STATEFULSETS, CONTROLLER_REVISIONS, PDBS, PODS)
 # The order of a pass: pods (the kubelet) first, then each controller, a Deployment before its ReplicaSets.
-RECONCILED = (PODS, DEPLOYMENTS, REPLICASETS, STATEFULSETS)
+RECONCILED = (PODS, DEPLOYMENTS, REPLICASETS, STATEFULSETS, PDBS)
 TEMPLATE_HASH = "pod-template-hash"
 
 Key = tuple[str, str]  # (namespace, name)
 PodHook = Callable[[Obj], Awaitable[None]]
 
-__all__ = ["DEPLOYMENTS", "PODS", "REPLICASETS", "STATEFULSETS", "IpPool", "Obj", "WorkloadEmulator",
+__all__ = ["DEPLOYMENTS", "PDBS", "PODS", "REPLICASETS", "STATEFULSETS", "IpPool", "Obj", "WorkloadEmulator",
            "is_terminating", "now_rfc3339", "pod_is_ready"]
 
 KNOWN_DIFFERENCES = [
@@ -78,6 +85,9 @@ KNOWN_DIFFERENCES = [
     "500 per sync except for ReplicaSets; a failed write is retried at the next tick.",
     "StatefulSets: no PersistentVolumeClaims (volumeClaimTemplates, retention policies), no Recreate strategy (an "
     "alpha gate, off in 1.37); ControllerRevisions are not adopted.",
+    "The disruption controller finds the scale of a pod's Deployment, ReplicaSet or StatefulSet only (not of a "
+    "ReplicationController or a custom resource's scale subresource), posts no events and leaves a stale "
+    "DisruptionTarget pod condition in place.",
     "There is no scheduler and there are no nodes: every pod starts after `pod_start_delay`, hostIP is "
     "127.0.0.1 and spec.nodeName stays unset (so a ReplicaSet's scale-down never tells pods apart by node: every "
     "pod is unassigned and they all count alike on the empty node); resources, affinity, taints and quotas are "
@@ -216,7 +226,7 @@ class WorkloadEmulator:
         self._dirty: dict[str, set[Key]] = {resource: set() for resource in RECONCILED}
         self._controllers: dict[str, Any] = {
             DEPLOYMENTS: DeploymentController(self), REPLICASETS: ReplicaSetController(self),
-            STATEFULSETS: StatefulSetController(self),
+            STATEFULSETS: StatefulSetController(self), PDBS: DisruptionController(self),
         }
         self._start_delays: dict[tuple[str, str], float] = {}
         self._never_ready: list[tuple[str, str]] = []  # (namespace, name glob)
@@ -373,8 +383,8 @@ class WorkloadEmulator:
         self._changed(resource, known, None if deleted else obj)
 
     def _changed(self, resource: str, old: Obj | None, new: Obj | None) -> None:
-        """Mark what a change of one object may concern: the object and its controller (for a pod, only if what
-        the controllers read changed)."""
+        """Mark what a change of one object may concern: the object, its controller (for a pod, only if what
+        the controllers read changed), and the PodDisruptionBudgets that select it or count its scale."""
         obj = new if new is not None else old
         if obj is None:
             return
@@ -384,10 +394,17 @@ class WorkloadEmulator:
             return
         self._dirty[resource].add(key)
         if resource == PODS:
-            if old is None or new is None or _controller_facts(old) != _controller_facts(new):
+            facts_changed = old is None or new is None or _controller_facts(old) != _controller_facts(new)
+            if facts_changed:
                 self._mark_controllers(old, new)
-        elif resource == REPLICASETS:
-            self._mark_controllers(old, new)
+            if self.cache.pdbs_by_namespace.get(key[0]) and (
+                    facts_changed or labels_of(old or {"metadata": {}}) != labels_of(new or {"metadata": {}})):
+                self._mark_pdbs(key[0], [labels_of(o) for o in (old, new) if o is not None])
+        elif resource in WORKLOADS:
+            if resource == REPLICASETS:
+                self._mark_controllers(old, new)
+            if old is None or new is None or replicas_of(old) != replicas_of(new):
+                self._mark_pdbs(key[0], None)
 
     def _mark_controllers(self, *objs: Obj | None) -> None:
         for obj in objs:
@@ -396,6 +413,16 @@ class WorkloadEmulator:
             located = self.cache.workload_by_uid.get(str((controller_ref(obj) or {}).get("uid")))
             if located is not None:
                 self._dirty[located[0]].add(located[1])
+
+    def _mark_pdbs(self, namespace: str, label_sets: list[dict[str, str]] | None) -> None:
+        """The PodDisruptionBudgets of a namespace (None: all of them; else those selecting one of the labels)."""
+        for key in self.cache.pdbs_by_namespace.get(namespace, ()):
+            pdb = self.cache.get(PDBS, key)
+            if pdb is None:
+                continue
+            matches = label_selector_matcher((pdb.get("spec") or {}).get("selector"))
+            if label_sets is None or any(matches(labels) for labels in label_sets):
+                self._dirty[PDBS].add(key)
 
     async def _control_loop(self) -> None:
         while True:

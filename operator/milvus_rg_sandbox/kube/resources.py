@@ -72,6 +72,9 @@ class ResourceType:
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if self.key == "v1/pods":  # kubectl drain looks for it to evict rather than delete
+            entries.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                            "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if self.scale is not None:
             entries.append(
                 {
