@@ -11,9 +11,10 @@
   `<sts>-0 .. <sts>-(n-1)` (OrderedReady or Parallel) and rolls them onto its update revision (RollingUpdate with
   partition and maxUnavailable, or OnDelete) with ControllerRevisions and a `controller-revision-hash` label;
   every status is written as the real controller writes it, and only when it changes;
-- a kubelet: a new pod is `Pending`, after `pod_start_delay` it is `Running` and Ready with a loopback pod IP,
-  unless scheduling gates hold it; a pod with a `deletionTimestamp` is stopped through the termination hooks and
-  purged once its container exited (at the latest after its grace period, like SIGKILL);
+- a kubelet (and, when the store has Node objects, a scheduler: `controllers.scheduler`): a new pod is `Pending`,
+  after `pod_start_delay` it is `Running` and Ready with a loopback pod IP, unless scheduling gates hold it; a
+  pod with a `deletionTimestamp` is stopped through the termination hooks and purged once its container exited
+  (at the latest after its grace period, like SIGKILL);
 - fault injection for tests (`crash_pod`, `never_ready`, `set_start_delay`, `delete_pod_now`).
 
 It works incrementally, as real controllers do: its watches feed a cache (an informer), and each change
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 from milvus_rg_sandbox.controllers.common import (
     CONTROLLER_REVISIONS,
     DEPLOYMENTS,
+    NODES,
     PDBS,
     PODS,
     REPLICASETS,
@@ -57,6 +59,7 @@ from milvus_rg_sandbox.controllers.common import (
 from milvus_rg_sandbox.controllers.deployment import DeploymentController
 from milvus_rg_sandbox.controllers.disruption import DisruptionController
 from milvus_rg_sandbox.controllers.replicaset import ReplicaSetController
+from milvus_rg_sandbox.controllers.scheduler import choose_node
 from milvus_rg_sandbox.controllers.statefulset import REVISION_LABEL, StatefulSetController
 from milvus_rg_sandbox.kube.errors import ApiError
 from milvus_rg_sandbox.kube.selectors import label_selector_matcher
@@ -65,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 30.0
 YIELD_EVERY = 100  # objects looked at per pass before other tasks of the event loop get a turn
-WATCHED = (DEPLOYMENTS, REPLICASETS, STATEFULSETS, CONTROLLER_REVISIONS, PDBS, PODS)
+WATCHED = (NODES, DEPLOYMENTS, REPLICASETS, STATEFULSETS, CONTROLLER_REVISIONS, PDBS, PODS)
 # The order of a pass: pods (the kubelet) first, then each controller, a Deployment before its ReplicaSets.
 RECONCILED = (PODS, DEPLOYMENTS, REPLICASETS, STATEFULSETS, PDBS)
 TEMPLATE_HASH = "pod-template-hash"
@@ -88,10 +91,12 @@ KNOWN_DIFFERENCES = [
     "The disruption controller finds the scale of a pod's Deployment, ReplicaSet or StatefulSet only (not of a "
     "ReplicationController or a custom resource's scale subresource), posts no events and leaves a stale "
     "DisruptionTarget pod condition in place.",
-    "There is no scheduler and there are no nodes: every pod starts after `pod_start_delay`, hostIP is "
-    "127.0.0.1 and spec.nodeName stays unset (so a ReplicaSet's scale-down never tells pods apart by node: every "
-    "pod is unassigned and they all count alike on the empty node); resources, affinity, taints and quotas are "
-    "ignored.",
+    "The sandbox starts without Node objects; then pods run unbound (spec.nodeName unset, hostIP 127.0.0.1), so a "
+    "ReplicaSet's scale-down never tells pods apart by node. Once Node objects exist, the kubelet binds each new "
+    "pod to the least loaded node that is not cordoned, whose NoSchedule/NoExecute taints it tolerates and whose "
+    "labels match its nodeSelector (kube-scheduler scores instead; required node affinity, resources and quotas "
+    "are ignored), else leaves it Pending (PodScheduled=False, Unschedulable); a Node's kubelet, conditions, "
+    "heartbeats and taint-based eviction are not emulated.",
     "Pod IPs are distinct loopback addresses (127.0.0.2, 127.0.0.3, ... then 127.0.1.x); no process "
     "listens on them.",
     "Readiness is decided by the emulator (or `never_ready`), not by probes; a crash restarts the "
@@ -168,13 +173,14 @@ class PodRuntime:
     name: str
     uid: str
     ip: str | None = None
+    host_ip: str = "127.0.0.1"
     restart_count: int = 0
     container_ready: bool = False
     terminating: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-def _ready_status(ip: str, ready: bool, restart_count: int, containers: list[Obj],
+def _ready_status(ip: str, host_ip: str, ready: bool, restart_count: int, containers: list[Obj],
                   last_state: Obj | None = None) -> Obj:
     flag = "True" if ready else "False"
     stamp = now_rfc3339()
@@ -195,8 +201,8 @@ def _ready_status(ip: str, ready: bool, restart_count: int, containers: list[Obj
         "phase": "Running",
         "podIP": ip,
         "podIPs": [{"ip": ip}],
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "conditions": [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
             {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
@@ -228,6 +234,8 @@ class WorkloadEmulator:
             DEPLOYMENTS: DeploymentController(self), REPLICASETS: ReplicaSetController(self),
             STATEFULSETS: StatefulSetController(self), PDBS: DisruptionController(self),
         }
+        self._unscheduled: set[Key] = set()  # pods no node could take (looked at again when nodes change)
+        self._pods_on_node: dict[str, int] = {}  # node name -> pods bound to it, not terminating
         self._start_delays: dict[tuple[str, str], float] = {}
         self._never_ready: list[tuple[str, str]] = []  # (namespace, name glob)
         self._ips = IpPool()
@@ -392,8 +400,15 @@ class WorkloadEmulator:
         if resource == CONTROLLER_REVISIONS:
             self._mark_controllers(old, new)
             return
+        if resource == NODES:
+            self._dirty[PODS] |= self._unscheduled
+            return
         self._dirty[resource].add(key)
         if resource == PODS:
+            for pod, step in ((old, -1), (new, 1)):
+                node = ((pod or {}).get("spec") or {}).get("nodeName")
+                if node and not is_terminating(pod or {}):
+                    self._pods_on_node[node] = self._pods_on_node.get(node, 0) + step
             facts_changed = old is None or new is None or _controller_facts(old) != _controller_facts(new)
             if facts_changed:
                 self._mark_controllers(old, new)
@@ -492,13 +507,49 @@ class WorkloadEmulator:
                 return
             if (pod.get("spec") or {}).get("schedulingGates"):
                 return  # not scheduled until its gates are removed (the API server marked it SchedulingGated)
-            runtime = PodRuntime(namespace=key[0], name=key[1], uid=uid)
+            host_ip = await self._schedule(key, pod)
+            if host_ip is None:
+                return
+            runtime = PodRuntime(namespace=key[0], name=key[1], uid=uid, host_ip=host_ip)
             self._runtimes[uid] = runtime
             self._runtime_uids.setdefault(key, set()).add(uid)
             self._spawn(runtime, self._start_pod(runtime, pod))
         elif is_terminating(pod) and not runtime.terminating:
             runtime.terminating = True
             self._spawn(runtime, self._terminate(runtime, pod))
+
+    async def _schedule(self, key: Key, pod: Obj) -> str | None:
+        """With Node objects, bind the pod to one that may take it (`controllers.scheduler`); its host IP, or
+        None while no node can run it (it stays Pending). Without nodes, pods run unbound on 127.0.0.1."""
+        nodes = self.cache.objects[NODES]
+        if not nodes:
+            return "127.0.0.1"
+        name = (pod.get("spec") or {}).get("nodeName")
+        if not name:
+            node, reason = choose_node(pod, nodes.values(), self._pods_on_node)
+            if node is None:
+                self._unscheduled.add(key)
+                await self._set_unschedulable(pod, reason)
+                return None
+            name = node["metadata"]["name"]
+            if await self.patch(PODS, pod, {"spec": {"nodeName": name}}) is None:
+                return None
+        self._unscheduled.discard(key)
+        node = nodes.get(("default", name))
+        if node is None:
+            return None  # bound to a node that does not exist: no kubelet will ever run it
+        addresses = (node.get("status") or {}).get("addresses") or []
+        return next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "127.0.0.1")
+
+    async def _set_unschedulable(self, pod: Obj, reason: str) -> None:
+        """kube-scheduler's PodScheduled=False condition of a pod no node can take."""
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        current: Obj = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
+        if (current.get("status"), current.get("reason"), current.get("message")) != ("False", "Unschedulable",
+                                                                                       reason):
+            await self.write_status(PODS, pod, {**(pod.get("status") or {}), "conditions": [
+                {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                 "lastTransitionTime": now_rfc3339(), "reason": "Unschedulable", "message": reason}]})
 
     def _start_delay(self, runtime: PodRuntime) -> float:
         return self._start_delays.get((runtime.namespace, runtime.name), self.pod_start_delay)
@@ -520,7 +571,7 @@ class WorkloadEmulator:
         return patched
 
     async def _start_pod(self, runtime: PodRuntime, pod: Obj) -> None:
-        await self._patch_status(runtime, {"phase": "Pending", "hostIP": "127.0.0.1",
+        await self._patch_status(runtime, {"phase": "Pending", "hostIP": runtime.host_ip,
                                            "conditions": [{"type": "PodScheduled", "status": "True"}]})
         runtime.ip = self._ips.allocate()
         await self._run_container(runtime)
@@ -536,7 +587,7 @@ class WorkloadEmulator:
             return
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         updated = await self._patch_status(
-            runtime, _ready_status(runtime.ip, ready, runtime.restart_count, containers, last_state))
+            runtime, _ready_status(runtime.ip, runtime.host_ip, ready, runtime.restart_count, containers, last_state))
         runtime.container_ready = ready
         if ready and updated is not None:
             await self._run_hooks(self._ready_hooks, updated)
@@ -547,7 +598,8 @@ class WorkloadEmulator:
             return
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         runtime.container_ready = False
-        await self._patch_status(runtime, _ready_status(runtime.ip, False, runtime.restart_count, containers))
+        await self._patch_status(runtime, _ready_status(runtime.ip, runtime.host_ip, False, runtime.restart_count,
+                                                        containers))
 
     async def _crash_and_restart(self, runtime: PodRuntime) -> None:
         pod = await self.store.get(PODS, runtime.namespace, runtime.name)
@@ -558,7 +610,7 @@ class WorkloadEmulator:
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         last_state = {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now_rfc3339()}}
         crashed = await self._patch_status(
-            runtime, _ready_status(runtime.ip, False, runtime.restart_count, containers, last_state))
+            runtime, _ready_status(runtime.ip, runtime.host_ip, False, runtime.restart_count, containers, last_state))
         await self._run_hooks(self._crashed_hooks, crashed or pod)
         await self._run_container(runtime, last_state)
 
