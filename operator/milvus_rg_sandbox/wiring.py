@@ -4,8 +4,10 @@ Rule (documented in docs/sandbox.md): a pod is a *query node* if any container's
 contains the token `querynode` (as Milvus images run `milvus run querynode`), or if it carries the label
 `app.kubernetes.io/component=querynode` or `component=querynode`.
 
-- Ready -> `add_node(hostname=<pod name>, address=<podIP>:21123, env=<container env>)`: a new session
-  (Milvus takes a fresh node id on every process start).
+- Ready -> `add_node(hostname=<pod hostname>, address=<podIP>:21123, env=<container env>)`: a new session
+  (Milvus takes a fresh node id on every process start). The hostname is the kubelet's: `spec.hostnameOverride`,
+  else `spec.hostname` (a StatefulSet sets it to the pod name), else the pod name (a Deployment's pods), cut to
+  63 characters.
 - Graceful termination -> `stop_node` (the node leaves its group at once); the container "exits" once
   Milvus reports the node gone, bounded by the pod's grace period (enforced by the kubelet).
 - Crash, kill or node loss -> `crash_node`: the old session expires after the session TTL.
@@ -23,6 +25,7 @@ from milvus_rg_sandbox.workloads import Obj, WorkloadEmulator
 QUERY_NODE_TOKEN = "querynode"
 QUERY_NODE_PORT = 21123
 COMPONENT_LABELS = ("app.kubernetes.io/component", "component")
+HOSTNAME_MAX_LENGTH = 63
 
 
 class MilvusNodes(Protocol):
@@ -43,6 +46,14 @@ def is_query_node(pod: Obj) -> bool:
         if any(QUERY_NODE_TOKEN in str(word).split() for word in words):
             return True
     return False
+
+
+def pod_hostname(pod: Obj) -> str:
+    """The hostname the kubelet gives a pod's containers: k8s.io/kubernetes v1.37.2 `pkg/kubelet/kubelet_pods.go`
+    `GeneratePodHostNameAndDomain` and `truncatePodHostnameIfNeeded` (at most 63 characters, no trailing - or .)."""
+    spec = pod.get("spec") or {}
+    hostname = str(spec.get("hostnameOverride") or spec.get("hostname") or pod["metadata"]["name"])
+    return hostname if len(hostname) <= HOSTNAME_MAX_LENGTH else hostname[:HOSTNAME_MAX_LENGTH].rstrip("-.")
 
 
 def container_env(pod: Obj) -> dict[str, str]:
@@ -79,7 +90,7 @@ class PodNodeWiring:
         if previous is not None:  # a restart we were not told about: the old session just expires
             self.milvus.crash_node(previous)
         address = f"{pod['status']['podIP']}:{QUERY_NODE_PORT}"
-        self.node_of_pod[uid] = self.milvus.add_node(pod["metadata"]["name"], address, container_env(pod))
+        self.node_of_pod[uid] = self.milvus.add_node(pod_hostname(pod), address, container_env(pod))
 
     async def _stopped_gracefully(self, pod: Obj) -> None:
         node_id = self.node_of_pod.get(_uid(pod))
