@@ -30,10 +30,11 @@ from milvus_rg_sandbox.realkube import (
 )
 from milvus_rg_sandbox.tls import ServerTls, self_signed
 from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
-from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
+from milvus_rg_sandbox.workloads import DEPLOYMENTS, STATEFULSETS, WorkloadEmulator
 
 MILVUS_IMAGE = "milvusdb/milvus:v2.5.4"
 MANAGEMENT_PORT = 9091
+HELM_QUERY_NODE_SUFFIX = "milvus-querynode"  # the chart's `milvus.querynode.fullname` after the release
 
 
 @dataclass
@@ -171,6 +172,14 @@ class Sandbox:
         manifest = query_node_statefulset(name, replicas, namespace, env)
         return await self.kube.store.create(STATEFULSETS, manifest)
 
+    async def create_query_node_deployment(
+        self, name: str = f"my-release-{HELM_QUERY_NODE_SUFFIX}", replicas: int = 1, namespace: str = "default",
+        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A Deployment shaped like the Milvus Helm chart's query nodes (`query_node_deployment`)."""
+        manifest = query_node_deployment(name, replicas, namespace, env, labels)
+        return await self.kube.store.create(DEPLOYMENTS, manifest)
+
 
 def server_tls(cfg: SandboxConfig, directory: Path) -> ServerTls | None:
     """The simulator's TLS from the options: none, generated certificates (`--tls self-signed[-mutual]`, written
@@ -217,6 +226,44 @@ def query_node_statefulset(name: str, replicas: int, namespace: str,
                 "metadata": {"labels": dict(selector)},
                 "spec": {"containers": [container], "terminationGracePeriodSeconds": 30},
             },
+        },
+    }
+
+
+def query_node_deployment(name: str, replicas: int, namespace: str, env: Mapping[str, str] | None = None,
+                          labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Milvus Helm chart's query-node Deployment (zilliztech/milvus-helm `charts/milvus/templates/
+    querynode-deployment.yaml`, `_helpers.tpl`): named `<release>-milvus-querynode` (the release is what comes
+    before `-milvus-querynode` in `name`, or all of it), selector and pod labels `app.kubernetes.io/name: milvus`,
+    `app.kubernetes.io/instance: <release>`, `component: querynode`, the container `querynode` running
+    `milvus run querynode` with ports 21123 and 9091 and a /healthz readiness probe on the metrics port, no
+    terminationGracePeriodSeconds (Kubernetes' 30 s). `labels` are added to the pod labels and the selector (so
+    that several Deployments of one release, say one per resource group, select their own pods). Left out: the
+    chart's config init container, volumes, service account and the helm.sh/chart and version labels."""
+    release = name.partition(f"-{HELM_QUERY_NODE_SUFFIX}")[0]
+    selector = {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": release,
+                "component": "querynode", **(labels or {})}
+    container = {
+        "name": "querynode",
+        "image": MILVUS_IMAGE,
+        "args": ["/milvus/tools/run-helm.sh", "milvus", "run", "querynode"],
+        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
+        "ports": [
+            {"name": "querynode", "containerPort": QUERY_NODE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": MANAGEMENT_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": release,
+                                "app.kubernetes.io/managed-by": "Helm", "component": "querynode"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(selector)},
+            "template": {"metadata": {"labels": dict(selector)}, "spec": {"containers": [container]}},
         },
     }
 

@@ -4,8 +4,10 @@ Rule (documented in docs/sandbox.md): a pod is a *query node* if any container's
 contains the token `querynode` (as Milvus images run `milvus run querynode`), or if it carries the label
 `app.kubernetes.io/component=querynode` or `component=querynode`.
 
-- Ready -> `add_node(hostname=<pod name>, address=<podIP>:21123, env=<container env>)`: a new session
-  (Milvus takes a fresh node id on every process start).
+- Ready -> `add_node(hostname=<pod hostname>, address=<podIP>:21123, env=<container env>)`: a new session
+  (Milvus takes a fresh node id on every process start). The hostname is the kubelet's: `spec.hostnameOverride`,
+  else `spec.hostname` (a StatefulSet sets it to the pod name), else the pod name (a Deployment's pods), cut to
+  63 characters.
 - Graceful termination -> `stop_node` (the node leaves its group at once); the container "exits" once
   Milvus reports the node gone, bounded by the pod's grace period (enforced by the kubelet).
 - Crash, kill or node loss -> `crash_node`: the old session expires after the session TTL.
@@ -29,6 +31,7 @@ QUERY_NODE_PORT = 21123
 STREAMING_NODE_TOKEN = "streamingnode"
 STREAMING_NODE_PORT = 22222
 COMPONENT_LABELS = ("app.kubernetes.io/component", "component")
+HOSTNAME_MAX_LENGTH = 63
 
 
 class MilvusNodes(Protocol):
@@ -53,6 +56,14 @@ def _runs(pod: Obj, token: str) -> bool:
     return False
 
 
+def pod_hostname(pod: Obj) -> str:
+    """The hostname the kubelet gives a pod's containers: k8s.io/kubernetes v1.37.2 `pkg/kubelet/kubelet_pods.go`
+    `GeneratePodHostNameAndDomain` and `truncatePodHostnameIfNeeded` (at most 63 characters, no trailing - or .)."""
+    spec = pod.get("spec") or {}
+    hostname = str(spec.get("hostnameOverride") or spec.get("hostname") or pod["metadata"]["name"])
+    return hostname if len(hostname) <= HOSTNAME_MAX_LENGTH else hostname[:HOSTNAME_MAX_LENGTH].rstrip("-.")
+
+
 def is_query_node(pod: Obj) -> bool:
     return _runs(pod, QUERY_NODE_TOKEN)
 
@@ -64,7 +75,7 @@ def is_streaming_node(pod: Obj) -> bool:
 def register_node(milvus: MilvusNodes, pod: Obj) -> int | None:
     """The Milvus session a Ready query-node or streaming-node pod's process opens (None: none)."""
     ip = pod["status"]["podIP"]
-    name = pod["metadata"]["name"]
+    name = pod_hostname(pod)
     if is_query_node(pod):
         return milvus.add_node(name, f"{ip}:{QUERY_NODE_PORT}", container_env(pod))
     if is_streaming_node(pod):

@@ -1,19 +1,26 @@
-"""The controllers a real cluster runs for our workloads: a StatefulSet controller and a kubelet.
+"""The controllers a real cluster runs for our workloads, and a kubelet.
 
-`WorkloadEmulator` watches StatefulSets and Pods in the sandbox's object store and, in the same event
-loop as the API server:
+`WorkloadEmulator` watches the sandbox's object store and, in the same event loop as the API server, runs:
 
-- keeps pods `<sts>-0 .. <sts>-(n-1)` for every StatefulSet with `spec.replicas = n` (Parallel pod
-  management: all missing pods are created at once, all surplus pods are deleted at once, highest ordinal
-  first), recreates missing pods and writes a truthful `/status` only when it changes;
-- plays the kubelet: a new pod is `Pending`, after `pod_start_delay` it is `Running` and Ready with a
-  loopback pod IP; a pod with a `deletionTimestamp` is stopped through the termination hooks and purged
-  once its container exited (at the latest after its grace period, like SIGKILL);
-- offers fault injection for tests (`crash_pod`, `never_ready`, `set_start_delay`, `delete_pod_now`).
+- the Deployment, ReplicaSet and StatefulSet controllers and the disruption controller of PodDisruptionBudgets,
+  each a port of kube-controller-manager's (k8s.io/kubernetes v1.37.2; `milvus_rg_sandbox.controllers`, which
+  names the source of each behaviour): Deployments own ReplicaSets `<deployment>-<pod-template-hash>` and roll
+  them out (RollingUpdate with maxSurge/maxUnavailable, Recreate, paused, proportional scaling); a ReplicaSet
+  owns pods `<replicaset>-<5 characters>` and deletes first the pods `ActivePodsWithRanks` ranks first (not
+  Ready, lower `controller.kubernetes.io/pod-deletion-cost`, Ready for less time, ...); a StatefulSet keeps pods
+  `<sts>-0 .. <sts>-(n-1)` (OrderedReady or Parallel) and rolls them onto its update revision (RollingUpdate with
+  partition and maxUnavailable, or OnDelete) with ControllerRevisions and a `controller-revision-hash` label;
+  every status is written as the real controller writes it, and only when it changes;
+- a kubelet (and, when the store has Node objects, a scheduler: `controllers.scheduler`): a new pod is `Pending`,
+  after `pod_start_delay` it is `Running` and Ready with a loopback pod IP, unless scheduling gates hold it; a
+  pod with a `deletionTimestamp` is stopped through the termination hooks and purged once its container exited
+  (at the latest after its grace period, like SIGKILL);
+- fault injection for tests (`crash_pod`, `never_ready`, `set_start_delay`, `delete_pod_now`).
 
-It works incrementally, as real controllers do: its watches feed a cache of pods and StatefulSets (an
-informer), and each change re-examines only the pod that changed and its StatefulSet; a full pass over
-the cache (no store reads) runs when a tick passes without changes.
+It works incrementally, as real controllers do: its watches feed a cache (an informer), and each change
+re-examines only the object that changed and what depends on it (a pod's controller, a ReplicaSet's Deployment,
+the PodDisruptionBudgets that select a pod); a full pass over the cache (no store reads) runs when a tick passes
+without changes.
 
 It knows nothing about Milvus: the wiring registers hooks (`on_pod_ready`, `on_pod_terminating`,
 `on_pod_crashed`) and turns them into Milvus node events.
@@ -22,33 +29,74 @@ It knows nothing about Milvus: the wiring registers hooks (`on_pod_ready`, `on_p
 from __future__ import annotations
 
 import asyncio
-import copy
 import fnmatch
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from milvus_rg_sandbox.controllers.common import (
+    CONTROLLER_REVISIONS,
+    DEPLOYMENTS,
+    NODES,
+    PDBS,
+    PODS,
+    REPLICASETS,
+    STATEFULSETS,
+    WORKLOADS,
+    ClusterCache,
+    Obj,
+    controller_ref,
+    is_terminating,
+    labels_of,
+    now_rfc3339,
+    object_key,
+    phase,
+    pod_is_ready,
+    replicas_of,
+    status_patch,
+)
+from milvus_rg_sandbox.controllers.deployment import DeploymentController
+from milvus_rg_sandbox.controllers.disruption import DisruptionController
+from milvus_rg_sandbox.controllers.replicaset import ReplicaSetController
+from milvus_rg_sandbox.controllers.scheduler import choose_node
+from milvus_rg_sandbox.controllers.statefulset import REVISION_LABEL, StatefulSetController
 from milvus_rg_sandbox.kube.errors import ApiError
+from milvus_rg_sandbox.kube.selectors import label_selector_matcher
 
 logger = logging.getLogger(__name__)
 
-PODS = "v1/pods"
-STATEFULSETS = "apps/v1/statefulsets"
 DEFAULT_GRACE_SECONDS = 30.0
-YIELD_EVERY = 100  # pods looked at per pass before other tasks of the event loop get a turn
+YIELD_EVERY = 100  # objects looked at per pass before other tasks of the event loop get a turn
+WATCHED = (NODES, DEPLOYMENTS, REPLICASETS, STATEFULSETS, CONTROLLER_REVISIONS, PDBS, PODS)
+# The order of a pass: pods (the kubelet) first, then each controller, a Deployment before its ReplicaSets.
+RECONCILED = (PODS, DEPLOYMENTS, REPLICASETS, STATEFULSETS, PDBS)
+TEMPLATE_HASH = "pod-template-hash"
 
-Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 PodHook = Callable[[Obj], Awaitable[None]]
 
+__all__ = ["DEPLOYMENTS", "PDBS", "PODS", "REPLICASETS", "STATEFULSETS", "IpPool", "Obj", "WorkloadEmulator",
+           "is_terminating", "now_rfc3339", "pod_is_ready"]
+
 KNOWN_DIFFERENCES = [
-    "StatefulSets use Parallel pod management: missing pods are created together and surplus pods are "
-    "deleted together (highest ordinal first); OrderedReady, updateStrategy/rollouts, revisions, "
-    "minReadySeconds, PVC templates and persistentVolumeClaimRetentionPolicy are not emulated.",
-    "There is no scheduler and there are no nodes: every pod starts after `pod_start_delay`, hostIP is "
-    "127.0.0.1 and spec.nodeName stays unset; resources, affinity, taints and quotas are ignored.",
+    "Pod templates are not defaulted (restartPolicy, dnsPolicy, ...): a Deployment's pod-template-hash and a "
+    "StatefulSet's controller-revision-hash have the real shape and are stable per template, but not the values a "
+    "real cluster computes (pod-template-hash hashes the template's JSON, not the Go struct).",
+    "Controllers own only what their controller reference names: pods and ReplicaSets are never adopted or released "
+    "by selector. No Events are posted; creations and deletions are not batched (slowStartBatch) nor limited to "
+    "500 per sync except for ReplicaSets; a failed write is retried at the next tick.",
+    "StatefulSets: no PersistentVolumeClaims (volumeClaimTemplates, retention policies), no Recreate strategy (an "
+    "alpha gate, off in 1.37); ControllerRevisions are not adopted.",
+    "The disruption controller finds the scale of a pod's Deployment, ReplicaSet or StatefulSet only (not of a "
+    "ReplicationController or a custom resource's scale subresource), posts no events and leaves a stale "
+    "DisruptionTarget pod condition in place.",
+    "The sandbox starts without Node objects; then pods run unbound (spec.nodeName unset, hostIP 127.0.0.1), so a "
+    "ReplicaSet's scale-down never tells pods apart by node. Once Node objects exist, the kubelet binds each new "
+    "pod to the least loaded node that is not cordoned, whose NoSchedule/NoExecute taints it tolerates and whose "
+    "labels match its nodeSelector (kube-scheduler scores instead; required node affinity, resources and quotas "
+    "are ignored), else leaves it Pending (PodScheduled=False, Unschedulable); a Node's kubelet, conditions, "
+    "heartbeats and taint-based eviction are not emulated.",
     "Pod IPs are distinct loopback addresses (127.0.0.2, 127.0.0.3, ... then 127.0.1.x); no process "
     "listens on them.",
     "Readiness is decided by the emulator (or `never_ready`), not by probes; a crash restarts the "
@@ -75,39 +123,24 @@ class ObjectStore(Protocol):
               with_current: bool = False) -> AsyncIterator[tuple[str, Obj]]: ...
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pod_is_ready(pod: Obj) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def is_terminating(obj: Obj) -> bool:
-    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
-
-
-def pod_key(pod: Obj) -> Key:
-    meta = pod["metadata"]
-    return meta.get("namespace") or "default", meta["name"]
-
-
 def _revision(obj: Obj) -> int:
     return int(obj["metadata"].get("resourceVersion") or 0)
 
 
-def _owner_uids(obj: Obj) -> list[str]:
-    return [str(ref["uid"]) for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("uid")]
+def _owner_uids(obj: Obj) -> tuple[str, ...]:
+    return tuple(str(ref["uid"]) for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("uid"))
 
 
-def _set_facts(pod: Obj) -> tuple[bool, bool, tuple[str, ...]]:
-    """What the StatefulSet controller reads of a pod: terminating, Ready, owners."""
-    return is_terminating(pod), pod_is_ready(pod), tuple(_owner_uids(pod))
+def _controller_facts(pod: Obj) -> tuple[object, ...]:
+    """What the controllers read of a pod when it changes (an operator's label patch does not wake them; a
+    quiet tick's full pass catches anything else, such as a template label removed by hand)."""
+    labels = pod["metadata"].get("labels") or {}
+    return (is_terminating(pod), pod_is_ready(pod), phase(pod), _owner_uids(pod), labels.get(REVISION_LABEL),
+            labels.get(TEMPLATE_HASH))
 
 
 def _pod_uid(pod: Obj) -> str:
-    return str(pod["metadata"].get("uid") or "/".join(pod_key(pod)))
+    return str(pod["metadata"].get("uid") or "/".join(object_key(pod)))
 
 
 class IpPool:
@@ -140,14 +173,14 @@ class PodRuntime:
     name: str
     uid: str
     ip: str | None = None
+    host_ip: str = "127.0.0.1"
     restart_count: int = 0
     container_ready: bool = False
     terminating: bool = False
-    task: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-def _ready_status(ip: str, ready: bool, restart_count: int, containers: list[Obj],
+def _ready_status(ip: str, host_ip: str, ready: bool, restart_count: int, containers: list[Obj],
                   last_state: Obj | None = None) -> Obj:
     flag = "True" if ready else "False"
     stamp = now_rfc3339()
@@ -168,8 +201,8 @@ def _ready_status(ip: str, ready: bool, restart_count: int, containers: list[Obj
         "phase": "Running",
         "podIP": ip,
         "podIPs": [{"ip": ip}],
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "conditions": [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
             {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
@@ -181,7 +214,7 @@ def _ready_status(ip: str, ready: bool, restart_count: int, containers: list[Obj
 
 
 class WorkloadEmulator:
-    """StatefulSet controller + kubelet over an `ObjectStore` (see the module docstring)."""
+    """The controllers + kubelet over an `ObjectStore` (see the module docstring)."""
 
     def __init__(
         self, store: ObjectStore, *, pod_start_delay: float = 0.2, tick_interval: float = 1.0
@@ -194,13 +227,15 @@ class WorkloadEmulator:
         self._crashed_hooks: list[PodHook] = []
         self._runtimes: dict[str, PodRuntime] = {}  # pod uid -> runtime
         self._runtime_uids: dict[Key, set[str]] = {}  # pod key -> uids of its runtimes
-        # The watches' view of the store (read-only: never mutated, never handed out).
-        self._pods: dict[Key, Obj] = {}
-        self._sets: dict[Key, Obj] = {}
-        self._pods_of_owner: dict[str, set[Key]] = {}  # owner uid -> keys of its pods
-        self._set_of_uid: dict[str, Key] = {}  # StatefulSet uid -> its key
-        self._dirty_pods: set[Key] = set()
-        self._dirty_sets: set[Key] = set()
+        self.cache = ClusterCache(WATCHED)  # the watches' view of the store (read-only, never handed out)
+        self._pods = self.cache.objects[PODS]
+        self._dirty: dict[str, set[Key]] = {resource: set() for resource in RECONCILED}
+        self._controllers: dict[str, Any] = {
+            DEPLOYMENTS: DeploymentController(self), REPLICASETS: ReplicaSetController(self),
+            STATEFULSETS: StatefulSetController(self), PDBS: DisruptionController(self),
+        }
+        self._unscheduled: set[Key] = set()  # pods no node could take (looked at again when nodes change)
+        self._pods_on_node: dict[str, int] = {}  # node name -> pods bound to it, not terminating
         self._start_delays: dict[tuple[str, str], float] = {}
         self._never_ready: list[tuple[str, str]] = []  # (namespace, name glob)
         self._ips = IpPool()
@@ -225,11 +260,9 @@ class WorkloadEmulator:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._follow(STATEFULSETS), name="workloads-watch-sts"),
-            asyncio.create_task(self._follow(PODS), name="workloads-watch-pods"),
-            asyncio.create_task(self._control_loop(), name="workloads-control"),
-        ]
+        self._tasks = [asyncio.create_task(self._follow(resource), name=f"workloads-watch-{resource}")
+                       for resource in WATCHED]
+        self._tasks.append(asyncio.create_task(self._control_loop(), name="workloads-control"))
 
     async def stop(self) -> None:
         tasks = self._tasks + [t for rt in self._runtimes.values() for t in rt.tasks]
@@ -264,6 +297,50 @@ class WorkloadEmulator:
         runtime.terminating = True
         self._spawn(runtime, self._vanish(runtime))
 
+    # -- the controllers' API (controllers.common.ControllerApi): writes taken into the cache at once --
+
+    async def create(self, resource: str, obj: Obj) -> Obj | None:
+        """Create; None if the name is taken (409: an earlier write the watch has not delivered yet)."""
+        try:
+            created = await self.store.create(resource, obj)
+        except ApiError as error:
+            if error.code != 409:
+                raise
+            return None
+        self._observe(resource, created)
+        await asyncio.sleep(0)  # a burst of creations lets the API server answer in between
+        return created
+
+    async def patch(self, resource: str, obj: Obj, patch: Obj, subresource: str | None = None) -> Obj | None:
+        """A merge patch; None if the object is gone."""
+        namespace, name = object_key(obj)
+        try:
+            written = await self.store.patch(resource, namespace, name, patch, subresource=subresource)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            return None
+        self._observe(resource, written)
+        return written
+
+    async def write_status(self, resource: str, obj: Obj, status: Obj) -> Obj:
+        """Replace the status (one merge patch of the difference), if it changed."""
+        if status == obj.get("status"):
+            return obj
+        written = await self.patch(resource, obj, {"status": status_patch(obj.get("status") or {}, status)},
+                                   subresource="status")
+        return written if written is not None else obj
+
+    async def delete(self, resource: str, obj: Obj) -> None:
+        """A graceful delete (a pod is marked terminating; others go, their dependents collected)."""
+        namespace, name = object_key(obj)
+        await self.store.delete(resource, namespace, name)
+        after = await self.store.get(resource, namespace, name)
+        if after is not None:
+            self._observe(resource, after)
+        else:
+            self._changed(resource, self.cache.forget(resource, (namespace, name)), None)
+
     # -- internals: event plumbing -----------------------------------------------------------------
 
     def _runtime_by_name(self, namespace: str, name: str) -> PodRuntime:
@@ -289,9 +366,8 @@ class WorkloadEmulator:
         control loop can run (the queue holds them already, so the iteration never suspends in between)."""
         while True:
             try:
-                cache = self._pods if resource == PODS else self._sets
-                for key in list(cache):
-                    self._forget_object(resource, key)
+                for key in list(self.cache.objects[resource]):
+                    self._changed(resource, self.cache.forget(resource, key), None)
                 async for event, obj in self.store.watch(resource, with_current=True):
                     self._observe(resource, obj, deleted=event == "DELETED")
                     self._wake.set()
@@ -304,47 +380,64 @@ class WorkloadEmulator:
     def _observe(self, resource: str, obj: Obj, *, deleted: bool = False) -> None:
         """Take a watched (or just written) object into the cache, unless the cache already holds a newer
         one, and mark what must be looked at again."""
-        key = pod_key(obj)
-        cache = self._pods if resource == PODS else self._sets
-        known = cache.get(key)
+        key = object_key(obj)
+        known = self.cache.get(resource, key)
         if known is not None and _revision(known) >= _revision(obj):
             return  # our own write, already taken in
         if known is not None:
-            self._forget_object(resource, key, owner_changed=deleted or _set_facts(known) != _set_facts(obj))
+            self.cache.forget(resource, key)
         if not deleted:
-            cache[key] = obj
-            if resource == PODS:
-                for uid in _owner_uids(obj):
-                    self._pods_of_owner.setdefault(uid, set()).add(key)
-            elif obj["metadata"].get("uid"):
-                self._set_of_uid[str(obj["metadata"]["uid"])] = key
-        self._mark(resource, obj, owner_changed=known is None or deleted or _set_facts(known) != _set_facts(obj))
+            self.cache.remember(resource, obj)
+        self._changed(resource, known, None if deleted else obj)
 
-    def _forget_object(self, resource: str, key: Key, *, owner_changed: bool = True) -> None:
-        cache = self._pods if resource == PODS else self._sets
-        old = cache.pop(key, None)
-        if old is None:
+    def _changed(self, resource: str, old: Obj | None, new: Obj | None) -> None:
+        """Mark what a change of one object may concern: the object, its controller (for a pod, only if what
+        the controllers read changed), and the PodDisruptionBudgets that select it or count its scale."""
+        obj = new if new is not None else old
+        if obj is None:
             return
-        self._mark(resource, old, owner_changed=owner_changed)
+        key = object_key(obj)
+        if resource == CONTROLLER_REVISIONS:
+            self._mark_controllers(old, new)
+            return
+        if resource == NODES:
+            self._dirty[PODS] |= self._unscheduled
+            return
+        self._dirty[resource].add(key)
         if resource == PODS:
-            for uid in _owner_uids(old):
-                self._pods_of_owner.get(uid, set()).discard(key)
-        else:
-            self._set_of_uid.pop(str(old["metadata"].get("uid")), None)
+            for pod, step in ((old, -1), (new, 1)):
+                node = ((pod or {}).get("spec") or {}).get("nodeName")
+                if node and not is_terminating(pod or {}):
+                    self._pods_on_node[node] = self._pods_on_node.get(node, 0) + step
+            facts_changed = old is None or new is None or _controller_facts(old) != _controller_facts(new)
+            if facts_changed:
+                self._mark_controllers(old, new)
+            if self.cache.pdbs_by_namespace.get(key[0]) and (
+                    facts_changed or labels_of(old or {"metadata": {}}) != labels_of(new or {"metadata": {}})):
+                self._mark_pdbs(key[0], [labels_of(o) for o in (old, new) if o is not None])
+        elif resource in WORKLOADS:
+            if resource == REPLICASETS:
+                self._mark_controllers(old, new)
+            if old is None or new is None or replicas_of(old) != replicas_of(new):
+                self._mark_pdbs(key[0], None)
 
-    def _mark(self, resource: str, obj: Obj, *, owner_changed: bool = True) -> None:
-        """The object is looked at again; for a pod, its StatefulSet too if what the controller counts
-        changed (a label patch does not wake it)."""
-        if resource == STATEFULSETS:
-            self._dirty_sets.add(pod_key(obj))
-            return
-        self._dirty_pods.add(pod_key(obj))
-        if not owner_changed:
-            return
-        for uid in _owner_uids(obj):
-            owner = self._set_of_uid.get(uid)
-            if owner is not None:
-                self._dirty_sets.add(owner)
+    def _mark_controllers(self, *objs: Obj | None) -> None:
+        for obj in objs:
+            if obj is None:
+                continue
+            located = self.cache.workload_by_uid.get(str((controller_ref(obj) or {}).get("uid")))
+            if located is not None:
+                self._dirty[located[0]].add(located[1])
+
+    def _mark_pdbs(self, namespace: str, label_sets: list[dict[str, str]] | None) -> None:
+        """The PodDisruptionBudgets of a namespace (None: all of them; else those selecting one of the labels)."""
+        for key in self.cache.pdbs_by_namespace.get(namespace, ()):
+            pdb = self.cache.get(PDBS, key)
+            if pdb is None:
+                continue
+            matches = label_selector_matcher((pdb.get("spec") or {}).get("selector"))
+            if label_sets is None or any(matches(labels) for labels in label_sets):
+                self._dirty[PDBS].add(key)
 
     async def _control_loop(self) -> None:
         while True:
@@ -362,120 +455,38 @@ class WorkloadEmulator:
                 self._mark_all()  # level-triggered: a quiet tick looks at everything once (cache only)
 
     def _mark_all(self) -> None:
-        self._dirty_pods |= self._pods.keys() | self._runtime_uids.keys()
-        self._dirty_sets |= self._sets.keys()
+        for resource in RECONCILED:
+            self._dirty[resource] |= self.cache.objects[resource].keys()
+        self._dirty[PODS] |= self._runtime_uids.keys()
 
     async def reconcile_once(self) -> None:
-        """One pass of both controllers over every cached object."""
+        """One pass of the kubelet and every controller over every cached object."""
         self._mark_all()
         await self._reconcile_marked()
 
     async def _reconcile_marked(self) -> None:
-        """The kubelet for each changed pod, then the controller for each StatefulSet whose pods changed."""
+        """The kubelet for each changed pod, then each controller for the objects marked for it."""
         async with self._lock:
-            pods, self._dirty_pods = self._dirty_pods, set()
-            sets, self._dirty_sets = self._dirty_sets, set()
-            for count, key in enumerate(sorted(pods), 1):
-                await self._kubelet(key)
-                if count % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # let the API server answer in between
-            for key in sorted(sets):
-                sts = self._sets.get(key)
-                if sts is not None:
-                    await self._reconcile_statefulset(sts)
+            for resource in RECONCILED:
+                keys, self._dirty[resource] = self._dirty[resource], set()
+                for count, key in enumerate(sorted(keys), 1):
+                    if resource == PODS:
+                        await self._kubelet(key)
+                    else:
+                        await self._sync(resource, key)
+                    if count % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the API server answer in between
 
-    # -- internals: StatefulSet controller ---------------------------------------------------------
-
-    async def _reconcile_statefulset(self, sts: Obj) -> None:
-        meta = sts["metadata"]
-        namespace = meta.get("namespace") or "default"
-        name = meta["name"]
-        if is_terminating(sts):
+    async def _sync(self, resource: str, key: Key) -> None:
+        obj = self.cache.get(resource, key)
+        if obj is None:
             return
-        owned = {
-            key[1]: self._pods[key]
-            for key in self._pods_of_owner.get(str(meta.get("uid")), set())
-            if key[0] == namespace and key in self._pods
-        }
-        replicas = int(sts.get("spec", {}).get("replicas", 1))
-        for ordinal in range(replicas):
-            pod_name = f"{name}-{ordinal}"
-            if pod_name not in owned:
-                try:
-                    created = await self.store.create(PODS, self._pod_from_template(sts, ordinal))
-                except ApiError as error:
-                    if error.code != 409:
-                        raise
-                    continue  # created by an earlier pass; the watch has not delivered it yet
-                self._observe(PODS, created)
-                owned[pod_name] = created
-                await asyncio.sleep(0)  # a burst of creations lets the API server answer in between
-        surplus = sorted(
-            (p for p in owned.values() if _ordinal(name, p["metadata"]["name"]) >= replicas),
-            key=lambda p: _ordinal(name, p["metadata"]["name"]),
-            reverse=True,
-        )
-        for pod in surplus:
-            if not is_terminating(pod):
-                await self.store.delete(PODS, namespace, pod["metadata"]["name"])
-                deleting = await self.store.get(PODS, namespace, pod["metadata"]["name"])
-                if deleting is not None:
-                    self._observe(PODS, deleting)
-                    owned[pod["metadata"]["name"]] = deleting
-                else:
-                    owned.pop(pod["metadata"]["name"])
-        await self._write_status(sts, list(owned.values()))
-
-    async def _write_status(self, sts: Obj, pods: list[Obj]) -> None:
-        alive = [p for p in pods if not is_terminating(p)]
-        ready = sum(1 for p in alive if pod_is_ready(p))
-        desired = {
-            "replicas": len(alive),
-            "readyReplicas": ready,
-            "currentReplicas": len(alive),
-            "updatedReplicas": len(alive),
-            "availableReplicas": ready,
-            "observedGeneration": sts["metadata"].get("generation", 1),
-        }
-        current = sts.get("status") or {}
-        if any(current.get(k, 0 if k != "observedGeneration" else None) != v for k, v in desired.items()):
-            meta = sts["metadata"]
-            written = await self.store.patch(STATEFULSETS, meta.get("namespace") or "default", meta["name"],
-                                             {"status": desired}, subresource="status")
-            self._observe(STATEFULSETS, written)
-
-    def _pod_from_template(self, sts: Obj, ordinal: int) -> Obj:
-        meta = sts["metadata"]
-        spec = sts.get("spec", {})
-        template = copy.deepcopy(spec.get("template", {}))
-        pod_name = f"{meta['name']}-{ordinal}"
-        template_meta = template.get("metadata", {})
-        labels = dict(template_meta.get("labels") or {})
-        labels["statefulset.kubernetes.io/pod-name"] = pod_name
-        labels["apps.kubernetes.io/pod-index"] = str(ordinal)
-        pod_spec = template.get("spec", {})
-        pod_spec["hostname"] = pod_name
-        if spec.get("serviceName"):
-            pod_spec["subdomain"] = spec["serviceName"]
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": pod_name,
-                "namespace": meta.get("namespace") or "default",
-                "labels": labels,
-                "annotations": dict(template_meta.get("annotations") or {}),
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1",
-                    "kind": "StatefulSet",
-                    "name": meta["name"],
-                    "uid": meta.get("uid"),
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }],
-            },
-            "spec": pod_spec,
-        }
+        try:
+            await self._controllers[resource].sync(obj)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one object's failure (a write refused) does not hold up the others; the tick retries
+            logger.exception("sync of %s %s/%s failed", resource, *key)
 
     # -- internals: kubelet ------------------------------------------------------------------------
 
@@ -494,13 +505,51 @@ class WorkloadEmulator:
                 # Never started by us: nothing to stop.
                 await self.store.purge(PODS, *key)
                 return
-            runtime = PodRuntime(namespace=key[0], name=key[1], uid=uid)
+            if (pod.get("spec") or {}).get("schedulingGates"):
+                return  # not scheduled until its gates are removed (the API server marked it SchedulingGated)
+            host_ip = await self._schedule(key, pod)
+            if host_ip is None:
+                return
+            runtime = PodRuntime(namespace=key[0], name=key[1], uid=uid, host_ip=host_ip)
             self._runtimes[uid] = runtime
             self._runtime_uids.setdefault(key, set()).add(uid)
             self._spawn(runtime, self._start_pod(runtime, pod))
         elif is_terminating(pod) and not runtime.terminating:
             runtime.terminating = True
             self._spawn(runtime, self._terminate(runtime, pod))
+
+    async def _schedule(self, key: Key, pod: Obj) -> str | None:
+        """With Node objects, bind the pod to one that may take it (`controllers.scheduler`); its host IP, or
+        None while no node can run it (it stays Pending). Without nodes, pods run unbound on 127.0.0.1."""
+        nodes = self.cache.objects[NODES]
+        if not nodes:
+            return "127.0.0.1"
+        name = (pod.get("spec") or {}).get("nodeName")
+        if not name:
+            node, reason = choose_node(pod, nodes.values(), self._pods_on_node)
+            if node is None:
+                self._unscheduled.add(key)
+                await self._set_unschedulable(pod, reason)
+                return None
+            name = node["metadata"]["name"]
+            if await self.patch(PODS, pod, {"spec": {"nodeName": name}}) is None:
+                return None
+        self._unscheduled.discard(key)
+        node = nodes.get(("default", name))
+        if node is None:
+            return None  # bound to a node that does not exist: no kubelet will ever run it
+        addresses = (node.get("status") or {}).get("addresses") or []
+        return next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "127.0.0.1")
+
+    async def _set_unschedulable(self, pod: Obj, reason: str) -> None:
+        """kube-scheduler's PodScheduled=False condition of a pod no node can take."""
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        current: Obj = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
+        if (current.get("status"), current.get("reason"), current.get("message")) != ("False", "Unschedulable",
+                                                                                       reason):
+            await self.write_status(PODS, pod, {**(pod.get("status") or {}), "conditions": [
+                {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                 "lastTransitionTime": now_rfc3339(), "reason": "Unschedulable", "message": reason}]})
 
     def _start_delay(self, runtime: PodRuntime) -> float:
         return self._start_delays.get((runtime.namespace, runtime.name), self.pod_start_delay)
@@ -522,7 +571,7 @@ class WorkloadEmulator:
         return patched
 
     async def _start_pod(self, runtime: PodRuntime, pod: Obj) -> None:
-        await self._patch_status(runtime, {"phase": "Pending", "hostIP": "127.0.0.1",
+        await self._patch_status(runtime, {"phase": "Pending", "hostIP": runtime.host_ip,
                                            "conditions": [{"type": "PodScheduled", "status": "True"}]})
         runtime.ip = self._ips.allocate()
         await self._run_container(runtime)
@@ -538,7 +587,7 @@ class WorkloadEmulator:
             return
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         updated = await self._patch_status(
-            runtime, _ready_status(runtime.ip, ready, runtime.restart_count, containers, last_state))
+            runtime, _ready_status(runtime.ip, runtime.host_ip, ready, runtime.restart_count, containers, last_state))
         runtime.container_ready = ready
         if ready and updated is not None:
             await self._run_hooks(self._ready_hooks, updated)
@@ -549,7 +598,8 @@ class WorkloadEmulator:
             return
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         runtime.container_ready = False
-        await self._patch_status(runtime, _ready_status(runtime.ip, False, runtime.restart_count, containers))
+        await self._patch_status(runtime, _ready_status(runtime.ip, runtime.host_ip, False, runtime.restart_count,
+                                                        containers))
 
     async def _crash_and_restart(self, runtime: PodRuntime) -> None:
         pod = await self.store.get(PODS, runtime.namespace, runtime.name)
@@ -560,7 +610,7 @@ class WorkloadEmulator:
         containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
         last_state = {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now_rfc3339()}}
         crashed = await self._patch_status(
-            runtime, _ready_status(runtime.ip, False, runtime.restart_count, containers, last_state))
+            runtime, _ready_status(runtime.ip, runtime.host_ip, False, runtime.restart_count, containers, last_state))
         await self._run_hooks(self._crashed_hooks, crashed or pod)
         await self._run_container(runtime, last_state)
 
@@ -613,11 +663,6 @@ class WorkloadEmulator:
     async def _run_hooks(self, hooks: list[PodHook], pod: Obj) -> None:
         if hooks:
             await asyncio.gather(*(hook(pod) for hook in hooks))
-
-
-def _ordinal(sts_name: str, pod_name: str) -> int:
-    suffix = pod_name.removeprefix(f"{sts_name}-")
-    return int(suffix) if suffix.isdigit() else -1
 
 
 def _grace_seconds(pod: Obj) -> float:

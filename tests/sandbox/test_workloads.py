@@ -76,13 +76,14 @@ def hooks(emulator: WorkloadEmulator) -> HookLog:
     return HookLog(emulator)
 
 
-def statefulset(name: str = "qn", replicas: int = 1, grace: int = 30) -> dict[str, Any]:
+def statefulset(name: str = "qn", replicas: int = 1, grace: int = 30, policy: str = "Parallel") -> dict[str, Any]:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": name, "namespace": NS},
         "spec": {
             "replicas": replicas, "serviceName": f"{name}-headless", "selector": {"matchLabels": labels},
+            "podManagementPolicy": policy,
             "template": {
                 "metadata": {"labels": labels, "annotations": {"note": "kept"}},
                 "spec": {
@@ -118,8 +119,9 @@ async def test_statefulset_pods_carry_template_identity_and_become_ready(
     await wait_for(lambda: ready_pods(store), message="pods ready")
     first = await wait_for(lambda: pod(store, "qn-0"))
     meta, spec = first["metadata"], first["spec"]
+    revision = (await wait_for(lambda: store.get(STATEFULSETS, NS, "qn")))["status"]["updateRevision"]
     assert meta["labels"] == {"app": "qn", "statefulset.kubernetes.io/pod-name": "qn-0",
-                              "apps.kubernetes.io/pod-index": "0"}
+                              "apps.kubernetes.io/pod-index": "0", "controller-revision-hash": revision}
     assert meta["annotations"] == {"note": "kept"}
     assert meta["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "qn",
                                         "uid": sts["metadata"]["uid"], "controller": True,
@@ -183,8 +185,10 @@ async def test_status_is_truthful_and_not_rewritten_when_unchanged(
         assert sts is not None
         return dict(sts.get("status") or {})
 
+    revision = (await wait_for(status))["updateRevision"]
     expected = {"replicas": 3, "readyReplicas": 2, "currentReplicas": 3, "updatedReplicas": 3,
-                "availableReplicas": 2, "observedGeneration": 1}
+                "availableReplicas": 2, "observedGeneration": 1, "currentRevision": revision,
+                "updateRevision": revision, "collisionCount": 0}
     await wait_for(lambda: _equals(status(), expected), message="status")
     writes = store.patches[(STATEFULSETS, "qn", "status")]
     for _ in range(5):

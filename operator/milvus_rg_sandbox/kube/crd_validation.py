@@ -47,6 +47,10 @@ class FieldError:
             return f"{self.field}: Invalid value: {self.detail}"
         return f"{self.field}: Invalid value: {_format_value(self.value)}: {self.detail}"
 
+    def body(self) -> str:
+        """The message without the field (`field.Error.ErrorBody`), as a `Status` cause carries it."""
+        return self.message().removeprefix(f"{self.field}: ")
+
 
 class _NoValue:
     """A CEL rule's failure names no value (Kubernetes 1.37: `spec.x: Invalid value: <message>`)."""

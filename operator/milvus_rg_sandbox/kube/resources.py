@@ -72,6 +72,9 @@ class ResourceType:
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if self.key == "v1/pods":  # kubectl drain looks for it to evict rather than delete
+            entries.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                            "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if self.scale is not None:
             entries.append(
                 {
@@ -97,8 +100,16 @@ def builtin_resources() -> list[ResourceType]:
         ResourceType("", "v1", "services", "Service", True, short_names=("svc",), categories=("all",),
                      has_status=True),
         ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
+        ResourceType("", "v1", "nodes", "Node", False, short_names=("no",), has_status=True),
         ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",),
                      categories=("all",), has_status=True, scale=ScalePaths()),
+        ResourceType("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",),
+                     categories=("all",), has_status=True, scale=ScalePaths()),
+        ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",),
+                     categories=("all",), has_status=True, scale=ScalePaths()),
+        ResourceType("apps", "v1", "controllerrevisions", "ControllerRevision", True),
+        ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=("pdb",),
+                     has_status=True),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
         ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                      False, short_names=("crd", "crds"), categories=("api-extensions",), has_status=True),

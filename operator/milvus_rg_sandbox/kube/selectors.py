@@ -84,6 +84,47 @@ def parse_field_selector(selector: str | None) -> Predicate:
     return matches
 
 
-def format_match_labels(match_labels: Mapping[str, str]) -> str:
-    """Render `matchLabels` as the selector string that `Scale.status.selector` carries."""
-    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
+LabelMatcher = Callable[[Mapping[str, str]], bool]
+
+
+def label_selector_matcher(selector: Mapping[str, Any] | None) -> LabelMatcher:
+    """A `metav1.LabelSelector` (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist) as a test of
+    a label map; no selector matches nothing and an empty one everything (k8s.io/apimachinery
+    `pkg/apis/meta/v1/helpers.go` `LabelSelectorAsSelector`)."""
+    if selector is None:
+        return lambda _labels: False
+    requirements = [(str(key), "In", frozenset([value]))
+                    for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        operator = str(expression.get("operator"))
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise bad_request(f"{operator!r} is not a valid label selector operator")
+        requirements.append((str(expression.get("key")), operator, frozenset(expression.get("values") or [])))
+
+    def matches(labels: Mapping[str, str]) -> bool:
+        for key, operator, values in requirements:
+            present = key in labels
+            if operator == "In" and not (present and labels[key] in values):
+                return False
+            if operator == "NotIn" and present and labels[key] in values:
+                return False
+            if (operator == "Exists") != present and operator in ("Exists", "DoesNotExist"):
+                return False
+        return True
+
+    return matches
+
+
+def format_label_selector(selector: Mapping[str, Any] | None) -> str:
+    """A `metav1.LabelSelector` as a selector string, requirements sorted by key (`FormatLabelSelector`)."""
+    if not selector:
+        return ""
+    requirements: list[tuple[str, str]] = [
+        (key, f"{key}={value}") for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = ",".join(sorted(expression.get("values") or []))
+        text = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": f"{key}",
+                "DoesNotExist": f"!{key}"}.get(str(operator), "")
+        requirements.append((str(key), text))
+    return ",".join(text for _, text in sorted(requirements))

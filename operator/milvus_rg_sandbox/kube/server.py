@@ -24,11 +24,12 @@ from kmock._internal.parsing import parse_path
 
 from .crd_validation import unknown_fields
 from .errors import ApiError, bad_request
+from .eviction import PODS, evict
 from .openapi import openapi_v2, openapi_v3_group_version, openapi_v3_root
 from .patching import json_patch, merge_patch
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
-from .store import JSON_PATCH, MERGE_PATCH, ObjectStore
+from .store import JSON_PATCH, MERGE_PATCH, ObjectStore, now_rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,12 @@ KNOWN_DIFFERENCES = (
     "LIST ignores limit/continue and resourceVersion: it always answers everything, current.",
     "All versions of a CRD share one storage without conversion; only the apiVersion differs.",
     "Deleting a namespace does not delete its contents; propagationPolicy Foreground acts as Background.",
-    "No authentication, authorization, admission webhooks, built-in controllers or built-in schema "
-    "validation: a StatefulSet never creates Pods by itself (the sandbox's workload emulator does).",
+    "No authentication, authorization, admission webhooks or built-in controllers: a Deployment, ReplicaSet or "
+    "StatefulSet never creates Pods by itself (the sandbox's workload emulator does). Built-in kinds are not "
+    "validated but for a pod's controller.kubernetes.io/pod-deletion-cost, and only Deployments, StatefulSets and "
+    "ReplicaSets are defaulted (their spec: strategy, replicas, revisionHistoryLimit, ...; not their pod template).",
+    "An eviction (pods/eviction) is checked and applied atomically (kube-apiserver retries conflicting PDB "
+    "writes); its delete honours deleteOptions' gracePeriodSeconds, preconditions and dryRun only.",
     "/openapi/v3 only lists operations and /openapi/v2 has no definitions (no schemas): kubectl relies on "
     "server-side field validation and its compiled-in types for strategic merge patches, and skips its "
     "client-side check of a `kind: List` document (a real server validates the List against v2's schemas).",
@@ -267,9 +272,11 @@ class KubeApiServer:
         if target is None:
             raise ApiError(404, "the server could not find the requested resource")
         resource = self.store.registry.find(target.group, target.version, target.plural)
-        if resource is None or target.subresource not in (None, "status", "scale") or (
+        if resource is None or target.subresource not in (None, "status", "scale", "eviction") or (
             target.subresource == "status" and not resource.has_status
-        ) or (target.subresource == "scale" and resource.scale is None):
+        ) or (target.subresource == "scale" and resource.scale is None) or (
+            target.subresource == "eviction" and resource.key != PODS
+        ):
             raise ApiError(404, "the server could not find the requested resource")
         if resource.namespaced is False and target.namespace is not None:
             raise ApiError(404, "the server could not find the requested resource")
@@ -322,6 +329,11 @@ class KubeApiServer:
             return await self._watch(raw_request, resource, target.namespace, name=target.name)
         if target.subresource == "scale":
             return _json_response(self._serve_scale(raw_request, resource, target, body, dry_run))
+        if target.subresource == "eviction":
+            if method != "POST":
+                raise ApiError(405, f"{method} is not allowed on an eviction subresource")
+            answer = evict(store, target.namespace or "default", target.name, body, now_rfc3339(), dry_run=dry_run)
+            return _json_response(answer, int(answer["code"]))
         if method == "GET":
             return _json_response(store.get_object(resource, target.namespace, target.name))
         if method == "PUT":

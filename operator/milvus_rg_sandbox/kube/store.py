@@ -14,25 +14,41 @@ import copy
 import datetime
 import re
 import secrets
-import string
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .builtin_validation import builtin_errors
 from .crd_validation import FieldError, validate_custom_resource
+from .defaults import apply_defaults
 from .errors import ApiError, already_exists, conflict, not_found
 from .patching import json_patch, merge_patch
 from .resources import ResourceRegistry, ResourceType, resources_from_crd
-from .selectors import Predicate, format_match_labels, parse_label_selector
+from .selectors import Predicate, format_label_selector, parse_label_selector
 
 Obj = dict[str, Any]
 ObjectKey = tuple[str, str]  # (namespace or "", name)
 
 DEFAULT_POD_GRACE_PERIOD_SECONDS = 30
 INITIAL_STATUS = {"v1/pods": {"phase": "Pending"}, "v1/namespaces": {"phase": "Active"}}
+# A pod created with scheduling gates (k8s.io/kubernetes v1.37.2 pkg/registry/core/pod/strategy.go
+# `applySchedulingGatedCondition`).
+SCHEDULING_GATED = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                    "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# The characters of generated names and hashes (k8s.io/apimachinery `pkg/util/rand` `alphanums`: no vowels, no
+# 0/1/3, so that no words appear) and the length of a generated suffix (`names.SimpleNameGenerator`).
+ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+GENERATED_SUFFIX_LENGTH = 5
+MAX_GENERATED_NAME_LENGTH = 63 - GENERATED_SUFFIX_LENGTH
+# kube-apiserver tries a generated name this many times before it answers 409 (RetryGenerateName, GA in 1.32).
+GENERATE_NAME_ATTEMPTS = 8
+# Deployments: annotation changes bump the generation (they are copied to the ReplicaSets) and the status
+# subresource may write annotations (the revision), k8s.io/kubernetes v1.37.2 `pkg/registry/apps/deployment/
+# strategy.go` `deploymentStrategy.PrepareForUpdate`, `deploymentStatusStrategy.PrepareForUpdate`.
+ANNOTATED_GENERATION = frozenset({"apps/deployments"})
 
 CRD_KEY = "apiextensions.k8s.io/v1/customresourcedefinitions"
 MERGE_PATCH = "application/merge-patch+json"
@@ -40,7 +56,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 
-def _now(offset_seconds: int = 0) -> str:
+def now_rfc3339(offset_seconds: int = 0) -> str:
     moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset_seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -79,7 +95,7 @@ def _invalid(resource: ResourceType, name: str, errors: list[FieldError]) -> Api
             "group": resource.group,
             "kind": resource.kind,
             "causes": [
-                {"reason": error.reason, "message": error.message(), "field": error.field}
+                {"reason": error.reason, "message": error.body(), "field": error.field}
                 for error in errors
             ],
         },
@@ -216,6 +232,10 @@ class ObjectStore:
                 raise _invalid(resource, name, errors)
         else:
             obj = render(resource, obj)
+            apply_defaults(resource.storage_key, obj)
+            errors = builtin_errors(resource.storage_key, obj, old)
+            if errors:
+                raise _invalid(resource, name, errors)
         if resource.key == CRD_KEY:
             _check_crd(resource, obj)
         return obj
@@ -227,8 +247,8 @@ class ObjectStore:
         obj = dict(body)  # shallow: only top-level keys and metadata change here; `_validated` copies the rest
         metadata = obj["metadata"] = dict(obj.get("metadata") or {})
         if not metadata.get("name") and metadata.get("generateName"):
-            suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
-            metadata["name"] = metadata["generateName"] + suffix
+            metadata["name"] = self._generated_name(resource, namespace or metadata.get("namespace"),
+                                                    str(metadata["generateName"]))
         name = metadata.get("name") or ""
         if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
             raise _invalid(resource, name, [FieldError("metadata.name", "FieldValueInvalid", name,
@@ -251,10 +271,12 @@ class ObjectStore:
             obj.pop("status", None)  # the status subresource owns it
             if resource.key in INITIAL_STATUS:
                 obj["status"] = copy.deepcopy(INITIAL_STATUS[resource.key])
+            if resource.key == "v1/pods" and (obj.get("spec") or {}).get("schedulingGates"):
+                obj["status"]["conditions"] = [{**SCHEDULING_GATED, "lastTransitionTime": now_rfc3339()}]
         for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             metadata.pop(transient, None)
         metadata["uid"] = str(uuid.uuid4())
-        metadata["creationTimestamp"] = _now()
+        metadata["creationTimestamp"] = now_rfc3339()
         metadata["generation"] = 1
         obj = self._validated(resource, obj, None, strict)
         if resource.key == CRD_KEY:
@@ -266,6 +288,17 @@ class ObjectStore:
         self._emit(resource, "ADDED", obj, None)
         self._after_commit(resource, obj, None)
         return render(resource, obj)
+
+    def _generated_name(self, resource: ResourceType, namespace: str | None, prefix: str) -> str:
+        """`prefix` (cut to 58 characters) and 5 random characters, a name not taken if one is found in a few
+        tries (k8s.io/apiserver `pkg/storage/names/generate.go` `simpleNameGenerator.GenerateName`)."""
+        base = prefix[:MAX_GENERATED_NAME_LENGTH]
+        bucket = self._bucket(resource)
+        for _ in range(GENERATE_NAME_ATTEMPTS):
+            name = base + "".join(secrets.choice(ALPHANUMS) for _ in range(GENERATED_SUFFIX_LENGTH))
+            if self._key(resource, namespace or "default", name) not in bucket:
+                break
+        return name
 
     def update_object(
         self,
@@ -296,6 +329,10 @@ class ObjectStore:
         if subresource == "status":
             new = dict(current)
             new["metadata"] = dict(current["metadata"])
+            if resource.storage_key in ANNOTATED_GENERATION:
+                new["metadata"]["annotations"] = candidate_metadata.get("annotations")
+                if new["metadata"]["annotations"] is None:
+                    new["metadata"].pop("annotations")
             new["status"] = candidate.get("status")
             if new["status"] is None:
                 new.pop("status")
@@ -320,7 +357,10 @@ class ObjectStore:
             new["status"] = _crd_status(new)
         if new == old:
             return render(resource, current)  # a no-op write changes nothing, as in Kubernetes
-        if _without_metadata_and_status(new) != _without_metadata_and_status(old):
+        if _without_metadata_and_status(new) != _without_metadata_and_status(old) or (
+            resource.storage_key in ANNOTATED_GENERATION and subresource != "status"
+            and new["metadata"].get("annotations") != old["metadata"].get("annotations")
+        ):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if dry_run:
             return render(resource, new)
@@ -399,7 +439,7 @@ class ObjectStore:
     def _mark_deleting(self, resource: ResourceType, current: Obj, grace_period_seconds: int) -> Obj:
         new = copy.deepcopy(current)
         metadata = new["metadata"]
-        metadata.setdefault("deletionTimestamp", _now(grace_period_seconds))
+        metadata.setdefault("deletionTimestamp", now_rfc3339(grace_period_seconds))
         metadata["deletionGracePeriodSeconds"] = grace_period_seconds
         metadata["generation"] = metadata.get("generation", 1) + 1
         return self._commit_update(resource, current, new)
@@ -463,7 +503,7 @@ class ObjectStore:
         if resource.scale.label_selector is not None:
             selector = _get_path(obj, resource.scale.label_selector) or ""
         else:
-            selector = format_match_labels(_get_path(obj, ".spec.selector.matchLabels") or {})
+            selector = format_label_selector(_get_path(obj, ".spec.selector"))
         metadata = obj["metadata"]
         return {
             "apiVersion": "autoscaling/v1",
@@ -596,7 +636,7 @@ def _crd_status(crd: Obj) -> Obj:
     for optional in ("shortNames", "categories"):
         if names.get(optional):
             accepted[optional] = names[optional]
-    stamp = (crd.get("status") or {}).get("conditions", [{}])[0].get("lastTransitionTime") or _now()
+    stamp = (crd.get("status") or {}).get("conditions", [{}])[0].get("lastTransitionTime") or now_rfc3339()
     return {
         "acceptedNames": accepted,
         "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage", True)],

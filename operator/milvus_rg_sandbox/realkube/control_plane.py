@@ -42,7 +42,8 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 POD_CIDR = "127.1.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"  # only allocated as strings in Service objects; never routed
 CONTROLLERS = (
-    "statefulset-controller", "replicaset-controller", "deployment-controller", "garbage-collector-controller",
+    "statefulset-controller", "replicaset-controller", "deployment-controller", "disruption-controller",
+    "garbage-collector-controller",
     "serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
     "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
 )
@@ -409,7 +410,8 @@ CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 KEPT_CONFIGMAPS = frozenset({"kube-root-ca.crt"})
 # Namespaced kinds a test may leave behind, deleted by `reset` (custom resources are found through the CRDs).
-RESETTABLE = ("apps/v1/statefulsets", "apps/v1/deployments", "apps/v1/replicasets", "v1/services",
+RESETTABLE = ("apps/v1/statefulsets", "apps/v1/deployments", "apps/v1/replicasets",
+              "policy/v1/poddisruptionbudgets", "v1/services",
               "v1/secrets", "v1/configmaps", "v1/events", "autoscaling/v2/horizontalpodautoscalers",
               "rbac.authorization.k8s.io/v1/roles", "rbac.authorization.k8s.io/v1/rolebindings")
 

@@ -1,7 +1,7 @@
 """Pods of a real API server <-> Milvus query nodes: the rule of `milvus_rg_sandbox.wiring`, driven by a
 watch instead of the embedded kubelet's callbacks.
 
-- A query-node pod that is Ready with a pod IP -> `add_node(hostname=<pod name>, address=<podIP>:21123)`.
+- A query-node pod that is Ready with a pod IP -> `add_node(hostname=<its hostname>, address=<podIP>:21123)`.
 - Its `deletionTimestamp` appears (graceful deletion) -> `stop_node`: the node leaves its group at once;
   kwok then removes the pod without waiting for a container (its pod-delete stage).
 - Deleted with grace period 0, vanished without a graceful stop (node loss, force delete), or a restart
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from milvus_rg_sandbox.realkube.client import KubeRestClient, WatchExpired
-from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, MilvusNodes, container_env, is_query_node
+from milvus_rg_sandbox.wiring import MilvusNodes, is_query_node, is_streaming_node, register_node
 from milvus_rg_sandbox.workloads import PODS, Obj, is_terminating, pod_is_ready
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ApiPodNodeWiring:
         """One watch event: the Milvus call(s) a query-node process would cause."""
         for listener in self.listeners:
             listener(event_type, pod)
-        if not is_query_node(pod):
+        if not (is_query_node(pod) or is_streaming_node(pod)):
             return
         uid = str(pod["metadata"]["uid"])
         process = self._pods.get(uid)
@@ -115,8 +115,7 @@ class ApiPodNodeWiring:
             process.node_id = None
         ip = pod.get("status", {}).get("podIP")
         if pod_is_ready(pod) and ip and (process is None or process.node_id is None):
-            node_id = self.milvus.add_node(pod["metadata"]["name"], f"{ip}:{QUERY_NODE_PORT}", container_env(pod))
-            self._pods[uid] = _Process(node_id, restarts)
+            self._pods[uid] = _Process(register_node(self.milvus, pod), restarts)
         elif process is not None:
             process.restarts = restarts
 
