@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,8 +22,10 @@ from typing import Any, Literal
 
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
+from milvus_rg_sandbox.milvus_operator import MIN_READY_SECONDS, SYNC_INTERVAL, USER_AGENT, MilvusOperatorStandIn
 from milvus_rg_sandbox.realkube import (
     ApiPodNodeWiring,
+    KubeRestClient,
     RealControlPlane,
     RealWorkloads,
     SharedControlPlane,
@@ -87,6 +90,7 @@ class Sandbox:
             self.workloads = WorkloadEmulator(self.kube.store, pod_start_delay=cfg.pod_start_delay)
             self.wiring = PodNodeWiring(self.workloads, self.milvus)
         self.kubeconfig_path = (Path(cfg.workdir) / "kubeconfig").absolute()
+        self.milvus_operator: MilvusOperatorStandIn | None = None
         self._started: list[Any] = []  # parts to stop, in start order
 
     async def start(self) -> None:
@@ -129,6 +133,24 @@ class Sandbox:
             "milvus": str(self.milvus.uri),
             "management": str(self.milvus.management_url),
         }
+
+    def api_client(self, user_agent: str) -> KubeRestClient:
+        """A client of the Kubernetes API with the kubeconfig's credentials, as a controller installed in the
+        cluster would have (its writes are the API's clients', in `kube.mutations`)."""
+        token = json.loads(self.kubeconfig_path.read_text())["users"][0]["user"]["token"]
+        return KubeRestClient(str(self.kube.url), token, user_agent=user_agent)
+
+    async def start_milvus_operator(self, *, sync_interval: float = SYNC_INTERVAL,
+                                    min_ready_seconds: int = MIN_READY_SECONDS) -> MilvusOperatorStandIn:
+        """milvus-operator's stand-in (`milvus_operator.py`: the `Milvus` CRD and its query-node Deployments),
+        started once and stopped with the sandbox; the settings apply when it starts."""
+        if self.milvus_operator is None:
+            stand_in = MilvusOperatorStandIn(self.api_client(USER_AGENT), sync_interval=sync_interval,
+                                             min_ready_seconds=min_ready_seconds)
+            await stand_in.start()
+            self.milvus_operator = stand_in
+            self._started.append(stand_in)
+        return self.milvus_operator
 
     async def create_query_node_statefulset(
         self, name: str = "milvus-querynode", replicas: int = 1, namespace: str = "default",
