@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
-from milvus_rg_sandbox.milvus_operator import MIN_READY_SECONDS, SYNC_INTERVAL, USER_AGENT, MilvusOperatorStandIn
+from milvus_rg_sandbox.milvus_operator import (
+    DEPLOYMENTS,
+    MILVUSES,
+    MIN_READY_SECONDS,
+    SYNC_INTERVAL,
+    USER_AGENT,
+    MilvusOperatorStandIn,
+)
 from milvus_rg_sandbox.realkube import (
     ApiPodNodeWiring,
     KubeRestClient,
@@ -30,6 +37,13 @@ from milvus_rg_sandbox.realkube import (
     RealWorkloads,
     SharedControlPlane,
     real_kubernetes,
+)
+from milvus_rg_sandbox.shapes import (
+    DEFAULT_RELEASE,
+    Shape,
+    helm_query_node_deployment,
+    milvus_cr,
+    per_group_deployments,
 )
 from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
 from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
@@ -160,6 +174,24 @@ class Sandbox:
         manifest = query_node_statefulset(name, replicas, namespace, env)
         return await self.kube.store.create(STATEFULSETS, manifest)
 
+    async def create_query_nodes(
+        self, shape: Shape, replicas: int = 1, namespace: str = "default", env: Mapping[str, str] | None = None,
+        resource_groups: tuple[str, ...] = ("rg1", "rg2"),
+    ) -> list[dict[str, Any]]:
+        """Query nodes in one of the shapes users run them (`shapes.py`); the objects created. `replicas` is
+        per group for `per-group`; `milvus-operator` starts its stand-in first (default timings unless
+        `start_milvus_operator` ran before)."""
+        if shape == "statefulset":
+            return [await self.create_query_node_statefulset(replicas=replicas, namespace=namespace, env=env)]
+        if shape == "milvus-operator":
+            await self.start_milvus_operator()
+            return [await self.kube.store.create(MILVUSES, milvus_cr(DEFAULT_RELEASE, replicas, namespace, env))]
+        if shape == "per-group":
+            manifests = per_group_deployments(DEFAULT_RELEASE, resource_groups, replicas, namespace, env)
+        else:
+            manifests = [helm_query_node_deployment(DEFAULT_RELEASE, replicas, namespace, env)]
+        return [await self.kube.store.create(DEPLOYMENTS, manifest) for manifest in manifests]
+
 
 def query_node_statefulset(name: str, replicas: int, namespace: str,
                            env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -195,9 +227,10 @@ def query_node_statefulset(name: str, replicas: int, namespace: str,
 
 async def run_sandbox_forever(config: SandboxConfig,
                               on_ready: Callable[[dict[str, str]], None] | None = None,
-                              query_nodes: int = 0) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly. With `query_nodes`, a query-node
-    StatefulSet `milvus-querynode` of that many replicas is created first (something to operate on)."""
+                              query_nodes: int = 0, workload: Shape = "statefulset",
+                              resource_groups: tuple[str, ...] = ("rg1", "rg2")) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly. With `query_nodes`, query nodes in the
+    `workload` shape are created first (something to operate on; `Sandbox.create_query_nodes`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM)
@@ -206,8 +239,11 @@ async def run_sandbox_forever(config: SandboxConfig,
     try:
         async with Sandbox(config) as sandbox:
             if query_nodes:
-                await sandbox.create_query_node_statefulset(replicas=query_nodes, namespace=config.namespace)
-                print(f"statefulset: {config.namespace}/milvus-querynode ({query_nodes} query nodes)")
+                created = await sandbox.create_query_nodes(workload, query_nodes, config.namespace,
+                                                           resource_groups=resource_groups)
+                for obj in created:
+                    print(f"{obj['kind'].lower()}: {config.namespace}/{obj['metadata']['name']} "
+                          f"({query_nodes} query nodes)")
             endpoints = sandbox.endpoints()
             for key, value in endpoints.items():
                 print(f"{key}: {value}")
