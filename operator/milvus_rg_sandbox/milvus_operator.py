@@ -445,8 +445,12 @@ class MilvusOperatorStandIn:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await install_crd(self.api)
-        listing = await self.api.list_object(MILVUSES)
+        try:
+            await install_crd(self.api)
+            listing = await self.api.list_object(MILVUSES)
+        except BaseException:
+            await self.api.close()
+            raise
         for milvus in listing.get("items") or []:
             self._schedule(RECONCILE, _key(milvus), 0)
         version = str(listing["metadata"]["resourceVersion"])
@@ -942,7 +946,7 @@ async def install_crd(api: KubeRestClient, timeout: float = 30.0) -> None:
         try:
             await api.list_object(MILVUSES)
             return
-        except ApiStatusError as error:
-            if error.status != 404 or loop.time() > deadline:
+        except ApiStatusError as error:  # not served yet (404), or its storage still starting (429, 503)
+            if error.status not in (404, 429, 503) or loop.time() > deadline:
                 raise
         await asyncio.sleep(0.05)  # a new CRD is served a moment later; nothing to wait on but a retry

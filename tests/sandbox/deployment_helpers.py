@@ -39,8 +39,10 @@ class ReplicaHistory:
         return self.replicas.get(name, [])
 
     def track_pairs(self, *names: str) -> None:
-        """Also record the replicas of `names` together after every change of one of them."""
+        """Also record the replicas of `names` together, now and after every change of one of them."""
         self._names = names
+        if all(self.replicas.get(n) for n in names):
+            self.pairs.append(tuple(self.replicas[n][-1] for n in names))
 
     async def start(self) -> None:
         listing = await self.api.list_object(DEPLOYMENTS, self.namespace)

@@ -176,7 +176,8 @@ async def test_deleting_the_cr_deletes_its_deployments(sandbox: Sandbox) -> None
     async def gone() -> bool:
         return not await sandbox.kube.store.list(DEPLOYMENTS, "default")
 
-    await wait_for(gone, timeout=20, message="the garbage collector deleted both deployments")
+    # A real garbage collector learns a new CRD's kind at its next discovery sync (every 30 s).
+    await wait_for(gone, timeout=90, message="the garbage collector deleted both deployments")
 
 
 def live_hostnames(sandbox: Sandbox) -> set[str]:
