@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from milvus_rg_sandbox.external_metrics import ExternalMetrics
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
 from milvus_rg_sandbox.milvus_operator import (
@@ -78,6 +79,10 @@ class SandboxConfig:
     kubernetes: Literal["embedded", "real"] = field(default="embedded", metadata={
         "help": "embedded: the in-process API; real: etcd, kube-apiserver, controllers, scheduler and kwok "
                 "built from Go (docs/real-kubernetes.md)"})
+    external_metrics: bool = field(default=False, metadata={
+        "help": "serve the external metrics API (external.metrics.k8s.io) with values set through "
+                "PUT <metrics>/sandbox/v1/namespaces/NS/metrics/NAME; on the real backend registered with "
+                "kube-apiserver for its HPA controller (docs/sandbox.md)"})
 
 
 class Sandbox:
@@ -105,6 +110,9 @@ class Sandbox:
             self.wiring = PodNodeWiring(self.workloads, self.milvus)
         self.kubeconfig_path = (Path(cfg.workdir) / "kubeconfig").absolute()
         self.milvus_operator: MilvusOperatorStandIn | None = None
+        self.metrics = ExternalMetrics(cfg.host)
+        self._metrics_dir = (Path(cfg.workdir) / "external-metrics").absolute()
+        self._metrics_served: _ServedMetrics | None = None
         self._started: list[Any] = []  # parts to stop, in start order
 
     async def start(self) -> None:
@@ -119,6 +127,8 @@ class Sandbox:
             self.kubeconfig_path = self._write_kubeconfig()
             await self.workloads.start()
             self._started.append(self.workloads)
+            if self.config.external_metrics:
+                await self.start_metrics()
         except BaseException:
             await self.stop()
             raise
@@ -166,6 +176,16 @@ class Sandbox:
             self._started.append(stand_in)
         return self.milvus_operator
 
+    async def start_metrics(self) -> ExternalMetrics:
+        """Serve `metrics` (the external metrics API, `external_metrics.py`), started once and stopped with
+        the sandbox; on the real backend registered as kube-apiserver's APIService for the HPA controller."""
+        if self._metrics_served is None:
+            self._metrics_served = _ServedMetrics(self)
+            await self.metrics.start(self._metrics_dir)
+            self._started.append(self._metrics_served)
+            await self._metrics_served.register()
+        return self.metrics
+
     async def create_query_node_statefulset(
         self, name: str = "milvus-querynode", replicas: int = 1, namespace: str = "default",
         env: Mapping[str, str] | None = None,
@@ -191,6 +211,27 @@ class Sandbox:
         else:
             manifests = [helm_query_node_deployment(DEFAULT_RELEASE, replicas, namespace, env)]
         return [await self.kube.store.create(DEPLOYMENTS, manifest) for manifest in manifests]
+
+
+class _ServedMetrics:
+    """The metrics server as a part of the sandbox: on the real backend registered with kube-apiserver, and
+    unregistered before the server stops."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.api = sandbox.api_client("milvus-rg-sandbox-metrics") if sandbox.config.kubernetes == "real" else None
+
+    async def register(self) -> None:
+        if self.api is not None:
+            await self.sandbox.metrics.register(self.api)
+
+    async def stop(self) -> None:
+        try:
+            if self.api is not None:
+                await self.sandbox.metrics.unregister(self.api)
+                await self.api.close()
+        finally:
+            await self.sandbox.metrics.stop()
 
 
 def query_node_statefulset(name: str, replicas: int, namespace: str,

@@ -18,7 +18,7 @@ Obj = dict[str, Any]
 
 CLUSTER_SCOPED = frozenset({
     "nodes", "namespaces", "customresourcedefinitions", "clusterroles", "clusterrolebindings",
-    "persistentvolumes", "priorityclasses", "storageclasses",
+    "persistentvolumes", "priorityclasses", "storageclasses", "apiservices",
 })
 
 
