@@ -32,11 +32,24 @@ class ReplicaHistory:
         self.namespace = namespace
         self.replicas: dict[str, list[int]] = {}
         self.pairs: list[tuple[int, ...]] = []
+        self.events: list[tuple[str, int, int]] = []
+        """(name, spec.replicas, status.availableReplicas) of every event, in the API's order."""
         self._names: tuple[str, ...] = ()
         self._task: asyncio.Task[None] | None = None
 
     def of(self, name: str) -> list[int]:
         return self.replicas.get(name, [])
+
+    def seen_before_scale_downs(self, name: str, other: str) -> list[tuple[int, int]]:
+        """For every decrease of `name`'s replicas: `other`'s (replicas, available replicas) as last seen."""
+        seen: list[tuple[int, int]] = []
+        latest: dict[str, tuple[int, int]] = {}
+        for event_name, replicas, available in self.events:
+            previous = latest.get(event_name)
+            if event_name == name and previous is not None and replicas < previous[0] and other in latest:
+                seen.append(latest[other])
+            latest[event_name] = (replicas, available)
+        return seen
 
     def track_pairs(self, *names: str) -> None:
         """Also record the replicas of `names` together, now and after every change of one of them."""
@@ -67,6 +80,8 @@ class ReplicaHistory:
 
     def _record(self, deployment: dict[str, Any]) -> None:
         name = deployment["metadata"]["name"]
+        self.events.append((name, int(deployment["spec"].get("replicas", 1)),
+                            int((deployment.get("status") or {}).get("availableReplicas") or 0)))
         history = self.replicas.setdefault(name, [])
         replicas = int(deployment["spec"].get("replicas", 1))
         if history and history[-1] == replicas:

@@ -20,6 +20,7 @@ from milvus_rg_sandbox.milvus_operator import (
     MilvusOperatorStandIn,
 )
 from milvus_rg_sandbox.pytest_plugin import SandboxFactory
+from milvus_rg_sandbox.realkube import ApiPodNodeWiring
 from milvus_rg_sandbox.sandbox import Sandbox
 from milvus_rg_sandbox.workloads import PODS, pod_is_ready
 from tests.support import wait_for
@@ -222,9 +223,12 @@ async def test_pods_register_in_milvus_and_the_cr_turns_healthy(sandbox: Sandbox
 @real_only
 async def test_an_image_change_rolls_blue_to_green_one_pod_at_a_time(sandbox_factory: SandboxFactory) -> None:
     sandbox = await sandbox_factory(session_ttl=120)
-    await started(sandbox)
+    await started(sandbox, min_ready_seconds=1)  # a new pod counts as available 1 s after it is Ready
     await sandbox.kube.store.create(MILVUSES, milvus_cr(2))
     await wait_for(lambda: len(live_hostnames(sandbox)) == 2, timeout=30, message="2 query nodes in Milvus")
+    serving: list[int] = []  # query nodes serving in Milvus at every pod event of the rollout
+    assert isinstance(sandbox.wiring, ApiPodNodeWiring)
+    sandbox.wiring.listeners.append(lambda _type, _pod: serving.append(len(live_hostnames(sandbox))))
     async with replica_history(sandbox) as history:
         history.track_pairs(BLUE, GREEN)
         await sandbox.kube.store.patch(MILVUSES, "default", "my-milvus",
@@ -237,8 +241,10 @@ async def test_an_image_change_rolls_blue_to_green_one_pod_at_a_time(sandbox_fac
                     and ROLLING_ID_LABEL not in (cr["metadata"].get("labels") or {}))
 
         await wait_for(rolled, timeout=60, message="green serving 2 pods of the new image, the rollout finished")
-    # new +1, old -1, each step once both Deployments were stable
+    # new +1, old -1, each step once both Deployments were stable: never fewer than 2 serving query nodes
     assert history.pairs == [(2, 0), (2, 1), (1, 1), (1, 2), (0, 2)]
+    assert history.seen_before_scale_downs(BLUE, GREEN) == [(1, 1), (2, 2)]  # green's new pods were available
+    assert serving and min(serving) == 2, serving
     green = await deployment(sandbox, GREEN)
     assert green["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
     cr = await sandbox.kube.store.get(MILVUSES, "default", "my-milvus")
