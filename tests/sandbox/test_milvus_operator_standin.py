@@ -130,12 +130,21 @@ async def test_scale_in_one_replica_per_pass_and_out_in_one_step(sandbox: Sandbo
     assert writers == {USER_AGENT}
 
 
+async def status_shows_the_deployment(sandbox: Sandbox) -> bool:
+    """The CR's status reflects the current Deployment as it is: nothing is left for the stand-in to do, so
+    only its status syncer can notice a later change of the Deployment."""
+    status = await cr_status(sandbox)
+    shown = (status.get("componentsDeployStatus") or {}).get("querynode") or {}
+    return bool(shown.get("generation") == (await deployment(sandbox, BLUE))["metadata"]["generation"])
+
+
 @both_backends
 async def test_scaling_its_deployment_directly_is_put_back(sandbox: Sandbox) -> None:
     await started(sandbox)
     async with replica_history(sandbox) as history:
         await sandbox.kube.store.create(MILVUSES, milvus_cr(2))
         await wait_for(lambda: replicas_are(sandbox, blue=2), timeout=20, message="blue at 2")
+        await wait_for(lambda: status_shows_the_deployment(sandbox), timeout=20, message="the status caught up")
         await sandbox.kube.store.patch(DEPLOYMENTS, "default", BLUE, {"spec": {"replicas": 4}})
         await wait_for(lambda: history.of(BLUE)[-1:] == [2] and len(history.of(BLUE)) > 3, timeout=20,
                        message="blue back at 2")
