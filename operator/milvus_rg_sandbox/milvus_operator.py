@@ -78,7 +78,9 @@ DEFAULT_IMAGE = "milvusdb/milvus:v2.6.11"  # pkg/config/config.go DefaultMilvusI
 DUMMY_IMAGE = "dummy"  # deploy_ctrl_util.go CreateDeploy: the second Deployment's image until its first rollout
 ROLLING_MODE_V2 = 2  # apis/milvus.io/v1beta1/milvus_types.go RollingModeV2: only the query node has two Deployments
 SYNC_INTERVAL = 30.0  # status_cluster.go unhealthySyncInterval
-ERROR_RETRY = 0.1  # a failed pass is retried soon (controller-runtime's rate limiter starts at 5 ms)
+# A failed pass is retried after 0.1 s, doubling with every further failure up to `sync_interval`
+# (controller-runtime's rate limiter: 5 ms doubling up to 1000 s); a conflict or a missing Deployment after 0.1 s.
+ERROR_RETRY = 0.1
 
 KNOWN_DIFFERENCES = (
     "Only the query node is reconciled, in two-Deployment mode (rolling mode 2 or 3): no etcd, storage, message "
@@ -97,7 +99,8 @@ KNOWN_DIFFERENCES = (
     "reconcile, which bumps the CR's generation (the real webhook defaults at admission).",
     "No finalizer: a deleted CR's Deployments are removed by the garbage collector through their owner "
     "reference, without milvus-operator's wait for the pods to stop.",
-    "A failed pass is retried after 0.1 s, not with controller-runtime's exponential back-off.",
+    "A failed pass is retried after 0.1 s doubling up to `sync_interval` (controller-runtime: 5 ms doubling up to "
+    "1000 s).",
 )
 
 
@@ -441,6 +444,7 @@ class MilvusOperatorStandIn:
         """Reconciles and status syncs finished so far (tests wait for a few more to see nothing changes)."""
         self._known: set[tuple[str, str]] = set()
         self._due: dict[Job, float] = {}
+        self._failures: dict[Job, int] = {}  # failed passes in a row, for the back-off
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -517,6 +521,7 @@ class MilvusOperatorStandIn:
             for job in ready:
                 kind, *key = job
                 self._due.pop(job, None)
+                failures = self._failures.pop(job, 0)
                 try:
                     if kind == RECONCILE:
                         await self.reconcile(*key)
@@ -531,7 +536,8 @@ class MilvusOperatorStandIn:
                     self._schedule(kind, (key[0], key[1]), ERROR_RETRY)
                 except Exception:
                     logger.exception("milvus-operator stand-in: %s of %s/%s failed", *job)
-                    self._schedule(kind, (key[0], key[1]), ERROR_RETRY)
+                    self._failures[job] = failures + 1
+                    self._schedule(kind, (key[0], key[1]), min(ERROR_RETRY * 2**failures, self.sync_interval))
                 self.jobs_done += 1
 
     async def reconcile(self, namespace: str, name: str) -> None:

@@ -214,12 +214,14 @@ class Sandbox:
 
 
 class _ServedMetrics:
-    """The metrics server as a part of the sandbox: on the real backend registered with kube-apiserver, and
-    unregistered before the server stops."""
+    """The metrics server as a part of the sandbox: on the real backend registered with kube-apiserver through
+    the control plane's own client (as the wiring's, its writes are not the API clients'), and unregistered
+    before the server stops."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self.api = sandbox.api_client("milvus-rg-sandbox-metrics") if sandbox.config.kubernetes == "real" else None
+        store = sandbox.kube.store
+        self.api = store if isinstance(store, KubeRestClient) else None
 
     async def register(self) -> None:
         if self.api is not None:
@@ -229,7 +231,6 @@ class _ServedMetrics:
         try:
             if self.api is not None:
                 await self.sandbox.metrics.unregister(self.api)
-                await self.api.close()
         finally:
             await self.sandbox.metrics.stop()
 

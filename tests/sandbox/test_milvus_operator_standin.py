@@ -152,6 +152,21 @@ async def test_scaling_its_deployment_directly_is_put_back(sandbox: Sandbox) -> 
 
 
 @both_backends
+async def test_zero_replicas_stops_both_deployments_at_once(sandbox: Sandbox) -> None:
+    await started(sandbox)
+    async with replica_history(sandbox) as history:
+        await sandbox.kube.store.create(MILVUSES, milvus_cr(3))
+        await wait_for(lambda: replicas_are(sandbox, blue=3), timeout=20, message="blue at 3")
+        await set_query_nodes(sandbox, 0)
+
+        async def stopped() -> bool:
+            return (await cr_status(sandbox)).get("status") == "Stopped"
+
+        await wait_for(stopped, timeout=20, message="status Stopped")
+    assert history.of(BLUE) == [0, 3, 0] and history.of(GREEN) == [0]
+
+
+@both_backends
 async def test_replicas_minus_one_leaves_the_deployment_to_an_hpa(sandbox: Sandbox) -> None:
     stand_in = await started(sandbox)
     await sandbox.kube.store.create(MILVUSES, milvus_cr(-1))
