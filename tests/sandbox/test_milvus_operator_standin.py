@@ -152,6 +152,26 @@ async def test_scaling_its_deployment_directly_is_put_back(sandbox: Sandbox) -> 
 
 
 @both_backends
+async def test_a_settled_cr_costs_no_writes(sandbox: Sandbox) -> None:
+    stand_in = await started(sandbox)
+    await sandbox.kube.store.create(MILVUSES, milvus_cr(2))
+    await wait_for(lambda: replicas_are(sandbox, blue=2), timeout=20, message="blue at 2")
+
+    def writes() -> int:
+        return len([m for m in sandbox.kube.mutations if m.user_agent == USER_AGENT])
+
+    async def settled() -> bool:
+        before = writes()
+        await passes_go_by(stand_in)
+        return writes() == before
+
+    await wait_for(settled, timeout=30, message="a round of passes without a write")
+    before = writes()
+    await passes_go_by(stand_in, 10)
+    assert writes() == before
+
+
+@both_backends
 async def test_zero_replicas_stops_both_deployments_at_once(sandbox: Sandbox) -> None:
     await started(sandbox)
     async with replica_history(sandbox) as history:
