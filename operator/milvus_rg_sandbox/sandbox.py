@@ -284,8 +284,9 @@ async def run_sandbox_forever(config: SandboxConfig,
                 created = await sandbox.create_query_nodes(workload, query_nodes, config.namespace,
                                                            resource_groups=resource_groups)
                 for obj in created:
-                    print(f"{obj['kind'].lower()}: {config.namespace}/{obj['metadata']['name']} "
-                          f"({query_nodes} query nodes)")
+                    group = obj["apiVersion"].rpartition("/")[0]  # kubectl's kind.group for a custom resource
+                    kind = obj["kind"].lower() + ("" if group in ("", "apps") else f".{group}")
+                    print(f"{kind}: {config.namespace}/{obj['metadata']['name']} ({query_nodes} query nodes)")
             endpoints = sandbox.endpoints()
             for key, value in endpoints.items():
                 print(f"{key}: {value}")
