@@ -12,6 +12,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
@@ -110,7 +111,9 @@ def test_both_sandbox_commands_take_the_same_options() -> None:
     ours, theirs = options(sandbox_subcommand()), options(sandbox_parser())
     assert ours == theirs
     expected = {f"--{spec.name.replace('_', '-')}" for spec in dataclasses.fields(SandboxConfig)}
-    assert expected | {"--query-nodes", "--verbose", "-v"} == set(ours)
+    hints = get_type_hints(SandboxConfig)
+    switches = {f"--no-{name.replace('_', '-')}" for name, kind in hints.items() if kind is bool}  # --x / --no-x
+    assert expected | switches | {"--query-nodes", "--workload", "--resource-groups", "--verbose", "-v"} == set(ours)
 
 
 def test_every_sandbox_config_field_has_help_text() -> None:
@@ -122,7 +125,7 @@ def test_every_sandbox_config_field_has_help_text() -> None:
 @pytest.mark.parametrize("parser", [sandbox_parser, sandbox_subcommand], ids=["python -m", "milvus-rg-operator"])
 def test_sandbox_options_parse_into_a_config(parser: Callable[[], argparse.ArgumentParser]) -> None:
     args = parser().parse_args(["--kube-port", "0", "--seed", "3", "--token", "none", "--workdir", "/tmp/x",
-                               "--check-interval", "1", "--query-nodes", "2"])
+                               "--check-interval", "1", "--query-nodes", "2", "--workload", "per-group"])
     assert config_from_args(args) == SandboxConfig(kube_port=0, seed=3, token=None, workdir=Path("/tmp/x"),
                                                    check_interval=1.0)
-    assert args.query_nodes == 2
+    assert (args.query_nodes, args.workload, args.resource_groups) == (2, "per-group", "rg1,rg2")

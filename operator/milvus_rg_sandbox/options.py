@@ -2,8 +2,8 @@
 `milvus-rg-operator sandbox` both add them with `add_sandbox_options`.
 
 Every `SandboxConfig` field is an option (`kube_port` -> `--kube-port`) whose help text is the field's
-`metadata["help"]`; `--query-nodes` is the one option that is not a config field (something to operate
-on, created after the start).
+`metadata["help"]`; `--query-nodes`, `--workload` and `--resource-groups` are not config fields (query
+nodes to operate on, created after the start, in one of the shapes of `milvus_rg_sandbox.shapes`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from milvus_rg_sandbox.sandbox import SandboxConfig, run_sandbox_forever
+from milvus_rg_sandbox.shapes import SHAPES
 
 DEFAULT_QUERY_NODES = 0
-NOT_CONFIG = ("query_nodes", "verbose")  # options of the command that are not SandboxConfig fields
+DEFAULT_RESOURCE_GROUPS = "rg1,rg2"
+# options of the command that are not SandboxConfig fields
+NOT_CONFIG = ("query_nodes", "workload", "resource_groups", "verbose")
 _NONE_WORDS = ("", "none")
 
 
@@ -60,7 +63,7 @@ def _option_kwargs(kind: Any, default: Any) -> dict[str, Any]:
 
 
 def add_sandbox_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add every SandboxConfig field, `--query-nodes` and `-v/--verbose` to `parser`."""
+    """Add every SandboxConfig field, `--query-nodes`, `--workload`, `--resource-groups` and `-v/--verbose`."""
     hints = typing.get_type_hints(SandboxConfig)
     defaults = SandboxConfig()
     for spec in dataclasses.fields(SandboxConfig):
@@ -71,8 +74,15 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         parser.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name, default=default,
                             help=f"{help_text} (default: {default})", **_option_kwargs(hints[spec.name], default))
     parser.add_argument("--query-nodes", type=int, default=DEFAULT_QUERY_NODES,
-                        help="replicas of the query-node StatefulSet milvus-querynode created at start "
-                             f"(0: none; default: {DEFAULT_QUERY_NODES})")
+                        help="query nodes created at start, in the --workload shape (per group for per-group; "
+                             f"0: none; default: {DEFAULT_QUERY_NODES})")
+    parser.add_argument("--workload", choices=SHAPES, default=SHAPES[0],
+                        help="how the query nodes run: a StatefulSet milvus-querynode, the Milvus Helm chart's "
+                             "Deployment, a Milvus CR of milvus-operator (its stand-in), or one chart Deployment "
+                             f"per resource group (default: {SHAPES[0]})")
+    parser.add_argument("--resource-groups", default=DEFAULT_RESOURCE_GROUPS,
+                        help="the resource groups of --workload per-group, comma-separated "
+                             f"(default: {DEFAULT_RESOURCE_GROUPS})")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -83,7 +93,7 @@ def build_parser(prog: str = "python -m milvus_rg_sandbox") -> argparse.Argument
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    """The SandboxConfig the parsed options describe (`args.query_nodes` and `args.verbose` aside)."""
+    """The SandboxConfig the parsed options describe (the NOT_CONFIG options aside)."""
     return SandboxConfig(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(SandboxConfig)})
 
 
@@ -93,5 +103,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # a line per request otherwise
-    asyncio.run(run_sandbox_forever(config_from_args(args), query_nodes=args.query_nodes))
+    groups = tuple(group.strip() for group in args.resource_groups.split(",") if group.strip())
+    asyncio.run(run_sandbox_forever(config_from_args(args), query_nodes=args.query_nodes, workload=args.workload,
+                                    resource_groups=groups))
     return 0

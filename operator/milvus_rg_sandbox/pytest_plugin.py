@@ -30,6 +30,9 @@ SandboxFactory = Callable[..., Awaitable[Sandbox]]
 FAST_TIMINGS: dict[str, Any] = {"pod_start_delay": 0.05, "check_interval": 0.2, "session_ttl": 0.6,
                                 "balance_delay": 0.02, "load_time": 0.1, "dist_pull_interval": 0.01,
                                 "replica_check_interval": 1.2, "graceful_stop_timeout": 36.0}
+# The HPA controller every second, scaling down as soon as a metric asks (defaults 15 s, a 5 min window).
+FAST_HPA_SYNC_PERIOD = 1.0
+FAST_HPA_DOWNSCALE_STABILIZATION = 0.0
 BACKENDS = ("embedded", "real")
 MARKER = "kube_backends"
 
@@ -93,7 +96,8 @@ def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rea
     the control plane in a thread with a loop of its own (its processes are bound to no loop; its client
     session is closed there and opens again in the test's loop) and ends the processes by pid."""
     control_plane = RealControlPlane(workdir=tmp_path_factory.mktemp("control-plane"),
-                                     bin_dir=require_real_kubernetes())
+                                     bin_dir=require_real_kubernetes(), hpa_sync_period=FAST_HPA_SYNC_PERIOD,
+                                     hpa_downscale_stabilization=FAST_HPA_DOWNSCALE_STABILIZATION)
 
     async def start() -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,22 +20,38 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from milvus_rg_sandbox.external_metrics import ExternalMetrics
 from milvus_rg_sandbox.kube import KubeApiServer
 from milvus_rg_sandbox.milvus.simulator import MilvusSimulator
+from milvus_rg_sandbox.milvus_operator import (
+    DEPLOYMENTS,
+    MILVUSES,
+    MIN_READY_SECONDS,
+    SYNC_INTERVAL,
+    USER_AGENT,
+    MilvusOperatorStandIn,
+)
 from milvus_rg_sandbox.realkube import (
     ApiPodNodeWiring,
+    KubeRestClient,
     RealControlPlane,
     RealWorkloads,
     SharedControlPlane,
     real_kubernetes,
 )
+from milvus_rg_sandbox.shapes import (
+    DEFAULT_RELEASE,
+    Shape,
+    helm_query_node_deployment,
+    milvus_cr,
+    per_group_deployments,
+)
 from milvus_rg_sandbox.tls import ServerTls, self_signed
 from milvus_rg_sandbox.wiring import QUERY_NODE_PORT, PodNodeWiring
-from milvus_rg_sandbox.workloads import DEPLOYMENTS, STATEFULSETS, WorkloadEmulator
+from milvus_rg_sandbox.workloads import STATEFULSETS, WorkloadEmulator
 
 MILVUS_IMAGE = "milvusdb/milvus:v2.5.4"
 MANAGEMENT_PORT = 9091
-HELM_QUERY_NODE_SUFFIX = "milvus-querynode"  # the chart's `milvus.querynode.fullname` after the release
 
 
 @dataclass
@@ -87,6 +104,10 @@ class SandboxConfig:
     kubernetes: Literal["embedded", "real"] = field(default="embedded", metadata={
         "help": "embedded: the in-process API; real: etcd, kube-apiserver, controllers, scheduler and kwok "
                 "built from Go (docs/real-kubernetes.md)"})
+    external_metrics: bool = field(default=False, metadata={
+        "help": "serve the external metrics API (external.metrics.k8s.io) with values set through "
+                "PUT <metrics>/sandbox/v1/namespaces/NS/metrics/NAME; on the real backend registered with "
+                "kube-apiserver for its HPA controller (docs/sandbox.md)"})
 
 
 class Sandbox:
@@ -117,6 +138,10 @@ class Sandbox:
             self.workloads = WorkloadEmulator(self.kube.store, pod_start_delay=cfg.pod_start_delay)
             self.wiring = PodNodeWiring(self.workloads, self.milvus)
         self.kubeconfig_path = (Path(cfg.workdir) / "kubeconfig").absolute()
+        self.milvus_operator: MilvusOperatorStandIn | None = None
+        self.metrics = ExternalMetrics(cfg.host)
+        self._metrics_dir = (Path(cfg.workdir) / "external-metrics").absolute()
+        self._metrics_served: _ServedMetrics | None = None
         self._started: list[Any] = []  # parts to stop, in start order
 
     async def start(self) -> None:
@@ -131,6 +156,8 @@ class Sandbox:
             self.kubeconfig_path = self._write_kubeconfig()
             await self.workloads.start()
             self._started.append(self.workloads)
+            if self.config.external_metrics:
+                await self.start_metrics()
         except BaseException:
             await self.stop()
             raise
@@ -164,6 +191,34 @@ class Sandbox:
                 endpoints[f"tls {name}"] = str(self.tls_dir / name)
         return endpoints
 
+    def api_client(self, user_agent: str) -> KubeRestClient:
+        """A client of the Kubernetes API with the kubeconfig's credentials, as a controller installed in the
+        cluster would have (its writes are the API's clients', in `kube.mutations`)."""
+        token = json.loads(self.kubeconfig_path.read_text())["users"][0]["user"]["token"]
+        return KubeRestClient(str(self.kube.url), token, user_agent=user_agent)
+
+    async def start_milvus_operator(self, *, sync_interval: float = SYNC_INTERVAL,
+                                    min_ready_seconds: int = MIN_READY_SECONDS) -> MilvusOperatorStandIn:
+        """milvus-operator's stand-in (`milvus_operator.py`: the `Milvus` CRD and its query-node Deployments),
+        started once and stopped with the sandbox; the settings apply when it starts."""
+        if self.milvus_operator is None:
+            stand_in = MilvusOperatorStandIn(self.api_client(USER_AGENT), sync_interval=sync_interval,
+                                             min_ready_seconds=min_ready_seconds)
+            await stand_in.start()
+            self.milvus_operator = stand_in
+            self._started.append(stand_in)
+        return self.milvus_operator
+
+    async def start_metrics(self) -> ExternalMetrics:
+        """Serve `metrics` (the external metrics API, `external_metrics.py`), started once and stopped with
+        the sandbox; on the real backend registered as kube-apiserver's APIService for the HPA controller."""
+        if self._metrics_served is None:
+            self._metrics_served = _ServedMetrics(self)
+            await self.metrics.start(self._metrics_dir)
+            self._started.append(self._metrics_served)
+            await self._metrics_served.register()
+        return self.metrics
+
     async def create_query_node_statefulset(
         self, name: str = "milvus-querynode", replicas: int = 1, namespace: str = "default",
         env: Mapping[str, str] | None = None,
@@ -173,12 +228,30 @@ class Sandbox:
         return await self.kube.store.create(STATEFULSETS, manifest)
 
     async def create_query_node_deployment(
-        self, name: str = f"my-release-{HELM_QUERY_NODE_SUFFIX}", replicas: int = 1, namespace: str = "default",
-        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+        self, release: str = DEFAULT_RELEASE, replicas: int = 1, namespace: str = "default",
+        env: Mapping[str, str] | None = None, resource_group: str | None = None,
     ) -> dict[str, Any]:
-        """A Deployment shaped like the Milvus Helm chart's query nodes (`query_node_deployment`)."""
-        manifest = query_node_deployment(name, replicas, namespace, env, labels)
+        """A Deployment shaped like the Milvus Helm chart's query nodes (`shapes.helm_query_node_deployment`)."""
+        manifest = helm_query_node_deployment(release, replicas, namespace, env, resource_group=resource_group)
         return await self.kube.store.create(DEPLOYMENTS, manifest)
+
+    async def create_query_nodes(
+        self, shape: Shape, replicas: int = 1, namespace: str = "default", env: Mapping[str, str] | None = None,
+        resource_groups: tuple[str, ...] = ("rg1", "rg2"),
+    ) -> list[dict[str, Any]]:
+        """Query nodes in one of the shapes users run them (`shapes.py`); the objects created. `replicas` is
+        per group for `per-group`; `milvus-operator` starts its stand-in first (default timings unless
+        `start_milvus_operator` ran before)."""
+        if shape == "statefulset":
+            return [await self.create_query_node_statefulset(replicas=replicas, namespace=namespace, env=env)]
+        if shape == "milvus-operator":
+            await self.start_milvus_operator()
+            return [await self.kube.store.create(MILVUSES, milvus_cr(DEFAULT_RELEASE, replicas, namespace, env))]
+        if shape == "per-group":
+            manifests = per_group_deployments(DEFAULT_RELEASE, resource_groups, replicas, namespace, env)
+        else:
+            manifests = [helm_query_node_deployment(DEFAULT_RELEASE, replicas, namespace, env)]
+        return [await self.kube.store.create(DEPLOYMENTS, manifest) for manifest in manifests]
 
 
 def server_tls(cfg: SandboxConfig, directory: Path) -> ServerTls | None:
@@ -196,6 +269,26 @@ def server_tls(cfg: SandboxConfig, directory: Path) -> ServerTls | None:
     if cfg.tls_client_ca is not None:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
     return None
+class _ServedMetrics:
+    """The metrics server as a part of the sandbox: on the real backend registered with kube-apiserver through
+    the control plane's own client (as the wiring's, its writes are not the API clients'), and unregistered
+    before the server stops."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        store = sandbox.kube.store
+        self.api = store if isinstance(store, KubeRestClient) else None
+
+    async def register(self) -> None:
+        if self.api is not None:
+            await self.sandbox.metrics.register(self.api)
+
+    async def stop(self) -> None:
+        try:
+            if self.api is not None:
+                await self.sandbox.metrics.unregister(self.api)
+        finally:
+            await self.sandbox.metrics.stop()
 
 
 def query_node_statefulset(name: str, replicas: int, namespace: str,
@@ -230,49 +323,12 @@ def query_node_statefulset(name: str, replicas: int, namespace: str,
     }
 
 
-def query_node_deployment(name: str, replicas: int, namespace: str, env: Mapping[str, str] | None = None,
-                          labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The Milvus Helm chart's query-node Deployment (zilliztech/milvus-helm `charts/milvus/templates/
-    querynode-deployment.yaml`, `_helpers.tpl`): named `<release>-milvus-querynode` (the release is what comes
-    before `-milvus-querynode` in `name`, or all of it), selector and pod labels `app.kubernetes.io/name: milvus`,
-    `app.kubernetes.io/instance: <release>`, `component: querynode`, the container `querynode` running
-    `milvus run querynode` with ports 21123 and 9091 and a /healthz readiness probe on the metrics port, no
-    terminationGracePeriodSeconds (Kubernetes' 30 s). `labels` are added to the pod labels and the selector (so
-    that several Deployments of one release, say one per resource group, select their own pods). Left out: the
-    chart's config init container, volumes, service account and the helm.sh/chart and version labels."""
-    release = name.partition(f"-{HELM_QUERY_NODE_SUFFIX}")[0]
-    selector = {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": release,
-                "component": "querynode", **(labels or {})}
-    container = {
-        "name": "querynode",
-        "image": MILVUS_IMAGE,
-        "args": ["/milvus/tools/run-helm.sh", "milvus", "run", "querynode"],
-        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
-        "ports": [
-            {"name": "querynode", "containerPort": QUERY_NODE_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": MANAGEMENT_PORT, "protocol": "TCP"},
-        ],
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": release,
-                                "app.kubernetes.io/managed-by": "Helm", "component": "querynode"}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": dict(selector)},
-            "template": {"metadata": {"labels": dict(selector)}, "spec": {"containers": [container]}},
-        },
-    }
-
-
 async def run_sandbox_forever(config: SandboxConfig,
                               on_ready: Callable[[dict[str, str]], None] | None = None,
-                              query_nodes: int = 0) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly. With `query_nodes`, a query-node
-    StatefulSet `milvus-querynode` of that many replicas is created first (something to operate on)."""
+                              query_nodes: int = 0, workload: Shape = "statefulset",
+                              resource_groups: tuple[str, ...] = ("rg1", "rg2")) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM, then stop it cleanly. With `query_nodes`, query nodes in the
+    `workload` shape are created first (something to operate on; `Sandbox.create_query_nodes`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM)
@@ -281,8 +337,12 @@ async def run_sandbox_forever(config: SandboxConfig,
     try:
         async with Sandbox(config) as sandbox:
             if query_nodes:
-                await sandbox.create_query_node_statefulset(replicas=query_nodes, namespace=config.namespace)
-                print(f"statefulset: {config.namespace}/milvus-querynode ({query_nodes} query nodes)")
+                created = await sandbox.create_query_nodes(workload, query_nodes, config.namespace,
+                                                           resource_groups=resource_groups)
+                for obj in created:
+                    group = obj["apiVersion"].rpartition("/")[0]  # kubectl's kind.group for a custom resource
+                    kind = obj["kind"].lower() + ("" if group in ("", "apps") else f".{group}")
+                    print(f"{kind}: {config.namespace}/{obj['metadata']['name']} ({query_nodes} query nodes)")
             endpoints = sandbox.endpoints()
             for key, value in endpoints.items():
                 print(f"{key}: {value}")

@@ -43,11 +43,11 @@ async def test_helm_shaped_deployment_pods_register_as_query_nodes(sandbox: Sand
     await wait_for(lambda: set(live_nodes(sandbox)) == {name_of(kept)}, timeout=30, message="one node left")
 
 
-async def test_extra_labels_give_each_deployment_of_a_release_its_own_pods(sandbox: Sandbox) -> None:
-    await sandbox.create_query_node_deployment("my-release-milvus-querynode-rg1", 1, labels={"group": "rg1"})
-    await sandbox.create_query_node_deployment("my-release-milvus-querynode-rg2", 2, labels={"group": "rg2"})
-    assert len(await ready_pods(sandbox, f"{SELECTOR},group=rg1", 1)) == 1
-    assert len(await ready_pods(sandbox, f"{SELECTOR},group=rg2", 2)) == 2
+async def test_each_per_group_deployment_of_a_release_selects_its_own_pods(sandbox: Sandbox) -> None:
+    await sandbox.create_query_node_deployment(replicas=1, resource_group="rg1")
+    await sandbox.create_query_node_deployment(replicas=2, resource_group="rg2")
+    assert len(await ready_pods(sandbox, f"{SELECTOR},milvus.io/resource-group=rg1", 1)) == 1
+    assert len(await ready_pods(sandbox, f"{SELECTOR},milvus.io/resource-group=rg2", 2)) == 2
     await wait_for(lambda: len(live_nodes(sandbox)) == 3, timeout=30, message="3 query nodes")
 
 

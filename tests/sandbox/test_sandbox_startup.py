@@ -15,6 +15,7 @@ from kubernetes import config as k8s_config
 from pymilvus import AsyncMilvusClient
 
 from milvus_rg_sandbox.__main__ import build_parser
+from milvus_rg_sandbox.options import NOT_CONFIG
 from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
 from tests.support import wait_for
 
@@ -104,7 +105,7 @@ async def test_cli_prints_endpoints_and_exits_cleanly_on_sigint(tmp_path: Path) 
 def test_every_config_field_is_a_cli_option() -> None:
     args = build_parser().parse_args(["--kube-port", "0", "--session-ttl", "5", "--seed", "3", "--token", "none",
                                       "--workdir", "/tmp/x", "--milvus-version", "v2.6.8"])
-    config = SandboxConfig(**{k: v for k, v in vars(args).items() if k not in ("verbose", "query_nodes")})
+    config = SandboxConfig(**{k: v for k, v in vars(args).items() if k not in NOT_CONFIG})
     assert config == SandboxConfig(kube_port=0, session_ttl=5.0, seed=3, token=None, workdir=Path("/tmp/x"),
                                    milvus_version="v2.6.8")
     assert {a.dest for a in build_parser()._actions} >= {f.name for f in dataclasses.fields(SandboxConfig)}

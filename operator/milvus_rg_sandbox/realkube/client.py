@@ -18,7 +18,7 @@ Obj = dict[str, Any]
 
 CLUSTER_SCOPED = frozenset({
     "nodes", "namespaces", "customresourcedefinitions", "clusterroles", "clusterrolebindings",
-    "persistentvolumes", "priorityclasses", "storageclasses",
+    "persistentvolumes", "priorityclasses", "storageclasses", "apiservices",
 })
 
 
@@ -60,9 +60,12 @@ def resource_path(resource: str, namespace: str | None = None, name: str | None 
 
 
 class KubeRestClient:
-    def __init__(self, server: str, token: str) -> None:
+    def __init__(self, server: str, token: str, *, user_agent: str | None = None) -> None:
+        """`user_agent`: the User-Agent of every request (default: aiohttp's), so that the API server's
+        write log (`mutations`) tells this client's writes from others'."""
         self.server = server.rstrip("/")
         self.token = token
+        self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -70,9 +73,11 @@ class KubeRestClient:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE  # the API server's certificate is self-signed, like kubeconfig's
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context, limit=20),
-                headers={"Authorization": f"Bearer {self.token}"})
+            headers = {"Authorization": f"Bearer {self.token}"}
+            if self.user_agent:
+                headers["User-Agent"] = self.user_agent
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=20),
+                                                  headers=headers)
         return self._session
 
     async def close(self) -> None:
@@ -122,6 +127,12 @@ class KubeRestClient:
                     subresource: str | None = None) -> Obj:
         return dict(await self.request("PATCH", resource_path(resource, namespace, name, subresource), patch,
                                        content_type="application/merge-patch+json"))
+
+    async def replace(self, resource: str, obj: Obj, subresource: str | None = None) -> Obj:
+        """PUT: the whole object (or its status); refused with 409 when its resourceVersion is stale."""
+        meta = obj["metadata"]
+        path = resource_path(resource, meta.get("namespace") or "default", meta["name"], subresource)
+        return dict(await self.request("PUT", path, obj))
 
     async def delete(self, resource: str, namespace: str, name: str, grace_seconds: int | None = None) -> None:
         body = None if grace_seconds is None else {"gracePeriodSeconds": grace_seconds}

@@ -46,6 +46,7 @@ CONTROLLERS = (
     "garbage-collector-controller",
     "serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
     "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
+    "horizontal-pod-autoscaler-controller",
 )
 # kube-controller-manager's and kube-scheduler's client-side rate limit, as on a control plane tuned for large
 # scale-ups (defaults 20/30 and 50/100; 200/400 still held the StatefulSet controller's 1,000 pod creates ~1 s).
@@ -154,6 +155,10 @@ class RealControlPlane:
     node_count: int = 3
     pods_per_node: int = 1000
     bin_dir: Path | None = None
+    # The HPA controller's period and downscale stabilization window (kube-controller-manager's defaults 15 s and
+    # 5 min; tests shorten them).
+    hpa_sync_period: float = 15.0
+    hpa_downscale_stabilization: float = 300.0
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     port: int = 0
     children: list[ChildProcess] = field(default_factory=list)
@@ -271,6 +276,8 @@ class RealControlPlane:
             f"--service-account-private-key-file={key}", f"--root-ca-file={work / 'certs' / 'apiserver.crt'}",
             f"--bind-address={self.host}", f"--secure-port={free_port(self.host)}",
             "--concurrent-statefulset-syncs=10", *CLIENT_RATE_LIMIT,
+            f"--horizontal-pod-autoscaler-sync-period={_duration(self.hpa_sync_period)}",
+            f"--horizontal-pod-autoscaler-downscale-stabilization={_duration(self.hpa_downscale_stabilization)}",
         ])
         self._spawn(bin_dir, "kube-scheduler", [
             self._component_kubeconfig("kube-scheduler"), "--leader-elect=false", f"--bind-address={self.host}",
@@ -364,6 +371,11 @@ class RealControlPlane:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _duration(seconds: float) -> str:
+    """A Go duration flag value: whole milliseconds."""
+    return f"{round(seconds * 1000)}ms"
 
 
 async def _http_ok(session: aiohttp.ClientSession, url: str) -> bool:
