@@ -8,20 +8,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from milvus_rg_sandbox.kube.resources import ResourceType, ScalePaths
 from milvus_rg_sandbox.milvus_operator import DEPLOYMENTS
 from milvus_rg_sandbox.realkube import KubeRestClient
 from milvus_rg_sandbox.realkube.client import WatchExpired
 from milvus_rg_sandbox.sandbox import Sandbox
-
-
-def serve_deployments(sandbox: Sandbox) -> None:
-    """Until the embedded API server serves Deployments itself (the `workloads` branch adds them to
-    kube/resources.py; drop this once merged): declare the resource on the embedded backend."""
-    registry = getattr(sandbox.kube.store, "registry", None)
-    if registry is not None and registry.by_key(DEPLOYMENTS) is None:
-        registry.add(ResourceType("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",),
-                                  categories=("all",), has_status=True, scale=ScalePaths()))
 
 
 class ReplicaHistory:

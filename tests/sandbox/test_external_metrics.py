@@ -15,7 +15,7 @@ from milvus_rg_sandbox.pytest_plugin import SandboxFactory
 from milvus_rg_sandbox.sandbox import Sandbox
 from tests.support import wait_for
 
-from .deployment_helpers import replica_history, serve_deployments
+from .deployment_helpers import replica_history
 
 METRIC = "milvus_query_load"
 HPAS = "autoscaling/v2/horizontalpodautoscalers"
@@ -106,7 +106,6 @@ def query_load_hpa(target_kind: str, target_name: str, api_version: str = "apps/
 @pytest.mark.parametrize("kube_backend", ["real"], indirect=True)
 async def test_an_hpa_scales_a_deployment_up_and_down_with_the_metric(sandbox_factory: SandboxFactory) -> None:
     sandbox = await sandbox_factory(external_metrics=True)
-    serve_deployments(sandbox)
     sandbox.metrics.set(METRIC, 1, labels={"resource_group": "rg1"})
     async with replica_history(sandbox) as history:
         await sandbox.kube.store.create(DEPLOYMENTS, load_target(1))

@@ -25,7 +25,7 @@ from milvus_rg_sandbox.sandbox import Sandbox
 from milvus_rg_sandbox.workloads import PODS, pod_is_ready
 from tests.support import wait_for
 
-from .deployment_helpers import replica_history, serve_deployments
+from .deployment_helpers import replica_history
 
 SYNC = 0.2  # the stand-in's unhealthySyncInterval: a pass 0.1 s after each write, status every 0.2 s
 IMAGE = "milvusdb/milvus:v2.5.4"
@@ -46,7 +46,6 @@ def milvus_cr(replicas: int, image: str = IMAGE, **query_node: Any) -> dict[str,
 
 
 async def started(sandbox: Sandbox, min_ready_seconds: int = 0) -> MilvusOperatorStandIn:
-    serve_deployments(sandbox)
     return await sandbox.start_milvus_operator(sync_interval=SYNC, min_ready_seconds=min_ready_seconds)
 
 

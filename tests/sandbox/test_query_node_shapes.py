@@ -20,8 +20,6 @@ from milvus_rg_sandbox.shapes import SHAPES, Shape, helm_fullname, helm_query_no
 from milvus_rg_sandbox.workloads import PODS, pod_is_ready
 from tests.support import wait_for
 
-from .deployment_helpers import serve_deployments
-
 # The pods of each shape, by label: the StatefulSet's, the chart's, milvus-operator's Deployments'.
 POD_SELECTORS = {"statefulset": "app.kubernetes.io/instance=milvus-querynode",
                  "deployment": "app.kubernetes.io/instance=my-release,component=querynode",
@@ -32,10 +30,10 @@ CASES = [("embedded", "statefulset"), *(("real", shape) for shape in SHAPES)]
 
 
 def registered(sandbox: Sandbox) -> dict[str, str | None]:
-    """hostname -> resource group of the query nodes that run."""
+    """hostname -> resource group of the query nodes that run (not those embedded in streaming nodes)."""
     rm = sandbox.milvus.rm
     return {node.hostname: rm.group_of(node_id) for node_id, node in rm.nodes.items()
-            if node.state is NodeState.HEALTHY}
+            if node.state is NodeState.HEALTHY and not node.embedded}
 
 
 async def ready_pods(sandbox: Sandbox, selector: str) -> dict[str, dict[str, Any]]:
@@ -46,7 +44,6 @@ async def ready_pods(sandbox: Sandbox, selector: str) -> dict[str, dict[str, Any
 @pytest.mark.parametrize(("kube_backend", "shape"), CASES, indirect=["kube_backend"])
 async def test_each_shapes_pods_register_in_milvus(sandbox_factory: SandboxFactory, shape: Shape) -> None:
     sandbox = await sandbox_factory(milvus_version="v2.6.8")  # 2.6.8: MILVUS_SERVER_LABEL_RESOURCE_GROUP is read
-    serve_deployments(sandbox)
     if shape == "milvus-operator":
         await sandbox.start_milvus_operator(sync_interval=0.2, min_ready_seconds=0)
     created = await sandbox.create_query_nodes(shape, replicas=2)
