@@ -19,6 +19,7 @@ from milvus_rg_operator.adapters.milvus import (
     MilvusUnavailable,
     MilvusUnsupported,
 )
+from milvus_rg_operator.core.types import MilvusState
 from milvus_rg_operator.metrics import (
     DRAIN_PHASES,
     WRITE_TARGETS,
@@ -174,6 +175,7 @@ def exposed_sample_names() -> set[str]:
     metrics.pass_finished(POOL, "converged", 0.1)
     metrics.write("milvus", "update_groups")
     metrics.drains(POOL, {})
+    metrics.pass_state(POOL, [], MilvusState({}, {}, True), [], unexpected_removals=1)
     metrics.group_nodes(POOL, "rg1", 1, 1)
     metrics.milvus_error("unavailable")
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}

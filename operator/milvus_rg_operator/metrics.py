@@ -76,6 +76,9 @@ class OperatorMetrics:
         self.group_actual = Gauge(
             f"{PREFIX}group_actual_nodes", "Nodes Milvus reports in the resource group.", ["pool", "group"],
             registry=registry)
+        self.unexpected_removals = Counter(
+            f"{PREFIX}unexpected_removals", "Pods a scale-in was to remove that still ran once the workload was "
+            "down to its replicas (its controller removed others).", ["pool"], registry=registry)
         self.milvus_errors = Counter(
             f"{PREFIX}milvus_errors", "Errors from Milvus by code: the merr code, or unavailable, "
             "unsupported, auth, management, error.", ["code"], registry=registry)
@@ -117,8 +120,11 @@ class OperatorMetrics:
             self.group_actual.remove(pool, group)
 
     def pass_state(self, pool: str, groups: Sequence[DeclaredGroup], milvus: MilvusState,
-                   drains: Sequence[DrainRecord]) -> None:
-        """What a pass leaves: drains per phase, and each declared group's requested and actual nodes."""
+                   drains: Sequence[DrainRecord], unexpected_removals: int = 0) -> None:
+        """What a pass leaves: drains per phase, each declared group's requested and actual nodes, pods its
+        workload removed other than the ones chosen."""
+        if unexpected_removals:
+            self.unexpected_removals.labels(pool=pool).inc(unexpected_removals)
         self.drains(pool, collections.Counter(d.phase for d in drains))
         shown = []
         for group in groups:
@@ -138,7 +144,8 @@ class OperatorMetrics:
         self.retain_groups(pool, ())
         with self._lock:
             self._groups.pop(pool, None)
-        for metric in (self.passes, self.pass_duration, self.last_success, self.drain_gauge):
+        for metric in (self.passes, self.pass_duration, self.last_success, self.drain_gauge,
+                       self.unexpected_removals):
             metric.remove_by_labels({"pool": pool})
 
 

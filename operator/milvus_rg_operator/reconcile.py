@@ -56,6 +56,7 @@ from milvus_rg_operator.translate import (
     object_state,
     pod_state,
     pool_spec,
+    removal_record,
     workload_keys,
     workload_state,
 )
@@ -213,7 +214,7 @@ class _Pass:
         self.report.result = plan.result
         if self.metrics is not None and inputs.milvus is not None:
             self.metrics.pass_state(self.pool_key, [g.declared for g in inputs.groups if g.declared is not None],
-                                    inputs.milvus, plan.drains)
+                                    inputs.milvus, plan.drains, len(plan.unexpected_removals))
         return PassOutcome(requeue_after=resync if plan.requeue_after is None else plan.requeue_after)
 
     # --- observation ------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ class _Pass:
             spec, pool = pool_spec(pool_obj), declared_pool(pool_obj)
         except SpecError as exc:
             return replace(base, problems=(Problem(POOL_KIND, self.name, exc.field, str(exc)),)), False
-        base = replace(base, pool=pool, drains=drain_records(pool_obj))
+        base = replace(base, pool=pool, drains=drain_records(pool_obj), removal=removal_record(pool_obj))
         self.owner._workloads[(self.namespace, pool.workload)] = self.name
         endpoint, problems = await read_endpoint(self.kube, self.namespace, self.name, spec)
         if endpoint is None:

@@ -20,6 +20,7 @@ from milvus_rg_operator.core.types import (
     DrainRecord,
     ObjectState,
     PodState,
+    Removal,
     WorkloadRef,
     WorkloadState,
 )
@@ -113,6 +114,11 @@ def drain_records(pool_obj: Mapping[str, Any]) -> tuple[DrainRecord, ...]:
                     started_at=parse_time(d.get("startedAt")), phase=d.get("phase", "Suspending"))
         for d in draining
     )
+
+
+def removal_record(pool_obj: Mapping[str, Any]) -> Removal | None:
+    removing = (pool_obj.get("status", {}).get("scaleDown") or {}).get("removing")
+    return Removal(int(removing["replicas"]), tuple(removing["pods"])) if removing else None
 
 
 def milvus_labels(pod: Mapping[str, Any]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from milvus_rg_operator.core import scaling
 from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import (
+    DEPLOYMENT,
     DeclaredGroup,
     DeclaredPool,
     DrainRecord,
@@ -15,9 +16,12 @@ from milvus_rg_operator.core.types import (
     MilvusNode,
     MilvusState,
     PodState,
+    Removal,
+    WorkloadRef,
     WorkloadState,
     with_pod_hostnames,
 )
+from milvus_rg_operator.core.workloads import COST_SERVING, COST_SPARE, DELETION_COST
 from tests.core.strategies import DRAIN_PHASES, PENDING, STS, STS_REF, World, worlds
 
 NOW = 1000.0
@@ -477,3 +481,71 @@ def test_the_generator_reaches_every_branch() -> None:
     wanted = {"scale-in", "scale-out", "steady", *(f"held: {r}" for r in reasons),
               *(f"scale-in past {p}" for p in DRAIN_PHASES), *(f"keeps {p}" for p in DRAIN_PHASES)}
     assert wanted - seen == set()
+
+
+# --- a Deployment: the operator steers its ReplicaSet with pod-deletion-cost ---------------------------
+
+DEPLOYMENT_REF = WorkloadRef(DEPLOYMENT, STS)
+DEPLOYMENT_POOL = DeclaredPool("pool", PENDING, 0, 0, None, DEPLOYMENT_REF)
+
+
+def rs_pods(*names: str, costs: dict[str, int] | None = None, unready: tuple[str, ...] = ()) -> list[PodState]:
+    """Pods of a ReplicaSet, oldest first (the newest would go first on a tie), with deletion costs."""
+    return [PodState(name, None, ready=name not in unready, terminating=False, ip=f"10.0.1.{i}", created_at=i,
+                     annotations={DELETION_COST: str(c)} if (c := (costs or {}).get(name)) is not None else {})
+            for i, name in enumerate(names)]
+
+
+def rs_state(placement: dict[str, list[str]], data: tuple[str, ...] = ()) -> MilvusState:
+    nodes = {i: MilvusNode(i, pod, f"10.0.1.{int(pod[1:])}:21123", "Normal", int(pod in data), 0)
+             for i, pod in enumerate(p for pods in placement.values() for p in pods)}
+    by_pod = {node.hostname: i for i, node in nodes.items()}
+    return MilvusState({name: MilvusGroup(name, GroupConfig(0, 0), tuple(by_pod[p] for p in pods))
+                        for name, pods in placement.items()}, nodes, True)
+
+
+def test_a_shrinking_deployment_gets_deletion_costs_first_then_loses_the_pod_they_rank_first() -> None:
+    milvus = rs_state({"rg1": ["p0", "p2"], PENDING: ["p1"]})
+    groups = [group("rg1", 2)]
+    first = scaling.plan_scale(DEPLOYMENT_POOL, groups, 2, WorkloadState(DEPLOYMENT_REF, 3, 3),
+                               rs_pods("p0", "p1", "p2"), milvus, (), milvus_plan_empty=True, now=NOW)
+    assert first.replicas is None and first.blocked_reason == "WaitingForDeletionCosts"
+    assert first.costs == {"p0": COST_SERVING, "p2": COST_SERVING}  # p1's absent cost already reads as 0
+    assert first.victims == ("p1",)  # the pending node, once the serving ones cost more
+    costed = rs_pods("p0", "p1", "p2", costs=first.costs)
+    second = scaling.plan_scale(DEPLOYMENT_POOL, groups, 2, WorkloadState(DEPLOYMENT_REF, 3, 3), costed, milvus, (),
+                                milvus_plan_empty=True, now=NOW)
+    assert second.replicas == 2 and second.removing == ("p1",) and not second.costs
+    assert second.removal == Removal(2, ("p1",))
+
+
+def test_without_costs_a_replicaset_would_remove_a_serving_pod_so_nothing_is_lowered() -> None:
+    """The newest pod (p2, serving) ranks first while no pod carries a cost: the plan waits for the costs."""
+    milvus = rs_state({"rg1": ["p0", "p2"], PENDING: ["p1"]})
+    plan = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 2)], 2, WorkloadState(DEPLOYMENT_REF, 3, 3),
+                              rs_pods("p0", "p1", "p2"), milvus, (), milvus_plan_empty=True, now=NOW)
+    assert plan.replicas is None
+    assert scaling.victims(WorkloadState(DEPLOYMENT_REF, 3, 3), rs_pods("p0", "p1", "p2"), 2) == ["p2"]
+
+
+def test_a_not_ready_pod_holding_data_outranks_the_chosen_one_and_scale_in_waits() -> None:
+    milvus = rs_state({"rg1": ["p0"], PENDING: ["p1", "p2"]}, data=("p2",))
+    costs = {"p0": COST_SERVING, "p1": COST_SPARE, "p2": COST_SPARE}
+    pods = rs_pods("p0", "p1", "p2", costs=costs, unready=("p2",))
+    plan = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 1)], 2, WorkloadState(DEPLOYMENT_REF, 3, 2), pods,
+                              milvus, (), milvus_plan_empty=True, now=NOW)
+    assert plan.replicas is None and plan.blocked_reason == "OutrankedByUnreadyPod"
+
+
+def test_a_pod_that_was_to_go_and_still_runs_is_reported_once() -> None:
+    milvus = rs_state({"rg1": ["p0", "p2"]})
+    costs = {"p0": COST_SERVING, "p2": COST_SERVING}
+    pods = rs_pods("p0", "p2", costs=costs)  # scaled 3 -> 2 for p2 to go: p1 went instead
+    plan = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 2)], 2, WorkloadState(DEPLOYMENT_REF, 2, 2), pods,
+                              milvus, (), milvus_plan_empty=True, now=NOW, removal=Removal(2, ("p2",)))
+    assert plan.unexpected == ("p2",) and plan.removal is None
+    assert [e[1] for e in plan.events] == ["UnexpectedRemoval"]
+    waiting = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 2)], 2, WorkloadState(DEPLOYMENT_REF, 2, 2),
+                                 [*pods, *rs_pods("p3")], milvus, (), milvus_plan_empty=True, now=NOW,
+                                 removal=Removal(2, ("p2",)))
+    assert waiting.unexpected == () and waiting.removal == Removal(2, ("p2",))  # 3 pods run: not done yet

@@ -344,6 +344,13 @@ class DrainingNode(StatusModel):
                     "Stalled (timed out).")
 
 
+class ScaleInRecord(StatusModel):
+    """A scale-in as made: the replicas written and the pods they were to remove."""
+
+    replicas: int = Field(description="Replicas the workload was scaled to.")
+    pods: list[str] = Field(description="The pods its controller was to remove.")
+
+
 class ScaleDownStatus(StatusModel):
     """Scale-in progress, persisted so a restarted operator resumes it."""
 
@@ -351,6 +358,9 @@ class ScaleDownStatus(StatusModel):
     draining: list[DrainingNode] | None = Field(default=None, description="Nodes being drained.")
     suspended_nodes: list[int] | None = Field(default=None,
                                               description="Milvus node IDs the operator suspended.")
+    removing: ScaleInRecord | None = Field(
+        default=None, description="The last scale-in, until the workload is down to its replicas: then the "
+                                  "operator checks that these pods went (a Warning UnexpectedRemoval if not).")
 
 
 class GroupSummary(StatusModel):

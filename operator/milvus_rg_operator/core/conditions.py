@@ -194,7 +194,7 @@ def listed(names: Sequence[str], limit: int = MEMBERS_SHOWN) -> str:
 def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_replicas: int,
                 sts: WorkloadState, pods: Sequence[PodState], milvus: MilvusState, scale: ScalePlan,
                 milvus_plan: MilvusPlan, *, generation: int, previous: Mapping[str, Any], now: float,
-                scale_down: list[dict[str, Any]], converged: bool) -> dict[str, Any]:
+                scale_down: Mapping[str, Any], converged: bool) -> dict[str, Any]:
     draining = {d.pod for d in scale.drains}
     if converged:
         ready = (True, "Converged", f"{desired_replicas} query nodes, every group at its requests")
@@ -227,8 +227,7 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
         "memberCounts": counts,
         "attention": attention,
         "attentionOmitted": omitted,
-        "scaleDown": {"victims": list(scale.victims), "draining": scale_down,
-                      "suspendedNodes": sorted({d.node_id for d in scale.drains})},
+        "scaleDown": dict(scale_down),
         "groups": [
             {"name": name, "requests": g.config.requests, "limits": g.config.limits, "nodes": len(g.node_ids)}
             for name, g in sorted(milvus.groups.items()) if name in shown_groups

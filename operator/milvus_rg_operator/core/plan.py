@@ -54,6 +54,7 @@ from milvus_rg_operator.core.types import (
     ObjectState,
     PodState,
     Problem,
+    Removal,
 )
 from milvus_rg_operator.core.versions import MilvusSupport
 from milvus_rg_operator.core.workloads import STATEFULSET, WorkloadState
@@ -78,6 +79,7 @@ class PassInputs:
     can_create_statefulset: bool = False  # spec.template is set: the operator creates (and owns) a StatefulSet
     pods: Sequence[PodState] = ()
     drains: Sequence[DrainRecord] = ()
+    removal: Removal | None = None  # the last scale-in made, as recorded in status.scaleDown.removing
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class PassPlan:
     drains: tuple[DrainRecord, ...] = ()  # the pool's drains as this pass leaves them
     problems: tuple[Problem, ...] = ()  # what is wrong with the input (the pool's, or some groups')
     desired_replicas: int | None = None  # query nodes wanted; None when the pass did not get that far
+    unexpected_removals: tuple[str, ...] = ()  # pods that were to go by the last scale-in and still run
 
     @property
     def converged(self) -> bool:
@@ -256,7 +259,8 @@ class _Planner:
         self.actions += [PostEvent(POOL_KIND, self.pool.name, kind, reason, message)
                          for kind, reason, message in scale.events]
         return PassPlan(tuple(self.actions), "converged" if converged else "progressing",
-                        None if converged else PROGRESS_REQUEUE, tuple(scale.drains), self.problems, self.desired)
+                        None if converged else PROGRESS_REQUEUE, tuple(scale.drains), self.problems, self.desired,
+                        scale.unexpected)
 
     def group_configs(self) -> configs.MilvusPlan:
         """Create, update (one batch) and drop groups in Milvus; release deleted groups once dropped."""
@@ -277,9 +281,10 @@ class _Planner:
         scale = scaling.plan_scale(pool, self.groups, self.desired, sts, inputs.pods, self.milvus, drains,
                                    milvus_plan_empty=milvus_plan.empty, now=inputs.now,
                                    drain_unsupported=support.message if support and not support.drains_possible
-                                   else None)
-        if tuple(scale.drains) != drains:
-            # Record first, act second: a restart must find every drain it may have started.
+                                   else None, removal=inputs.removal)
+        if self.records_change(scale):
+            # Record first, act second: a restart must find every drain it may have started, and the scale-in it
+            # made (to check which pods went).
             self.actions.append(RecordDrains(scale_down_status(scale), _drain_change(drains, scale.drains)))
         pod_of_node = {n.node_id: n.hostname for n in self.milvus.nodes.values()}
         records = {d.node_id: d for d in scale.drains}
@@ -314,15 +319,18 @@ class _Planner:
                 _scale_reason(sts, scale, self.desired, self.milvus, drains)))
         return scale, after
 
+    def records_change(self, scale: scaling.ScalePlan) -> bool:
+        return tuple(scale.drains) != self.drains or scale.removal != self.inputs.removal
+
     def statuses(self, sts: WorkloadState, scale: scaling.ScalePlan, milvus_plan: configs.MilvusPlan,
                  after: MilvusState, converged: bool) -> None:
         inputs, pool_obj = self.inputs, self.inputs.pool_obj
-        if tuple(scale.drains) != self.drains:  # RecordDrains wrote it already
+        if self.records_change(scale):  # RecordDrains wrote it already
             pool_obj = replace(pool_obj, status={**pool_obj.status, "scaleDown": scale_down_status(scale)})
         pool_status = cond.pool_status(
             self.pool, self.groups, self.desired, sts, inputs.pods, after, scale, milvus_plan,
             generation=pool_obj.generation, previous=pool_obj.status, now=inputs.now,
-            scale_down=drain_status(scale.drains), converged=converged,
+            scale_down=scale_down_status(scale), converged=converged,
         )
         self.actions += reporting.status_write(POOL_KIND, pool_obj, pool_status, "what the pass observed and did")
         pods = cond.pod_index(inputs.pods)
@@ -336,8 +344,11 @@ class _Planner:
 
 
 def scale_down_status(scale: scaling.ScalePlan) -> dict[str, Any]:
+    """status.scaleDown: the drains, and the scale-in to check (`removing`: null once checked)."""
+    removal = scale.removal
     return {"victims": list(scale.victims), "draining": drain_status(scale.drains),
-            "suspendedNodes": sorted({d.node_id for d in scale.drains})}
+            "suspendedNodes": sorted({d.node_id for d in scale.drains}),
+            "removing": {"replicas": removal.replicas, "pods": list(removal.pods)} if removal else None}
 
 
 def _milvus_group_of(group: GroupInput, milvus: MilvusState) -> MilvusGroup | None:

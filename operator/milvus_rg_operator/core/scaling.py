@@ -29,6 +29,7 @@ from milvus_rg_operator.core.types import (
     MilvusNode,
     MilvusState,
     PodState,
+    Removal,
 )
 from milvus_rg_operator.core.workloads import (
     COST_EMPTY,
@@ -63,6 +64,8 @@ class ScalePlan:
     events: tuple[Event, ...] = ()
     costs: Mapping[str, int] = field(default_factory=dict)  # pod -> deletion cost to set (where it differs)
     removing: tuple[str, ...] = ()  # the pods the workload's controller removes for `replicas`, in its order
+    removal: Removal | None = None  # the scale-in to check once done (new, or still under way)
+    unexpected: tuple[str, ...] = ()  # pods that were to go and still run: Kubernetes removed others
 
 
 def desired_replicas(pool: DeclaredPool, groups: Sequence[DeclaredGroup], held: int = 0) -> int:
@@ -110,18 +113,22 @@ def deletion_costs(pods: Sequence[PodState], milvus: MilvusState, pending_group:
 
 def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, workload: WorkloadState,
                pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
-               *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None) -> ScalePlan:
-    """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None."""
+               *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None,
+               removal: Removal | None = None) -> ScalePlan:
+    """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None. `removal`: the last
+    scale-in made, as recorded."""
     return _Planner(pool, groups, desired, workload, pods, milvus, drains, milvus_plan_empty, now,
-                    drain_unsupported).plan()
+                    drain_unsupported, removal).plan()
 
 
 class _Planner:
     def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
                  workload: WorkloadState, pods: Sequence[PodState], milvus: MilvusState,
                  drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float,
-                 drain_unsupported: str | None) -> None:
+                 drain_unsupported: str | None, removal: Removal | None) -> None:
         self.pool, self.desired, self.workload, self.milvus, self.now = pool, desired, workload, milvus, now
+        self.removal = removal
+        self.unexpected: tuple[str, ...] = ()
         self.drain_unsupported = drain_unsupported
         self.milvus_plan_empty = milvus_plan_empty
         self.pods = {p.name: p for p in pods}
@@ -162,6 +169,7 @@ class _Planner:
     # --- plan ------------------------------------------------------------------------------------
 
     def plan(self) -> ScalePlan:
+        self.check_removal()
         current = self.workload.replicas
         wanted = victims(self.workload, list(self.pods.values()), self.desired, self.costs)  # who should go
         self.wanted = set(wanted)
@@ -171,7 +179,7 @@ class _Planner:
             self.events.append(("Normal", "ScaledOut", f"scaling query nodes {current} -> {self.desired}"))
             return self.result(self.desired, kept, ())
         if not wanted:  # nothing to remove; a ReplicaSet short of pods just creates fewer
-            if self.desired < current:
+            if self.desired < current and self.milvus_plan_empty:
                 self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {self.desired} "
                                                           "(pods not created yet)"))
                 return self.result(self.desired, kept, ())
@@ -197,12 +205,14 @@ class _Planner:
             lowest -= 1
         blocked: tuple[str, str] | None = None
         if lowest > self.desired:
-            first = going[len(leaving)] if len(leaving) < len(going) else None
-            if first is not None and first not in self.wanted and self.outranks(first):
-                blocked = ("OutrankedByUnreadyPod", f"{first} is not Ready or not running, so it would be removed "
-                           f"before {', '.join(sorted(self.wanted))}, and it may hold data: scale-in waits")
-            else:
-                blocked = self.start_drains([v for v in wanted if v not in leaving], records)
+            blocked = self.start_drains([v for v in wanted if v not in leaving], records)
+            first = going[len(leaving)] if len(leaving) < len(going) else None  # what the controller removes next
+            if first is not None and self.workload.ref.ranks_pods and self.outranks(first):
+                blocked = ("OutrankedByUnreadyPod", f"{first} is not Ready or not running, so its ReplicaSet removes "
+                           "it first whatever its deletion cost, and it may still serve or hold data: scale-in waits")
+            elif first is not None and first not in self.wanted and self.cost_changes:
+                blocked = ("WaitingForDeletionCosts", f"the ReplicaSet would remove {first} now: setting "
+                           f"pod-deletion-cost on {', '.join(sorted(self.cost_changes))} first")
         if lowest < current and self.cost_changes:
             lowest = current  # the ReplicaSet must see the new costs before it picks: one pass later
             blocked = blocked or ("WaitingForDeletionCosts", "setting pod-deletion-cost on "
@@ -221,8 +231,25 @@ class _Planner:
         if replicas is not None:
             self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {replicas}"))
         removing = tuple(leaving) if replicas is not None else ()
+        if replicas is not None and removing:
+            self.removal = Removal(replicas, removing)
         final = {pod: r for pod, r in records.items() if pod not in removing}
         return self.result(replicas, final, wanted, blocked, removing)
+
+    def check_removal(self) -> None:
+        """Once the workload is down to the replicas of the last scale-in, the pods that were to go must be gone:
+        one still running means its controller removed another pod (a ReplicaSet that did not see the deletion
+        costs in time, a pod that outranked them): a Warning event, once, and the record is cleared."""
+        removal = self.removal
+        if removal is None or sum(1 for p in self.pods.values() if not p.terminating) > removal.replicas:
+            return
+        self.removal = None
+        self.unexpected = tuple(pod for pod in removal.pods if self.live(pod))
+        if self.unexpected:
+            self.events.append(("Warning", "UnexpectedRemoval",
+                                f"{self.workload.ref} was scaled to {removal.replicas} for "
+                                f"{', '.join(removal.pods)} to go, but {', '.join(self.unexpected)} still run: "
+                                "Kubernetes removed other pods"))
 
     def outranks(self, pod: str) -> bool:
         """A ReplicaSet removes an unscheduled, not Running or not Ready pod before any other, whatever its
@@ -238,7 +265,7 @@ class _Planner:
             drains=ordered, victims=tuple(wanted), blocked=blocked[1] if blocked else None,
             blocked_reason=blocked[0] if blocked else None,
             stalled=tuple(r.pod for r in ordered if r.phase == STALLED), events=tuple(self.events),
-            costs=dict(self.cost_changes), removing=removing,
+            costs=dict(self.cost_changes), removing=removing, removal=self.removal, unexpected=self.unexpected,
         )
 
     def groups_short_of_nodes(self, records: Iterable[DrainRecord]) -> list[str]:

@@ -216,6 +216,15 @@ class DrainRecord:
 
 
 @dataclass(frozen=True)
+class Removal:
+    """A scale-in as made: the workload lowered to `replicas` so that `pods` go (the ones its controller's rule
+    picks). Persisted in the pool's status until the workload is down to `replicas`, then checked."""
+
+    replicas: int
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Problem:
     kind: str  # QueryNodePool | ResourceGroup
     name: str
