@@ -21,7 +21,7 @@ from milvus_rg_operator.core.types import (
     WorkloadState,
     with_pod_hostnames,
 )
-from milvus_rg_operator.core.workloads import COST_SERVING, COST_SPARE, DELETION_COST
+from milvus_rg_operator.core.workloads import COST_EMPTY, COST_SERVING, COST_SPARE, DELETION_COST
 from tests.core.strategies import DRAIN_PHASES, PENDING, STS, STS_REF, World, worlds
 
 NOW = 1000.0
@@ -510,7 +510,7 @@ def test_a_shrinking_deployment_gets_deletion_costs_first_then_loses_the_pod_the
     first = scaling.plan_scale(DEPLOYMENT_POOL, groups, 2, WorkloadState(DEPLOYMENT_REF, 3, 3),
                                rs_pods("p0", "p1", "p2"), milvus, (), milvus_plan_empty=True, now=NOW)
     assert first.replicas is None and first.blocked_reason == "WaitingForDeletionCosts"
-    assert first.costs == {"p0": COST_SERVING, "p2": COST_SERVING}  # p1's absent cost already reads as 0
+    assert first.costs == {"p0": COST_SERVING, "p1": COST_EMPTY, "p2": COST_SERVING}  # p1: pending, no data
     assert first.victims == ("p1",)  # the pending node, once the serving ones cost more
     costed = rs_pods("p0", "p1", "p2", costs=first.costs)
     second = scaling.plan_scale(DEPLOYMENT_POOL, groups, 2, WorkloadState(DEPLOYMENT_REF, 3, 3), costed, milvus, (),

@@ -52,6 +52,30 @@ NAMESPACE = "default"
 TEST_RETRY_DELAY = 0.25
 TEST_USER_AGENT = "milvus-rg-operator-tests"
 STATEFULSET = "milvus-querynode"
+RELEASE = "my-release"  # the Helm chart's and milvus-operator's shapes (milvus_rg_sandbox.shapes)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Where the test's query nodes run: the workload a pool names and the selector of its pods."""
+
+    name: str  # statefulset | deployment | milvus-operator
+    kind: str
+    workload: str
+    pods: str  # label selector
+
+    def scale_target(self) -> dict[str, str]:
+        return {"apiVersion": "milvus.io/v1beta1" if self.kind == "Milvus" else "apps/v1", "kind": self.kind,
+                "name": self.workload}
+
+
+SHAPES = {
+    "statefulset": Shape("statefulset", "StatefulSet", STATEFULSET, f"app.kubernetes.io/instance={STATEFULSET}"),
+    "deployment": Shape("deployment", "Deployment", f"{RELEASE}-milvus-querynode",
+                        f"app.kubernetes.io/instance={RELEASE},component=querynode"),
+    "milvus-operator": Shape("milvus-operator", "Milvus", RELEASE,
+                             f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=querynode"),
+}
 PENDING_GROUP = DEFAULT_PENDING_GROUP
 
 # kopf, when stopped or cancelled, cancels *every* task created in the loop since it started ("hung
@@ -88,6 +112,8 @@ def _tag_operator_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
     body = {"milvus": {"uri": "placeholder"}, "statefulSetName": STATEFULSET, **spec}
+    if "scaleTargetRef" in spec:
+        body.pop("statefulSetName")
     return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": name},
             "spec": body}
 
@@ -114,18 +140,23 @@ class OperatorHarness:
         self.core = CoreV1Api(self.api)
         self.apps = AppsV1Api(self.api)
         self.reports: list[tuple[tuple[str, str], PassReport]] = []  # every pass of the operator, in order
+        self.shape = SHAPES["statefulset"]
 
     # --- setup --------------------------------------------------------------------------------
 
-    async def install(self, replicas: int = 1, env: Mapping[str, str] | None = None) -> None:
+    async def install(self, replicas: int = 1, env: Mapping[str, str] | None = None,
+                      shape: str = "statefulset") -> None:
+        """The CRDs and `replicas` query nodes in `shape` (milvus-operator's: with its stand-in running)."""
         await apply_manifests(self.api, render_crds())
-        await self.sandbox.create_query_node_statefulset(name=STATEFULSET, replicas=replicas,
-                                                         namespace=NAMESPACE, env=env)
+        self.shape = SHAPES[shape]
+        if shape == "milvus-operator":
+            await self.sandbox.start_milvus_operator(sync_interval=0.2, min_ready_seconds=0)
+        await self.sandbox.create_query_nodes(shape, replicas=replicas, namespace=NAMESPACE, env=env)
         await wait_for(lambda: self.milvus_node_count() == replicas, timeout=10,
                        message=f"{replicas} query nodes registered in Milvus")
 
     def milvus_node_count(self) -> int:
-        return len(self.sandbox.milvus.rm.nodes) if hasattr(self.sandbox.milvus.rm, "nodes") else 0
+        return sum(1 for node in self.sandbox.milvus.rm.nodes.values() if not node.embedded)
 
     async def start_operator(self, metrics: OperatorMetrics | None = None) -> None:
         # The operator's own client (its user agent tells its writes from the test's in the API's log).
@@ -259,16 +290,25 @@ class OperatorHarness:
             await client.close()
 
     async def pods(self) -> list[Any]:
-        pods = await asyncio.to_thread(self.core.list_namespaced_pod, NAMESPACE,
-                                       label_selector="app.kubernetes.io/component=querynode")
+        pods = await asyncio.to_thread(self.core.list_namespaced_pod, NAMESPACE, label_selector=self.shape.pods)
         return sorted(pods.items, key=lambda p: p.metadata.name)
 
     async def label_pod(self, name: str, labels: Mapping[str, str | None]) -> None:
         await asyncio.to_thread(self.core.patch_namespaced_pod, name, NAMESPACE, {"metadata": {"labels": dict(labels)}})
 
     async def replicas(self) -> int:
-        sts = await asyncio.to_thread(self.apps.read_namespaced_stateful_set, STATEFULSET, NAMESPACE)
-        return int(sts.spec.replicas)
+        """The workload's replicas as written (a Milvus: its query-node replicas)."""
+        if self.shape.kind == "Milvus":
+            milvus = await asyncio.to_thread(self.custom.get_namespaced_custom_object, "milvus.io", "v1beta1",
+                                             NAMESPACE, "milvuses", self.shape.workload)
+            return int(milvus["spec"]["components"]["queryNode"]["replicas"])
+        read = (self.apps.read_namespaced_stateful_set if self.shape.kind == "StatefulSet"
+                else self.apps.read_namespaced_deployment)
+        return int((await asyncio.to_thread(read, self.shape.workload, NAMESPACE)).spec.replicas)
+
+    def pool(self, **spec: Any) -> dict[str, Any]:
+        """A pool naming this harness's workload."""
+        return pool_manifest(scaleTargetRef=self.shape.scale_target(), **spec)
 
     async def converged(self, sizes: Mapping[str, int], replicas: int) -> bool:
         """Milvus's own placement matches `sizes`, the StatefulSet has `replicas` ready pods, each labelled
@@ -345,16 +385,16 @@ class OperatorHarness:
 
 @contextlib.asynccontextmanager
 async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: OperatorMetrics | None = None,
-                              **overrides: Any
+                              shape: str = "statefulset", **overrides: Any
                               ) -> AsyncIterator[OperatorHarness]:
-    """A fresh sandbox with `replicas` query nodes, the CRDs installed and the operator running.
+    """A fresh sandbox with `replicas` query nodes (in `shape`), the CRDs installed and the operator running.
 
     A context manager inside the test rather than a fixture, so that the operator starts and stops in
     the test's own task (pytest-asyncio cancels tasks left behind by an async fixture's setup)."""
     sandbox = await sandbox_factory(**{"seed": 7, **overrides})
     harness = OperatorHarness(sandbox)
     try:
-        await harness.install(replicas=replicas)
+        await harness.install(replicas=replicas, shape=shape)
         await harness.start_operator(metrics)
         yield harness
     finally:

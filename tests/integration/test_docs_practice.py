@@ -38,7 +38,7 @@ async def test_steady_state_writes_nothing_and_lists_nothing(sandbox_factory: An
         kube_before, milvus_before = harness.kube_writes(), harness.milvus_writes()
         lists_before = len(harness.operator_lists())
         await harness.resync_passes(3)
-        assert harness.kube_writes() == kube_before
+        assert harness.kube_writes() == kube_before, harness.sandbox.kube.mutations[kube_before:]
         assert harness.milvus_writes() == milvus_before
         # Pods and groups come from the watch-fed caches: a pass at rest LISTs neither.
         assert harness.operator_lists()[lists_before:] == []

@@ -14,9 +14,17 @@ from milvus_rg_operator.core.types import GroupInput, ObjectState, Problem
 
 
 def status_write(kind: str, obj: ObjectState, status: Mapping[str, Any], reason: str) -> list[Action]:
-    """A status patch of only the keys that differ from what the object has: a steady state writes nothing."""
-    changed = {k: v for k, v in status.items() if obj.status.get(k) != v}
+    """A status patch of only the keys that differ from what the object has: a steady state writes nothing. A
+    null in a merge patch removes its key, so a null written and a key absent are the same."""
+    changed = {k: v for k, v in status.items() if _stored(obj.status.get(k)) != _stored(v)}
     return [WriteStatus(kind, obj.name, changed, reason)] if changed else []
+
+
+def _stored(value: Any) -> Any:
+    """`value` as the API server keeps it after a JSON merge patch: maps without their null entries."""
+    if isinstance(value, Mapping):
+        return {k: _stored(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def conditions_status(obj: ObjectState, conditions: Sequence[cond.PlannedCondition], now: float) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def deletion_costs(pods: Sequence[PodState], milvus: MilvusState, pending_group:
     for pod in pods:
         node = milvus.node_of_pod(pod.name)
         group = milvus.group_of_node(node.node_id) if node else None
-        if node is None or pod.name in drained or (group is None and node.holds_data is False):
+        if node is None or pod.name in drained or (group in (None, pending_group) and node.holds_data is False):
             costs[pod.name] = COST_EMPTY
         elif group is None or group == pending_group:
             costs[pod.name] = COST_SPARE
@@ -198,8 +198,14 @@ class _Planner:
         lowest = current - (max(0, min(current - live, current - self.desired)) if self.workload.ref.ranks_pods
                             else 0)
         leaving: list[str] = []
+        # A ReplicaSet breaks ties of cost by what the planner cannot see exactly (timestamps in seconds, pods per
+        # node): a pod may go only at a cost below every pod that must stay, so that no tie can take one of those.
+        floor = min((deletion_cost(p) for p in self.pods.values() if not p.terminating
+                     and not self.removable(p.name, records.get(p.name))), default=None)
         for victim in going:
             if lowest <= self.desired or not self.removable(victim, records.get(victim)):
+                break
+            if self.workload.ref.ranks_pods and floor is not None and deletion_cost(self.pods[victim]) >= floor:
                 break
             leaving.append(victim)
             lowest -= 1
