@@ -345,7 +345,7 @@ def _scale_reason(statefulset: str, current: int, replicas: int, desired: int, m
         if node is None:
             details.append(f"{pod} not in Milvus")
             continue
-        data = (f"{node.segments} segments, {node.channels} channels" if node.segments is not None
+        data = (milvus.support.data_held(node.segments, node.channels or 0) if node.segments is not None
                 else "data not measured")
         where = "drained" if record else (milvus.group_of_node(node.node_id) or "in no group")
         details.append(f"{pod} {where}: {data}")
