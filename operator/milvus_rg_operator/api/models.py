@@ -347,6 +347,13 @@ class QueryNodePoolStatus(StatusModel):
                                           description="How many more pods need attention than attention lists.")
     scale_down: ScaleDownStatus | None = Field(default=None, description="Scale-in progress.")
     groups: list[GroupSummary] | None = Field(default=None, description="Milvus groups of this pool.")
+    observed_groups: list[GroupSummary] | None = Field(
+        default=None,
+        description="Milvus groups no ResourceGroup of this pool declares (created by hand, or on Milvus >= 2.6.8 by "
+                    "a query node started with MILVUS_SERVER_LABEL_RESOURCE_GROUP): left as they are, never changed "
+                    "or dropped; a ResourceGroup whose groupName names one adopts it. By name, at most 20.")
+    observed_groups_omitted: int | None = Field(default=None, description="How many more such groups there are than "
+                                                                          "observedGroups lists.")
 
 
 # ---------------------------------------------------------------- ResourceGroup
