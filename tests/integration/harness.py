@@ -125,7 +125,8 @@ class OperatorHarness:
                        message=f"{replicas} query nodes registered in Milvus")
 
     def milvus_node_count(self) -> int:
-        return len(self.sandbox.milvus.rm.nodes) if hasattr(self.sandbox.milvus.rm, "nodes") else 0
+        """Query nodes registered in Milvus (2.6: the query nodes embedded in streaming nodes left out)."""
+        return sum(not node.embedded for node in self.sandbox.milvus.rm.nodes.values())
 
     async def start_operator(self, metrics: OperatorMetrics | None = None) -> None:
         # The operator's own client (its user agent tells its writes from the test's in the API's log).
@@ -345,16 +346,17 @@ class OperatorHarness:
 
 @contextlib.asynccontextmanager
 async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: OperatorMetrics | None = None,
-                              **overrides: Any
+                              env: Mapping[str, str] | None = None, **overrides: Any
                               ) -> AsyncIterator[OperatorHarness]:
-    """A fresh sandbox with `replicas` query nodes, the CRDs installed and the operator running.
+    """A fresh sandbox with `replicas` query nodes (`env`: their containers' environment), the CRDs installed and
+    the operator running.
 
     A context manager inside the test rather than a fixture, so that the operator starts and stops in
     the test's own task (pytest-asyncio cancels tasks left behind by an async fixture's setup)."""
     sandbox = await sandbox_factory(**{"seed": 7, **overrides})
     harness = OperatorHarness(sandbox)
     try:
-        await harness.install(replicas=replicas)
+        await harness.install(replicas=replicas, env=env)
         await harness.start_operator(metrics)
         yield harness
     finally:
