@@ -18,9 +18,15 @@ counts = st.integers(0, 5)
 
 @st.composite
 def pool_specs(draw: st.DrawFn) -> dict[str, Any]:
-    spec: dict[str, Any] = {"minNodes": draw(counts), "pendingGroup": draw(names)}
+    spec: dict[str, Any] = {"minNodes": draw(counts), "pendingGroup": draw(names),
+                            "milvus": {"uri": draw(st.sampled_from(["http://m:19530", "https://m:19530",
+                                                                    "tcp://m:19530", "https"]))}}
     if draw(st.booleans()):
         spec["maxNodes"] = draw(counts)
+    if draw(st.booleans()):
+        refs = {"caSecretRef": {"name": "ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "client"},
+                "serverName": "milvus.example"}
+        spec["milvus"]["tls"] = {key: value for key, value in refs.items() if draw(st.booleans())}
     return spec
 
 
@@ -59,6 +65,8 @@ def test_rules_render_the_cel_the_crds_carry() -> None:
     assert [r.cel() for r in POOL_RULES] == [
         "!has(self.maxNodes) || self.minNodes <= self.maxNodes",
         "self.pendingGroup != '__default_resource_group'",
+        "!has(self.milvus.tls) || self.milvus.uri.startsWith('https://')",
+        "!has(self.milvus.tls) || !has(self.milvus.tls.clientCertSecretRef) || has(self.milvus.tls.caSecretRef)",
     ]
     assert GROUP_RULES[0].cel() == "!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum"
     assert GROUP_RULES[1].cel() == ("!has(self.groupName) || !has(self.transferFrom) || "

@@ -222,8 +222,14 @@ class OperatorHarness:
     # --- Milvus, read over real pymilvus ------------------------------------------------------
 
     def milvus_client(self) -> AsyncMilvusClient:
-        """A pymilvus client with the sandbox's own token (when it requires one)."""
-        return AsyncMilvusClient(uri=self.sandbox.milvus.uri, token=self.sandbox.config.token or "")
+        """A pymilvus client with the sandbox's own token (when it requires one) and, over TLS, its generated CA
+        and client certificate."""
+        tls: dict[str, str] = {}
+        if self.sandbox.config.tls != "off":
+            files = {name: str(self.sandbox.tls_dir / f"{name}") for name in ("ca.pem", "client.pem", "client.key")}
+            tls = {"ca_pem_path": files["ca.pem"], "client_pem_path": files["client.pem"],
+                   "client_key_path": files["client.key"]}
+        return AsyncMilvusClient(uri=self.sandbox.milvus.uri, token=self.sandbox.config.token or "", **tls)
 
     async def placement(self) -> dict[str, list[str]]:
         """Milvus group -> hostnames (pod names) of its nodes."""

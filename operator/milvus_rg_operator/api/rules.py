@@ -42,6 +42,9 @@ class Expr:
     def not_in(self, other: Expr) -> Compare:
         return self._compare("not in", other)
 
+    def starts_with(self, prefix: str) -> Compare:
+        return self._compare("startsWith", prefix)
+
 
 @dataclass(frozen=True)
 class Path(Expr):
@@ -74,8 +77,21 @@ class Const(Expr):
 
 _OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b,
-    "not in": lambda a, b: a not in b,
+    "not in": lambda a, b: a not in b, "startsWith": lambda a, b: isinstance(a, str) and a.startswith(b),
 }
+
+
+@dataclass(frozen=True)
+class Present(Expr):
+    """The field is set: `has(self.a.b)` (its parents are guarded by the rule's `unless_absent`)."""
+
+    path: Path
+
+    def cel(self) -> str:
+        return f"has({self.path.cel()})"
+
+    def evaluate(self, spec: Mapping[str, Any]) -> Any:
+        return self.path.evaluate(spec) is not _ABSENT
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class Compare(Expr):
     def cel(self) -> str:
         if self.op == "not in":
             return f"!({self.left.cel()} in {self.right.cel()})"
+        if self.op == "startsWith":
+            return f"{self.left.cel()}.startsWith({self.right.cel()})"
         return f"{self.left.cel()} {self.op} {self.right.cel()}"
 
     def evaluate(self, spec: Mapping[str, Any]) -> Any:
@@ -98,7 +116,7 @@ class Rule:
     """`holds` must be true of the spec unless one of `unless_absent` is absent; `field` (relative to the spec,
     as `.minNodes`) is the field the message is about."""
 
-    holds: Compare
+    holds: Expr
     message: str
     field: str
     unless_absent: tuple[str, ...] = ()
