@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from milvus_rg_operator.adapters.milvus import MilvusTlsError, PymilvusGateway, TlsMaterial
+from milvus_rg_operator.adapters.milvus import MilvusError, MilvusTlsError, PymilvusGateway, TlsMaterial
 from milvus_rg_operator.adapters.milvus.tls import material_problems
 from milvus_rg_operator.connection import register_private_key
 from milvus_rg_operator.logs import RedactingFilter, forget_secrets
@@ -152,9 +152,9 @@ async def test_the_management_api_is_checked_with_the_same_certificates(pki: Pki
 
 async def test_an_unreachable_milvus_over_tls_stays_unreachable(pki: Pki, gateways: Any) -> None:
     gateway = gateways("https://127.0.0.1:1", tls=material(pki.ca.cert))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(MilvusError) as caught:
         await gateway.server_version()
-    assert caught.value.unreachable and not isinstance(caught.value, MilvusTlsError)  # type: ignore[attr-defined]
+    assert caught.value.unreachable and not isinstance(caught.value, MilvusTlsError)
 
 
 def test_certificates_that_cannot_work_are_refused_before_any_connection(pki: Pki) -> None:

@@ -45,6 +45,7 @@ GRPC_DEFAULT_PORTS = {"https": 443}  # pymilvus' defaults (client/connection_man
 GRPC_DEFAULT_PORT = 19530
 HTTP_DEFAULT_PORTS = {"https": 443, "http": 80}
 HTTP_HELLO = b"GET /healthz HTTP/1.1\r\nHost: milvus\r\nConnection: close\r\n\r\n"
+MAX_DIAGNOSIS_SECONDS = 3.0  # a failed call has waited its timeout already; the handshake answers in milliseconds
 
 
 def _endpoint(url: str, url_field: str, default_ports: Mapping[str, int], default_port: int,
@@ -100,7 +101,7 @@ class PymilvusGateway:
                 error = classify(method, self.uri, self.timeout, exc)
         if error.unreachable:
             # pymilvus says "Fail connecting" whatever the cause: a handshake of our own tells a TLS problem apart.
-            tls_failure = await diagnose(self._grpc, self._tls, self._files, self.timeout)
+            tls_failure = await diagnose(self._grpc, self._tls, self._files, self._diagnosis_timeout)
             if tls_failure is not None:
                 tls_failure.__cause__ = error
                 error = tls_failure
@@ -109,7 +110,11 @@ class PymilvusGateway:
         raise error
 
     async def _management_tls_failure(self) -> MilvusTlsError | None:
-        return await diagnose(self._http, self._tls, self._files, self.timeout) if self._http else None
+        return await diagnose(self._http, self._tls, self._files, self._diagnosis_timeout) if self._http else None
+
+    @property
+    def _diagnosis_timeout(self) -> float:
+        return min(self.timeout, MAX_DIAGNOSIS_SECONDS)
 
     async def _reset(self) -> None:
         client, self._client = self._client, None
