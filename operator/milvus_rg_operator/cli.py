@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     from milvus_rg_operator.demo import run_demo
 
     return asyncio.run(run_demo(examples=Path(args.examples), workdir=Path(args.workdir),
-                                step_timeout=args.step_timeout, seed=args.seed))
+                                step_timeout=args.step_timeout, seed=args.seed, milvus_version=args.milvus_version))
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -93,6 +93,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default=".sandbox")
     demo.add_argument("--step-timeout", type=float, default=60.0)
     demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument("--milvus-version", default=None,
+                      help="the Milvus version the sandbox plays, e.g. v2.4.23 or v2.6.20 (streaming nodes; default: "
+                           "the sandbox's)")
     demo.set_defaults(func=_demo)
 
     plan = commands.add_parser("plan", help="dry run: every write the operator would make, with its reason")

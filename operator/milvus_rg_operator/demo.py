@@ -70,7 +70,7 @@ def expected_sizes(custom: CustomObjectsApi) -> tuple[dict[str, int], int]:
 
 def pods_table(core: CoreV1Api, placement: Placement) -> list[list[str]]:
     pods = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=querynode").items
-    rows = [["POD", "READY", "LABEL " + LABEL_RESOURCE_GROUP, "MILVUS API_GROUP"]]
+    rows = [["POD", "READY", "LABEL " + LABEL_RESOURCE_GROUP, "MILVUS GROUP"]]
     for pod in sorted(pods, key=lambda p: int(p.metadata.name.rsplit("-", 1)[1])):
         ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
         label = (pod.metadata.labels or {}).get(LABEL_RESOURCE_GROUP, "-")
@@ -115,15 +115,25 @@ async def converged(api: Any, uri: str) -> tuple[bool, str, Placement]:
     return not wrong and ready, why, placement
 
 
-async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int | None) -> int:
+async def server_version(uri: str) -> str:
+    client = AsyncMilvusClient(uri=uri)
+    try:
+        return str(await client.get_server_version(timeout=5))
+    finally:
+        await client.close()
+
+
+async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int | None,
+                   milvus_version: str | None = None) -> int:
     steps = sorted(p for p in examples.iterdir() if p.is_dir())  # noqa: ASYNC240 - before anything runs
     if not steps:
         print(f"no step folders in {examples}", file=sys.stderr)
         return 2
-    sandbox, endpoints = await start_sandbox(workdir, seed)
+    sandbox, endpoints = await start_sandbox(workdir, seed, milvus_version)
     try:
         os.environ["KUBECONFIG"] = endpoints["kubeconfig"]
         print("sandbox up:", ", ".join(f"{k}={v}" for k, v in endpoints.items()))
+        print(f"Milvus {await server_version(endpoints['milvus'])}")
         api = new_api_client()
         await apply_manifests(api, render_crds())
         stop = asyncio.Event()
@@ -167,12 +177,15 @@ async def run_demo(examples: Path, workdir: Path, step_timeout: float, seed: int
         await stop_process(sandbox)
 
 
-async def start_sandbox(workdir: Path, seed: int | None) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+async def start_sandbox(workdir: Path, seed: int | None,
+                        milvus_version: str | None = None) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
     """`milvus-rg-operator sandbox` on free ports; its endpoints, read from what it prints."""
     args = [sys.executable, "-m", "milvus_rg_operator.cli", "sandbox", "--kube-port", "0", "--milvus-port", "0",
             "--management-port", "0", "--workdir", str(workdir), "--check-interval", "1", "--query-nodes", "1"]
     if seed is not None:
         args += ["--seed", str(seed)]
+    if milvus_version is not None:
+        args += ["--milvus-version", milvus_version]
     process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
     endpoints: dict[str, str] = {}

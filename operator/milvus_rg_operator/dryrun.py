@@ -133,7 +133,8 @@ async def dry_run(objects: Sequence[dict[str, Any]], *, milvus_uri: str | None, 
     def gateway(endpoint: MilvusEndpoint) -> MilvusGateway:
         if milvus_uri is None:
             return cast(MilvusGateway, NewMilvus())
-        return pymilvus_factory(MilvusEndpoint(milvus_uri, endpoint.token, endpoint.management_uri, endpoint.timeout))
+        return pymilvus_factory(MilvusEndpoint(milvus_uri, endpoint.token, endpoint.management_uri, endpoint.timeout,
+                                               endpoint.tls))
 
     reconciler = PoolReconciler(cast(KubeGateway, kube), gateway, clock=clock)
     try:

@@ -26,11 +26,12 @@ from milvus_rg_operator.adapters.milvus import (
     MilvusAuthError,
     MilvusError,
     MilvusGateway,
+    MilvusTlsError,
     MilvusUnsupported,
     PymilvusGateway,
 )
 from milvus_rg_operator.api.models import ANNOTATION_PAUSED, FINALIZER
-from milvus_rg_operator.connection import MilvusEndpoint, credentials_problem, read_endpoint
+from milvus_rg_operator.connection import MilvusEndpoint, credentials_problem, read_endpoint, tls_problem
 from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import actions as core_actions
 from milvus_rg_operator.core import reporting, versions
@@ -90,7 +91,7 @@ MilvusFactory = Callable[[MilvusEndpoint], MilvusGateway]
 
 def pymilvus_factory(endpoint: MilvusEndpoint) -> MilvusGateway:
     return PymilvusGateway(endpoint.uri, token=endpoint.token, management_uri=endpoint.management_uri,
-                           timeout=endpoint.timeout)
+                           timeout=endpoint.timeout, tls=endpoint.tls)
 
 
 class PoolReconciler:
@@ -106,6 +107,7 @@ class PoolReconciler:
         self.metrics = metrics
         self._gateways: dict[MilvusEndpoint, MilvusGateway] = {}
         self._workloads: dict[tuple[str, WorkloadRef], str] = {}  # (namespace, workload) -> pool
+        self._endpoint_of_pool: dict[tuple[str, str], MilvusEndpoint] = {}
         self._failures: dict[tuple[str, str], tuple[int, str]] = {}  # pool -> (consecutive failures, last message)
         self.last_report: dict[tuple[str, str], PassReport] = {}
         # Pods by (namespace, workload), fed by a watch (the kopf index in handlers.py); None: LIST them.
@@ -159,7 +161,15 @@ class PoolReconciler:
             pool_obj, cached=False)
         return inputs
 
-    def milvus_for(self, endpoint: MilvusEndpoint) -> MilvusGateway:
+    async def milvus_for(self, pool: tuple[str, str], endpoint: MilvusEndpoint) -> MilvusGateway:
+        """The gateway of `endpoint`; the one a pool used before (its Secret changed) is closed once no pool uses
+        it: its channel and its certificate files go with it."""
+        previous = self._endpoint_of_pool.get(pool)
+        self._endpoint_of_pool[pool] = endpoint
+        if previous not in (None, endpoint) and previous not in self._endpoint_of_pool.values():
+            retired = self._gateways.pop(previous, None) if previous is not None else None
+            if retired is not None:
+                await retired.close()
         gateway = self._gateways.get(endpoint)
         if gateway is None:
             gateway = self._gateways[endpoint] = self._milvus_factory(endpoint)
@@ -238,7 +248,7 @@ class _Pass:
         endpoint, problems = await read_endpoint(self.kube, self.namespace, self.name, spec)
         if endpoint is None:
             return replace(base, problems=tuple(problems)), False
-        gateway = self.milvus = self.owner.milvus_for(endpoint)
+        gateway = self.milvus = await self.owner.milvus_for((self.namespace, self.name), endpoint)
         try:
             support = versions.milvus_support(await gateway.server_version())
             if not support.supported:
@@ -246,6 +256,8 @@ class _Pass:
             observed = replace(await gateway.observe(), version=support.reported)
         except MilvusAuthError as exc:
             return replace(base, problems=(credentials_problem(self.namespace, self.name, spec, exc),)), False
+        except MilvusTlsError as exc:
+            return replace(base, problems=(tls_problem(self.name, exc),)), False
         except MilvusError as exc:
             await self.fail_milvus(exc)
             raise

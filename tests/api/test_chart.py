@@ -164,6 +164,7 @@ def test_deployment_is_a_single_recreated_non_root_read_only_pod_with_health_pro
     assert operator["securityContext"]["runAsNonRoot"] is True
     assert operator["securityContext"]["readOnlyRootFilesystem"] is True
     assert {m["mountPath"] for m in operator["volumeMounts"]} == {"/tmp"}  # the only writable place
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]  # TLS keys
     for probe in ("livenessProbe", "readinessProbe"):
         assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {port["name"]: port["containerPort"] for port in operator["ports"]}

@@ -217,6 +217,14 @@ CEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[Any, Any]], list[tuple[An
         [({"template": {}, "scaleTargetRef": {"kind": "StatefulSet"}}, None), ({"template": {}}, None),
          ({"scaleTargetRef": {"kind": "Deployment"}}, None)],
         [({"template": {}, "scaleTargetRef": {"kind": "Deployment"}}, None)]),
+    ("QueryNodePool", ".spec", "spec.milvus.tls needs an https:// spec.milvus.uri"): (
+        [({"milvus": {"uri": "https://m:19530", "tls": {}}}, None), ({"milvus": {"uri": "http://m:19530"}}, None)],
+        [({"milvus": {"uri": "http://m:19530", "tls": {}}}, None)]),
+    ("QueryNodePool", ".spec", "spec.milvus.tls.clientCertSecretRef needs spec.milvus.tls.caSecretRef"): (
+        [({"milvus": {"uri": "https://m", "tls": {"caSecretRef": {"name": "c"}, "clientCertSecretRef": {"name": "k"}}}},
+          None), ({"milvus": {"uri": "https://m", "tls": {"serverName": "m"}}}, None),
+         ({"milvus": {"uri": "http://m"}}, None)],
+        [({"milvus": {"uri": "https://m", "tls": {"clientCertSecretRef": {"name": "k"}}}}, None)]),
     ("QueryNodePool", ".spec.pendingGroup", "must start with a letter or _ and contain only letters, digits and _"): (
         [("_pending1", None)], [("pending-nodes", None), ("1pending", None)]),
     ("ResourceGroup", ".spec", "spec.groupName is immutable"): (

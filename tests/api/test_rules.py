@@ -18,7 +18,9 @@ counts = st.integers(0, 5)
 
 @st.composite
 def pool_specs(draw: st.DrawFn) -> dict[str, Any]:
-    spec: dict[str, Any] = {"minNodes": draw(counts), "pendingGroup": draw(names)}
+    spec: dict[str, Any] = {"minNodes": draw(counts), "pendingGroup": draw(names),
+                            "milvus": {"uri": draw(st.sampled_from(["http://m:19530", "https://m:19530",
+                                                                    "tcp://m:19530", "https"]))}}
     if draw(st.booleans()):
         spec["maxNodes"] = draw(counts)
     if draw(st.booleans()):
@@ -28,6 +30,10 @@ def pool_specs(draw: st.DrawFn) -> dict[str, Any]:
                                   "kind": draw(st.sampled_from(["StatefulSet", "Deployment", "Milvus"])), "name": "x"}
     if draw(st.booleans()):
         spec["template"] = {"spec": {}}
+    if draw(st.booleans()):
+        refs = {"caSecretRef": {"name": "ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "client"},
+                "serverName": "milvus.example"}
+        spec["milvus"]["tls"] = {key: value for key, value in refs.items() if draw(st.booleans())}
     return spec
 
 
@@ -72,6 +78,9 @@ def test_rules_render_the_cel_the_crds_carry() -> None:
         "!has(self.scaleTargetRef) || !(self.scaleTargetRef.kind != 'Milvus') || "
         "self.scaleTargetRef.apiVersion == 'apps/v1'",
         "!has(self.template) || !has(self.scaleTargetRef) || self.scaleTargetRef.kind == 'StatefulSet'",
+        "!has(self.milvus.tls) || self.milvus.uri.startsWith('https://')",
+        "!has(self.milvus.tls) || !has(self.milvus.tls.clientCertSecretRef) || "
+        "has(self.milvus.tls.caSecretRef) == true",
     ]
     assert GROUP_RULES[0].cel() == "!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum"
     assert GROUP_RULES[1].cel() == ("!has(self.groupName) || !has(self.transferFrom) || "

@@ -114,6 +114,11 @@ def worlds(draw: st.DrawFn) -> World:
                                         segments=int(has_data), channels=draw(st.integers(0, 1)))
             if placement is not None:
                 members[placement].append(node_id)
+    for index in range(draw(st.integers(0, 2))):
+        # Milvus 2.6: the query node embedded in a streaming node, listed by node/list (master: as "Suspend"),
+        # in no group, holding channels, with no pod of the pool.
+        nodes[900 + index] = MilvusNode(900 + index, "", f"10.0.9.{index}:22222", draw(st.sampled_from(
+            ["Normal", "Suspend"])), segments=0, channels=draw(st.integers(0, 2)))
     milvus_groups = {}
     for name, node_ids in members.items():
         declared_group = next((g for g in declared if g.group_name == name), None)

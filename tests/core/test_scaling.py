@@ -145,6 +145,21 @@ def test_no_node_stays_out_of_its_group_without_a_record(world: World) -> None:
             assert node.node_id in result.resume
 
 
+@settings(max_examples=300)
+@given(worlds())
+def test_only_a_node_in_a_serving_group_is_suspended_and_only_one_of_a_pod_resumed(world: World) -> None:
+    """Suspending a node in no group does nothing (milvus#53176), so no drain may rely on it; and a node with no
+    pod of the pool (2.6: the query node embedded in a streaming node, listed in no group) is never resumed."""
+    result = plan(world)
+    event("suspends" if result.suspend else "no suspend")
+    for node_id in result.suspend:
+        assert world.milvus.group_of_node(node_id) not in (None, PENDING), node_id
+    pods = {p.name for p in world.pods}
+    for node_id in result.resume:
+        assert world.milvus.nodes[node_id].hostname in pods, node_id
+        assert node_id < 900, "an embedded query node is resumed"
+
+
 @settings(max_examples=200)
 @given(worlds())
 def test_nothing_happens_while_configs_are_pending_except_scale_out(world: World) -> None:
@@ -405,6 +420,34 @@ def test_a_node_suspended_without_a_record_is_resumed_by_its_address() -> None:
     result = plan_scale(POOL, [*GROUPS_AFTER_SCALE_IN[:1], group("rg1", 3), group("rg2", 1)], 5,
                         WorkloadState(STS_REF, 5, 5), pods(5), milvus, (), milvus_plan_empty=True, now=NOW)
     assert result.resume == (4,)
+
+
+def embedded(node_id: int, channels: int, state_: str = "Normal") -> MilvusNode:
+    """Milvus 2.6: the query node embedded in a streaming node, as node/list shows it (in no group, no pod)."""
+    return MilvusNode(node_id, "", f"10.0.1.{node_id}:22222", state_, 0, channels)
+
+
+def test_embedded_query_nodes_are_neither_resumed_nor_counted() -> None:
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2], "rg2": [3], PENDING: [4]})
+    milvus = MilvusState(milvus.groups, {**milvus.nodes, 90: embedded(90, 2), 91: embedded(91, 0, "Suspend")}, True,
+                         "v2.6.8")
+    result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), milvus, (),
+                        milvus_plan_empty=True, now=NOW)
+    assert result.replicas == 4 and not result.resume and not result.suspend and not result.blocked
+
+
+def test_a_drain_on_milvus_2_6_waits_for_the_sealed_segments_only() -> None:
+    """2.6: a query node's distribution shows no channel (they are on streaming nodes): its sealed segments are
+    what the drain waits for, and the Drained event says so."""
+    record = DrainRecord(f"{STS}-4", 4, "rg1", NOW - 5, "MovingData")
+    for segments, phase in ((2, "MovingData"), (0, "Drained")):
+        refilled = refilled_with(suspended(4, segments, 0))
+        on_2_6 = MilvusState(refilled.groups, {**refilled.nodes, 90: embedded(90, 3)}, True, "v2.6.8")
+        result = plan_scale(POOL, GROUPS_AFTER_SCALE_IN, 4, WorkloadState(STS_REF, 5, 5), pods(5), on_2_6,
+                            (record,), milvus_plan_empty=True, now=NOW)
+        assert [d.phase for d in result.drains] == ([phase] if phase == "MovingData" else [])
+    assert ("Normal", "Drained", f"{STS}-4 (node 4) left rg1 and holds no data (0 sealed segments; its channels are "
+            "on streaming nodes)") in result.events
 
 
 def test_a_cancelled_drain_resumes_the_recorded_node_id() -> None:

@@ -61,6 +61,8 @@ def test_support_follows_the_thresholds(major: int, minor: int, patch: int, flav
     assert support.supported == (number >= (2, 4, 1))
     assert support.suspend_leaves_group == (number >= (2, 4, 10))
     assert support.drains_possible == (number >= (2, 4, 10))
+    assert support.streaming == (number >= (2, 6, 0))
+    assert support.groups_from_labels == (number >= (2, 6, 8))
     assert support.reported == text
     if number < (2, 4, 1):
         assert support.message == f"Milvus {text} is older than 2.4.1: resource group configs " \
@@ -95,3 +97,15 @@ def test_messages_name_the_version_and_what_is_missing() -> None:
         "Milvus v2.3.5 is older than 2.4.1: resource group configs (UpdateResourceGroups) are not supported")
     assert milvus_support("2.4.5").message == (
         "Milvus 2.4.5: node/suspend keeps the node in its group before 2.4.10, so no drain can start")
+
+
+@pytest.mark.parametrize(("text", "streaming", "labels"), [
+    ("v2.5.16", False, False), ("v2.6.0-rc1", False, False), ("v2.6.0", True, False), ("v2.6.7", True, False),
+    ("v2.6.8", True, True), ("v2.6.20-gpu", True, True), ("v3.0.0", True, True),
+])
+def test_what_milvus_2_6_changes(text: str, streaming: bool, labels: bool) -> None:
+    support = milvus_support(text)
+    assert (support.streaming, support.groups_from_labels) == (streaming, labels)
+    held = support.data_held(3, 0)
+    assert held == ("3 sealed segments; its channels are on streaming nodes" if streaming else "3 segments, 0 channels")
+    assert support.data_held(3, 1) == "3 segments, 1 channels"  # whatever a node reports is shown

@@ -156,7 +156,8 @@ class OperatorHarness:
                        message=f"{replicas} query nodes registered in Milvus")
 
     def milvus_node_count(self) -> int:
-        return sum(1 for node in self.sandbox.milvus.rm.nodes.values() if not node.embedded)
+        """Query nodes registered in Milvus (2.6: the query nodes embedded in streaming nodes left out)."""
+        return sum(not node.embedded for node in self.sandbox.milvus.rm.nodes.values())
 
     async def start_operator(self, metrics: OperatorMetrics | None = None) -> None:
         # The operator's own client (its user agent tells its writes from the test's in the API's log).
@@ -252,8 +253,14 @@ class OperatorHarness:
     # --- Milvus, read over real pymilvus ------------------------------------------------------
 
     def milvus_client(self) -> AsyncMilvusClient:
-        """A pymilvus client with the sandbox's own token (when it requires one)."""
-        return AsyncMilvusClient(uri=self.sandbox.milvus.uri, token=self.sandbox.config.token or "")
+        """A pymilvus client with the sandbox's own token (when it requires one) and, over TLS, its generated CA
+        and client certificate."""
+        tls: dict[str, str] = {}
+        if self.sandbox.config.tls != "off":
+            files = {name: str(self.sandbox.tls_dir / f"{name}") for name in ("ca.pem", "client.pem", "client.key")}
+            tls = {"ca_pem_path": files["ca.pem"], "client_pem_path": files["client.pem"],
+                   "client_key_path": files["client.key"]}
+        return AsyncMilvusClient(uri=self.sandbox.milvus.uri, token=self.sandbox.config.token or "", **tls)
 
     async def placement(self) -> dict[str, list[str]]:
         """Milvus group -> hostnames (pod names) of its nodes."""
@@ -385,16 +392,17 @@ class OperatorHarness:
 
 @contextlib.asynccontextmanager
 async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: OperatorMetrics | None = None,
-                              shape: str = "statefulset", **overrides: Any
+                              shape: str = "statefulset", env: Mapping[str, str] | None = None, **overrides: Any
                               ) -> AsyncIterator[OperatorHarness]:
-    """A fresh sandbox with `replicas` query nodes (in `shape`), the CRDs installed and the operator running.
+    """A fresh sandbox with `replicas` query nodes (in `shape`; `env`: their containers' environment), the CRDs
+    installed and the operator running.
 
     A context manager inside the test rather than a fixture, so that the operator starts and stops in
     the test's own task (pytest-asyncio cancels tasks left behind by an async fixture's setup)."""
     sandbox = await sandbox_factory(**{"seed": 7, **overrides})
     harness = OperatorHarness(sandbox)
     try:
-        await harness.install(replicas=replicas, shape=shape)
+        await harness.install(replicas=replicas, env=env, shape=shape)
         await harness.start_operator(metrics)
         yield harness
     finally:

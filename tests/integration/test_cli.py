@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from milvus_rg_operator.adapters.kube import KubernetesClientGateway, new_api_client
 from milvus_rg_operator.api.crds import render_crds_yaml
 from milvus_rg_operator.core import actions as act
@@ -70,9 +72,11 @@ async def test_plan_against_a_converged_milvus_changes_nothing(sandbox_factory: 
         assert harness.milvus_writes() == writes  # a dry run writes nothing
 
 
-async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path) -> None:
-    code, out, err = await cli("demo", "--workdir", str(tmp_path))
+@pytest.mark.parametrize("version", [None, "v2.6.20"], ids=["default", "v2.6.20"])
+async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path, version: str | None) -> None:
+    code, out, err = await cli("demo", "--workdir", str(tmp_path), *(("--milvus-version", version) if version else ()))
     assert code == 0, out + err
+    assert f"Milvus {version or 'v2.5.16'}\n" in out
     assert out.count("converged in") == 3 and "NOT converged" not in out
     assert "milvus: __default_resource_group=1, __pending_nodes=0, rg1=2, rg2=1" in out
     # Each step shows the operator's events, read back from the API: groups written, replicas changed (a

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from milvus_rg_operator.adapters.kube import POOL_PLURAL
+from milvus_rg_operator.core import actions as core_actions
 from tests.integration.harness import OperatorHarness, operator_on_sandbox
 from tests.integration.invariants import InvariantChecker
 from tests.integration.test_scale_in_safety import (
@@ -51,24 +54,63 @@ async def scaled_out_with_data(harness: OperatorHarness) -> float:
     return harness.sandbox.milvus.unserved_segment_seconds()
 
 
-async def test_scale_in_with_collections_loaded_serves_every_segment(sandbox_factory: Any) -> None:
-    async with operator_on_sandbox(sandbox_factory, seed=5, **SLOW_DATA) as harness:
+# The version matrix (core.versions): 2.4.9 cannot drain (a suspended node stays in its group), 2.4.23 writes
+# distribution ids as strings, 2.5 is the default, 2.6 serves channels from streaming nodes (their embedded query
+# nodes are listed in no group and refuse resume) and, from 2.6.8, creates groups from node labels.
+DRAINED_WORDS = {"v2.4.23": "0 segments, 0 channels", "v2.5.16": "0 segments, 0 channels",
+                 "v2.6.20": "0 sealed segments; its channels are on streaming nodes"}
+
+
+@pytest.mark.parametrize("version", ["v2.4.9", "v2.4.23", "v2.5.16", "v2.6.20"])
+async def test_scale_in_with_collections_loaded_serves_every_segment(sandbox_factory: Any, version: str) -> None:
+    # 2.6: a streaming node serves one replica of a collection: two, for the two replicas of books.
+    streaming = {"streaming_nodes": 2} if version.startswith("v2.6") else {}
+    async with operator_on_sandbox(sandbox_factory, seed=5, milvus_version=version, **streaming,
+                                   **SLOW_DATA) as harness:
         unserved_before = await scaled_out_with_data(harness)
         change, expected = drain_forcing_shrink(harness)
         async with InvariantChecker(harness.sandbox, groups=declared_requests(expected), pending=PENDING) as checker:
             await harness.apply(change)
+            if version not in DRAINED_WORDS:
+                await assert_no_drain_on_milvus_before_2_4_10(harness, checker, version)
+                return
             await harness.wait_converged(expected, replicas=4, timeout=60)
         assert_safe(checker)
         assert_no_node_left_out(harness)
+        assert_no_embedded_node_resumed(harness)
         await assert_drains_cleared(harness)
         assert harness.sandbox.milvus.unserved_segment_seconds() == unserved_before
+        assert harness.sandbox.milvus.unserved_channel_seconds() == 0
         assert await fully_served(harness)
 
         async def drained() -> list[str]:
             return [e.message for e in await harness.events("Drained")]
 
         messages = await wait_for(drained, timeout=10, message="a Drained event")  # posted after the scale-down
-        assert "0 segments, 0 channels" in messages[-1]
+        assert DRAINED_WORDS[version] in messages[-1]
+
+
+async def assert_no_drain_on_milvus_before_2_4_10(harness: OperatorHarness, checker: InvariantChecker,
+                                                  version: str) -> None:
+    """The victim serves a group and no drain can start: the pool says so and keeps every pod."""
+    blocked = await wait_for(lambda: harness.true_condition("Degraded", ("DrainUnsupported",)), timeout=20,
+                             message=f"scale-in blocked: no drain on {version}")
+    assert version in blocked["message"] and VICTIM in blocked["message"]
+    await harness.resync_passes(2)
+    checker.assert_ok()
+    assert checker.removed == [] and await harness.replicas() == 5
+    assert harness.sandbox.milvus.write_rpcs.get("suspend", 0) == 0
+    assert await fully_served(harness)
+
+
+def assert_no_embedded_node_resumed(harness: OperatorHarness) -> None:
+    """Milvus 2.6: the query nodes embedded in streaming nodes are listed in no group; resuming one is refused."""
+    rm = harness.sandbox.milvus.rm
+    embedded = {n.node_id for n in rm.nodes.values() if n.embedded}
+    resumed = {a.node_id for _, report in harness.reports for a in report.actions
+               if isinstance(a, core_actions.ResumeNode)}
+    assert not embedded & resumed, (embedded, resumed)
+    assert all(report.result != "failed" for _, report in harness.reports)
 
 
 async def test_a_drain_survives_a_query_coordinator_restart(sandbox_factory: Any) -> None:

@@ -1,6 +1,7 @@
 """`helm install` of the chart into the real API server, then the operator as a local process with a token of
 the chart's ServiceAccount: every verb the chart's RBAC forgot is refused by the real RBAC authorizer, and the
-operator then fails to converge (and logs the 403)."""
+operator then fails to converge (and logs the 403). Milvus serves mutual TLS here: the operator reads its CA and
+client certificate from the Secrets the pool names, under the same RBAC."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ CHART = ROOT / "charts" / "milvus-rg-operator"
 TOOLS = ROOT / ".tools" / "bin"
 RELEASE = "milvus-rg-operator"  # also the chart's fullname and ServiceAccount name
 POOLS = "milvusrg.io/v1alpha1/querynodepools"
+SECRETS = "v1/secrets"
 GROUPS = "milvusrg.io/v1alpha1/resourcegroups"
 
 pytestmark = [
@@ -48,7 +51,8 @@ async def run(*command: str, kubeconfig: Path, timeout: float = 120) -> str:
 
 @pytest.mark.parametrize("watch_namespace", ["", "default"], ids=["cluster-wide", "namespaced"])
 async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
-        sandbox: Sandbox, tmp_path: Path, watch_namespace: str) -> None:
+        sandbox_factory: Any, tmp_path: Path, watch_namespace: str) -> None:
+    sandbox: Sandbox = await sandbox_factory(tls="self-signed-mutual")
     admin = sandbox.kubeconfig_path
     api: KubeRestClient = sandbox.kube.store
     namespace = f"ops-{'ns' if watch_namespace else 'all'}"  # a namespace being deleted cannot be reused at once
@@ -72,8 +76,17 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
         operator = await asyncio.create_subprocess_exec(
             *command, stdout=sink, stderr=sink, env={**os.environ, "KUBECONFIG": str(as_operator)})
     try:
+        tls = sandbox.tls_dir
+        for name, data, kind in (("milvus-ca", {"ca.crt": "ca.pem"}, "Opaque"),
+                                 ("milvus-client", {"tls.crt": "client.pem", "tls.key": "client.key"},
+                                  "kubernetes.io/tls")):
+            await api.create(SECRETS, {"apiVersion": "v1", "kind": "Secret", "type": kind,
+                                       "metadata": {"name": name, "namespace": "default"},
+                                       "stringData": {key: (tls / file).read_text() for key, file in data.items()}})
         pool = pool_manifest()
-        pool["spec"]["milvus"] = {"uri": sandbox.milvus.uri, "managementUri": sandbox.milvus.management_url}
+        pool["spec"]["milvus"] = {"uri": sandbox.milvus.uri, "managementUri": sandbox.milvus.management_url,
+                                  "tls": {"caSecretRef": {"name": "milvus-ca"},
+                                          "clientCertSecretRef": {"name": "milvus-client"}}}
         await api.create(POOLS, {**pool, "metadata": {"name": "milvus", "namespace": "default"}})
         group = group_manifest("rg1", 2)
         await api.create(GROUPS, {**group, "metadata": {"name": "rg1", "namespace": "default"}})

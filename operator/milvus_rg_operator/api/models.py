@@ -143,19 +143,57 @@ class SecretKeyRef(SpecModel):
         default="token", description="Key in the Secret whose value is a Milvus token or `user:password`.")
 
 
+class CaSecretRef(SpecModel):
+    """A CA bundle in a Secret of the pool's namespace."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = (
+        Field(description="Name of the Secret (in the pool's namespace).")
+    )
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        default="ca.crt", description="Key in the Secret holding the PEM certificate(s) of the CA.")
+
+
+class TlsSecretRef(SpecModel):
+    """A `kubernetes.io/tls` Secret of the pool's namespace (keys `tls.crt` and `tls.key`, as cert-manager writes
+    them)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = (
+        Field(description="Name of the Secret (in the pool's namespace).")
+    )
+
+
+class MilvusTls(SpecModel):
+    """TLS to Milvus (`common.security.tlsMode` 1: one-way, 2: mutual), for gRPC and for an `https://`
+    managementUri. Needs an `https://` uri; without this block an `https://` uri is verified against the system's
+    CAs."""
+
+    ca_secret_ref: CaSecretRef | None = Field(
+        default=None, description="CA that signed Milvus's certificate (Milvus `tls.caPemPath`). Absent: the "
+                                  "system's CAs.")
+    client_cert_secret_ref: TlsSecretRef | None = Field(
+        default=None, description="Client certificate and key the operator presents (mutual TLS, tlsMode 2). "
+                                  "Needs caSecretRef.")
+    server_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = Field(
+        default=None, description="Name checked against Milvus's certificate. Absent: the host of uri (and of "
+                                  "managementUri).")
+
+
 class MilvusConnection(SpecModel):
     """How the operator reaches Milvus."""
 
     uri: Annotated[str, StringConstraints(max_length=2048, pattern=MILVUS_URI_PATTERN)] = Field(
-        description="gRPC endpoint of the Milvus proxy, `scheme://host:port` with scheme http, https, tcp "
-                    "or grpc, e.g. `http://my-release-milvus.milvus.svc:19530`.")
+        description="gRPC endpoint of the Milvus proxy, `scheme://host:port` with scheme http, https (TLS: see "
+                    "tls), tcp or grpc, e.g. `http://my-release-milvus.milvus.svc:19530`.")
+    tls: MilvusTls | None = Field(default=None, description="TLS settings: a CA, a client certificate, the server "
+                                                            "name.")
     secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret holding the credentials (a token or `user:password`). Absent: no authentication.")
     management_uri: Annotated[str, StringConstraints(max_length=2048, pattern=MANAGEMENT_URI_PATTERN)] | None = (
         Field(default=None,
               description="Milvus management (HTTP) endpoint, used for node suspend/resume during drains. "
-                          f"Default: the host of `uri` on port {DEFAULT_MANAGEMENT_PORT}.")
+                          f"Default: http:// and the host of `uri` on port {DEFAULT_MANAGEMENT_PORT} (Milvus serves "
+                          "it without TLS, internal/http/server.go); an https:// one uses the tls settings.")
     )
     timeout_seconds: int = Field(default=10, ge=1, le=300,
                                  description="Timeout of each call to Milvus, in seconds.")
@@ -207,6 +245,12 @@ POOL_RULES = (
     Rule(Path("scaleTargetRef.kind").equals("StatefulSet"),
          "spec.template makes the operator create a StatefulSet: spec.scaleTargetRef.kind must be StatefulSet",
          ".template", unless_absent=("template", "scaleTargetRef")),
+    Rule(Path("milvus.uri").starts_with("https://"), "spec.milvus.tls needs an https:// spec.milvus.uri",
+         ".milvus.tls", unless_absent=("milvus.tls",)),
+    # pymilvus presents a client certificate only together with a CA (client/async_grpc_handler.py _create_channel)
+    Rule(Has("milvus.tls.caSecretRef").equals(True), "spec.milvus.tls.clientCertSecretRef needs "
+         "spec.milvus.tls.caSecretRef", ".milvus.tls.caSecretRef",
+         unless_absent=("milvus.tls", "milvus.tls.clientCertSecretRef")),
 )
 
 
@@ -392,6 +436,13 @@ class QueryNodePoolStatus(StatusModel):
                                           description="How many more pods need attention than attention lists.")
     scale_down: ScaleDownStatus | None = Field(default=None, description="Scale-in progress.")
     groups: list[GroupSummary] | None = Field(default=None, description="Milvus groups of this pool.")
+    observed_groups: list[GroupSummary] | None = Field(
+        default=None,
+        description="Milvus groups no ResourceGroup of this pool declares (created by hand, or on Milvus >= 2.6.8 by "
+                    "a query node started with MILVUS_SERVER_LABEL_RESOURCE_GROUP): left as they are, never changed "
+                    "or dropped; a ResourceGroup whose groupName names one adopts it. By name, at most 20.")
+    observed_groups_omitted: int | None = Field(default=None, description="How many more such groups there are than "
+                                                                          "observedGroups lists.")
 
 
 # ---------------------------------------------------------------- ResourceGroup

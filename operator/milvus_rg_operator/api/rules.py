@@ -39,11 +39,14 @@ class Expr:
     def differs_from(self, other: Expr | int | str | bool) -> Compare:
         return self._compare("!=", other)
 
-    def equals(self, other: Expr | int | str) -> Compare:
+    def equals(self, other: Expr | int | str | bool) -> Compare:
         return self._compare("==", other)
 
     def not_in(self, other: Expr) -> Compare:
         return self._compare("not in", other)
+
+    def starts_with(self, prefix: str) -> Compare:
+        return self._compare("startsWith", prefix)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Const(Expr):
 
 _OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "!=": lambda a, b: a != b, "==": lambda a, b: a == b,
-    "not in": lambda a, b: a not in b,
+    "not in": lambda a, b: a not in b, "startsWith": lambda a, b: isinstance(a, str) and a.startswith(b),
 }
 
 
@@ -105,6 +108,8 @@ class Compare(Expr):
     def cel(self) -> str:
         if self.op == "not in":
             return f"!({self.left.cel()} in {self.right.cel()})"
+        if self.op == "startsWith":
+            return f"{self.left.cel()}.startsWith({self.right.cel()})"
         return f"{self.left.cel()} {self.op} {self.right.cel()}"
 
     def evaluate(self, spec: Mapping[str, Any]) -> Any:
@@ -116,7 +121,7 @@ class Rule:
     """`holds` must be true of the spec unless one of `unless_absent` is absent, or `only_if` is false; `field`
     (relative to the spec, as `.minNodes`) is the field the message is about."""
 
-    holds: Compare
+    holds: Expr
     message: str
     field: str
     unless_absent: tuple[str, ...] = ()

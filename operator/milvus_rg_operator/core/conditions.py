@@ -224,6 +224,7 @@ def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_rep
         "desiredReplicas": desired_replicas,
         "currentReplicas": sts.replicas,
         "readyReplicas": sts.ready_replicas,
+        "milvusVersion": milvus.version,
         "memberCounts": counts,
         "attention": attention,
         "attentionOmitted": omitted,

@@ -79,8 +79,10 @@ def _without(names: Sequence[str], excluded: Collection[str]) -> tuple[str, ...]
     return tuple(n for n in names if n not in excluded)
 
 
-def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState,
-                deletable: Collection[str]) -> MilvusPlan:
+def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState, deletable: Collection[str],
+                label_holders: Mapping[str, Sequence[str]] | None = None) -> MilvusPlan:
+    """`label_holders`: group -> pods whose query node names it with its group label (Milvus 2.6.8+ keeps such a
+    group: `observed.label_holders`)."""
     existing = set(observed.groups)
     creatable = [n for n in desired if n not in existing and n not in deletable]
     # Referenced groups first (the pending group is referenced by all), then by name: deterministic.
@@ -105,7 +107,7 @@ def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState,
         if name == DEFAULT_GROUP or name not in existing:
             released.append(name)
             continue
-        blocker = drop_blockers(name, observed, desired)
+        blocker = drop_blockers(name, observed, desired, (label_holders or {}).get(name, ()))
         if blocker is None and name not in update:
             drop.append(name)
             released.append(name)
@@ -114,13 +116,21 @@ def plan_milvus(desired: Mapping[str, GroupConfig], observed: MilvusState,
     return MilvusPlan(tuple(create), update, tuple(drop), tuple(released), waiting)
 
 
-def drop_blockers(name: str, observed: MilvusState, desired: Mapping[str, GroupConfig]) -> Blocker | None:
-    """Why a group being deleted cannot be dropped yet; None if it can."""
+def drop_blockers(name: str, observed: MilvusState, desired: Mapping[str, GroupConfig],
+                  labelled_by: Sequence[str] = ()) -> Blocker | None:
+    """Why a group being deleted cannot be dropped yet; None if it can. `labelled_by`: pods whose query node names
+    the group with its group label."""
     group = observed.groups[name]
     loaded = sorted(c for c, n in group.loaded_replicas.items() if n > 0)
     if loaded:
         return Blocker("GroupDeletionBlocked", f"collections still have replicas loaded in {name}: "
                        f"{', '.join(loaded)} (release them or transfer their replicas to another group)")
+    if labelled_by:
+        # resource_manager.go `validateResourceGroupIsDeletable` (master; the sandbox models it from 2.6.8): a node
+        # with a session labelled with the group keeps it, and would create it again when it restarts.
+        return Blocker("GroupDeletionBlocked", f"Milvus keeps a group that a query node's "
+                       f"MILVUS_SERVER_LABEL_RESOURCE_GROUP names: {', '.join(labelled_by)} carry {name} (take the "
+                       "label out of their pod template first)")
     if group.config.limits != 0 or group.config.requests != 0:
         return LIMITS_NOT_ZERO
     if group.node_ids:

@@ -25,7 +25,7 @@ from typing import Any
 
 from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import conditions as cond
-from milvus_rg_operator.core import configs, labels, reporting, scaling, validation
+from milvus_rg_operator.core import configs, labels, observed, reporting, scaling, validation
 from milvus_rg_operator.core.actions import (
     Action,
     AddFinalizer,
@@ -265,7 +265,8 @@ class _Planner:
     def group_configs(self) -> configs.MilvusPlan:
         """Create, update (one batch) and drop groups in Milvus; release deleted groups once dropped."""
         desired = configs.desired_configs(self.pool, self.groups, scaling.surge_of(self.drains))
-        milvus_plan = configs.plan_milvus(desired, self.milvus, self.deletable)
+        milvus_plan = configs.plan_milvus(desired, self.milvus, self.deletable,
+                                          observed.label_holders(self.inputs.pods, self.milvus))
         self.actions += milvus_actions(milvus_plan, self.milvus, self.split.valid, self.pool, self.drains)
         by_milvus_name = {resolve_group_name(g.declared): g for g in self.split.valid if g.declared is not None}
         self.actions += [ReleaseGroup(by_milvus_name[name].obj.name, f"Milvus group {name} is dropped")
@@ -332,7 +333,11 @@ class _Planner:
             generation=pool_obj.generation, previous=pool_obj.status, now=inputs.now,
             scale_down=scale_down_status(scale), converged=converged,
         )
+        undeclared = observed.observed_groups(self.pool, inputs.groups, self.milvus)
+        pool_status |= observed.status_fields(undeclared)
         self.actions += reporting.status_write(POOL_KIND, pool_obj, pool_status, "what the pass observed and did")
+        self.actions += observed.observed_events(self.pool, inputs.pool_obj.status, undeclared, inputs.groups,
+                                                 self.milvus, observed.label_holders(inputs.pods, self.milvus))
         pods = cond.pod_index(inputs.pods)
         for g in self.split.valid:
             assert g.declared is not None
@@ -380,7 +385,7 @@ def _scale_reason(workload: WorkloadState, scale: scaling.ScalePlan, desired: in
         if node is None:
             details.append(f"{pod} not in Milvus")
             continue
-        data = (f"{node.segments} segments, {node.channels} channels" if node.segments is not None
+        data = (milvus.support.data_held(node.segments, node.channels or 0) if node.segments is not None
                 else "data not measured")
         where = "drained" if record else (milvus.group_of_node(node.node_id) or "in no group")
         details.append(f"{pod} {where}: {data}")

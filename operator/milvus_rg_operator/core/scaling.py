@@ -379,7 +379,7 @@ class _Planner:
     def drain_event(self, pod: str, record: DrainRecord, phase: str) -> Event:
         node = self.milvus.nodes.get(record.node_id)
         if phase == DRAINED:
-            held = (f"{node.segments} segments, {node.channels} channels" if node is not None
+            held = (self.milvus.support.data_held(node.segments, node.channels or 0) if node is not None
                     and node.segments is not None else "process gone from Milvus")
             return ("Normal", "Drained", f"{pod} (node {record.node_id}) left {record.group} and holds no data "
                                          f"({held})")

@@ -11,6 +11,7 @@ from typing import Any
 from milvus_rg_operator.constants import DEFAULT_GROUP_LIMIT as DEFAULT_GROUP_LIMIT  # re-exported
 from milvus_rg_operator.constants import DEFAULT_RESOURCE_GROUP
 from milvus_rg_operator.constants import PENDING_GROUP_LIMIT as PENDING_GROUP_LIMIT  # re-exported
+from milvus_rg_operator.core.versions import MilvusSupport, milvus_support
 
 DEFAULT_GROUP = DEFAULT_RESOURCE_GROUP
 
@@ -151,6 +152,11 @@ class MilvusState:
             if node.hostname and (known is None or node.node_id > known.node_id):
                 newest[node.hostname] = node
         return newest
+
+    @cached_property
+    def support(self) -> MilvusSupport:
+        """What Milvus does at this version (`core.versions`, the one place that decides it)."""
+        return milvus_support(self.version)
 
     def group_of_node(self, node_id: int) -> str | None:
         return self._group_by_node.get(node_id)

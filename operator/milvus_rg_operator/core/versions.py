@@ -14,7 +14,20 @@ Milvus reports versions as `v2.5.4`, `2.4.10`, `v2.3.5-lite` (the PyPI build), `
   node stays in its group: a drain never starts.
 - `distribution/get` writes segment ids as strings from PR #39927 (2.4.23) / #39926 (2.5 branch,
   2.5.5 inferred from its merge date) and in 2.6; older servers write integers and leave out empty
-  keys. The adapter reads both shapes whatever the version.
+  keys. The adapter reads both shapes whatever the version: no gate.
+- 2.6.0: streaming nodes serve the channels (`internal/streamingnode`; one MixCoord runs the coordinators).
+  A query node holds sealed segments only, so its drain is over once they are gone (`distribution/get`
+  shows it no channel); the query node embedded in each streaming node is listed by `node/list` but is
+  never placed in a group (querycoord `handleNodeUp`) and `node/resume` refuses it with 1100
+  (`ops_services.go` `ResumeNode`). The operator never resumes or counts a node that has no pod of the pool.
+- 2.6.8: a query node started with `MILVUS_SERVER_LABEL_RESOURCE_GROUP=<rg>` (or the role-specific
+  `MILVUS_SERVER_LABEL_QUERYNODE_RESOURCE_GROUP`) joins that group, creating it with requests 0 and limits
+  1,000,000 (`sessionutil/labels.go`, PR #46402; `mustSelectAssignIncomingNodeTargetRG`), and Milvus refuses
+  to drop a group a node with a session is labelled with (`validateResourceGroupIsDeletable`).
+
+And on every version with `HandleNodeDown` (2.4.10+): suspending a node that is in no group does nothing
+(milvus#53176, open; seen on 2.6.22, 2.6.23 and master), so the operator suspends only a node it sees in a
+group other than the pending one, and waits for the data of any other node to move away by itself.
 """
 
 from __future__ import annotations
@@ -24,6 +37,8 @@ from dataclasses import dataclass
 
 DECLARATIVE_API = (2, 4, 1)
 SUSPEND_LEAVES_GROUP = (2, 4, 10)
+STREAMING = (2, 6, 0)
+GROUPS_FROM_LABELS = (2, 6, 8)
 
 _VERSION = re.compile(r"^\s*[vV]?(\d+)\.(\d+)(?:\.(\d+))?(?P<suffix>[-+._][0-9A-Za-z.+_-]*)?\s*$")
 # A pre-release of X may lack what X has: it sorts before X. Build flavours (-lite, -gpu, -hotfix)
@@ -64,10 +79,18 @@ class MilvusSupport:
     supported: bool  # the declarative resource-group API is there: configs may be written
     suspend_leaves_group: bool  # a suspended node leaves its group: drains (scale-in) can start
     message: str  # empty when everything is supported
+    streaming: bool = False  # streaming nodes hold the channels; embedded query nodes are listed in no group
+    groups_from_labels: bool = False  # a node labelled MILVUS_SERVER_LABEL_RESOURCE_GROUP joins (creates) it
 
     @property
     def drains_possible(self) -> bool:
         return self.supported and self.suspend_leaves_group
+
+    def data_held(self, segments: int, channels: int) -> str:
+        """What a query node's `distribution/get` showed, in words: from 2.6 its channels are on streaming nodes."""
+        if self.streaming and not channels:
+            return f"{segments} sealed segments; its channels are on streaming nodes"
+        return f"{segments} segments, {channels} channels"
 
 
 def _dotted(number: tuple[int, int, int]) -> str:
@@ -92,4 +115,5 @@ def milvus_support(reported: str) -> MilvusSupport:
                    f"{_dotted(SUSPEND_LEAVES_GROUP)}, so no drain can start")
     else:
         message = ""
-    return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves, message=message)
+    return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves, message=message,
+                         streaming=version.at_least(STREAMING), groups_from_labels=version.at_least(GROUPS_FROM_LABELS))

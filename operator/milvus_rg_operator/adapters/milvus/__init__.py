@@ -3,6 +3,7 @@
 - `gateway`: the `MilvusGateway` the reconcile pass sees, and `PymilvusGateway`;
 - `errors`: how a call failed (`MilvusError` and its kinds);
 - `management`: the management HTTP client (node list, suspend, resume, distribution);
+- `tls`: the pool's certificates as files and contexts, and why a TLS connection fails;
 - `wire`: configs and descriptions between the core's data and pymilvus' messages;
 - `quiet`: pymilvus' own log records, kept out of the operator's log during its calls.
 """
@@ -15,11 +16,13 @@ from milvus_rg_operator.adapters.milvus.errors import (  # noqa: E402
     ManagementUnavailable,
     MilvusAuthError,
     MilvusError,
+    MilvusTlsError,
     MilvusUnavailable,
     MilvusUnsupported,
 )
 from milvus_rg_operator.adapters.milvus.gateway import MilvusGateway, PymilvusGateway  # noqa: E402
 from milvus_rg_operator.adapters.milvus.management import Distribution  # noqa: E402
+from milvus_rg_operator.adapters.milvus.tls import TlsMaterial  # noqa: E402
 
 __all__ = ["Distribution", "ManagementUnavailable", "MilvusAuthError", "MilvusError", "MilvusGateway",
-           "MilvusUnavailable", "MilvusUnsupported", "PymilvusGateway"]
+           "MilvusTlsError", "MilvusUnavailable", "MilvusUnsupported", "PymilvusGateway", "TlsMaterial"]

@@ -62,6 +62,15 @@ class MilvusAuthError(MilvusError):
     """Milvus refused the credentials (gRPC UNAUTHENTICATED): the token or user:password is wrong or missing."""
 
 
+class MilvusTlsError(MilvusError):
+    """The TLS connection to Milvus cannot work as configured (a wrong CA, an expired or mismatched certificate, a
+    refused client certificate, TLS on one side only): `field` names what to fix in the pool's spec."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class ManagementUnavailable(MilvusUnavailable):
     """The proxy's management HTTP API (port 9091) cannot be used: not reachable or routes missing
     (Milvus < 2.4 answers 404 for node/list, distribution/get, node/suspend)."""

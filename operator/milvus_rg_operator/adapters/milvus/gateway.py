@@ -8,14 +8,23 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import grpc
 from pymilvus import AsyncMilvusClient
 from pymilvus.exceptions import MilvusException
 
-from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusAuthError, classify
+from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusAuthError, MilvusTlsError, classify
 from milvus_rg_operator.adapters.milvus.management import Distribution, ManagementClient
 from milvus_rg_operator.adapters.milvus.quiet import adapter_call, quiet_pymilvus_logs
+from milvus_rg_operator.adapters.milvus.tls import (
+    HTTP2_HELLO,
+    Endpoint,
+    TlsFiles,
+    TlsMaterial,
+    client_context,
+    diagnose,
+)
 from milvus_rg_operator.adapters.milvus.wire import group_from_info, to_pymilvus_config
 from milvus_rg_operator.core.types import GroupConfig, MilvusGroup, MilvusNode, MilvusState
 
@@ -32,17 +41,41 @@ class MilvusGateway(Protocol):
     async def close(self) -> None: ...
 
 
+GRPC_DEFAULT_PORTS = {"https": 443}  # pymilvus' defaults (client/connection_manager.py ConnectionConfig.from_uri)
+GRPC_DEFAULT_PORT = 19530
+HTTP_DEFAULT_PORTS = {"https": 443, "http": 80}
+HTTP_HELLO = b"GET /healthz HTTP/1.1\r\nHost: milvus\r\nConnection: close\r\n\r\n"
+MAX_DIAGNOSIS_SECONDS = 3.0  # a failed call has waited its timeout already; the handshake answers in milliseconds
+
+
+def _endpoint(url: str, url_field: str, default_ports: Mapping[str, int], default_port: int,
+              hello: bytes) -> Endpoint:
+    parts = urlsplit(url)
+    return Endpoint(parts.hostname or "localhost", parts.port or default_ports.get(parts.scheme, default_port), url,
+                    url_field, parts.scheme == "https", hello)
+
+
 class PymilvusGateway:
     """Resource groups through pymilvus' AsyncMilvusClient, draining through the management API
-    (`management_uri`: the proxy's management endpoint; None: none, so no drain can start)."""
+    (`management_uri`: the proxy's management endpoint; None: none, so no drain can start). `tls`: the pool's CA,
+    client certificate and server name, for an https:// `uri` (and an https:// `management_uri`)."""
 
     def __init__(self, uri: str, token: str = "", management_uri: str | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, tls: TlsMaterial | None = None) -> None:
         self.uri = uri
         self.timeout = timeout
         self._token = token
         self._client: AsyncMilvusClient | None = None
-        self._management = ManagementClient(management_uri, timeout)
+        self._tls = tls
+        self._files = TlsFiles.write(tls) if tls is not None and (tls.ca_pem or tls.client_cert_pem) else None
+        self._grpc = _endpoint(uri, "spec.milvus.uri", GRPC_DEFAULT_PORTS, GRPC_DEFAULT_PORT, HTTP2_HELLO)
+        self._http = (_endpoint(management_uri, "spec.milvus.managementUri", HTTP_DEFAULT_PORTS, 80, HTTP_HELLO)
+                      if management_uri else None)
+        secure = self._http is not None and self._http.secure
+        self._management = ManagementClient(management_uri, timeout,
+                                            ssl_context=client_context(self._files) if secure else None,
+                                            server_name=tls.server_name if tls is not None else None,
+                                            tls_check=self._management_tls_failure)
         quiet_pymilvus_logs()
 
     @property
@@ -51,7 +84,12 @@ class PymilvusGateway:
 
     def _milvus(self) -> AsyncMilvusClient:
         if self._client is None:
-            self._client = AsyncMilvusClient(uri=self.uri, token=self._token, timeout=self.timeout)
+            # A connection of its own: pymilvus shares one per address and token, whatever its certificates.
+            tls = self._files.pymilvus_options(self._tls.server_name) if self._files and self._tls else {}
+            if self._tls is not None and self._tls.server_name and not tls:
+                tls = {"server_name": self._tls.server_name}
+            self._client = AsyncMilvusClient(uri=self.uri, token=self._token, timeout=self.timeout, dedicated=True,
+                                             **tls)
         return self._client
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -61,9 +99,22 @@ class PymilvusGateway:
                     return await getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs)
             except (MilvusException, grpc.RpcError, TimeoutError, OSError) as exc:
                 error = classify(method, self.uri, self.timeout, exc)
-        if error.unreachable or isinstance(error, MilvusAuthError):
+        if error.unreachable:
+            # pymilvus says "Fail connecting" whatever the cause: a handshake of our own tells a TLS problem apart.
+            tls_failure = await diagnose(self._grpc, self._tls, self._files, self._diagnosis_timeout)
+            if tls_failure is not None:
+                tls_failure.__cause__ = error
+                error = tls_failure
+        if error.unreachable or isinstance(error, MilvusAuthError | MilvusTlsError):
             await self._reset()  # a broken or refused channel is built anew on the next call
         raise error
+
+    async def _management_tls_failure(self) -> MilvusTlsError | None:
+        return await diagnose(self._http, self._tls, self._files, self._diagnosis_timeout) if self._http else None
+
+    @property
+    def _diagnosis_timeout(self) -> float:
+        return min(self.timeout, MAX_DIAGNOSIS_SECONDS)
 
     async def _reset(self) -> None:
         client, self._client = self._client, None
@@ -119,3 +170,5 @@ class PymilvusGateway:
     async def close(self) -> None:
         await self._reset()
         await self._management.close()
+        if self._files is not None:
+            self._files.remove()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusError
+from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusError, MilvusTlsError
 from milvus_rg_operator.core.types import MilvusNode
 
 
@@ -57,12 +58,21 @@ def management_error_text(body: str) -> str:
     return body.strip()
 
 
-class ManagementClient:
-    """GETs of querycoord management routes; no route is served without a `base_uri` (ManagementUnavailable)."""
+TlsCheck = Callable[[], Awaitable[MilvusTlsError | None]]
 
-    def __init__(self, base_uri: str | None, timeout: float) -> None:
+
+class ManagementClient:
+    """GETs of querycoord management routes; no route is served without a `base_uri` (ManagementUnavailable).
+    `ssl_context` and `server_name` are for an https:// `base_uri`; `tls_check` tells why a connection failed when
+    the reason is TLS (`tls.diagnose`)."""
+
+    def __init__(self, base_uri: str | None, timeout: float, ssl_context: ssl.SSLContext | None = None,
+                 server_name: str | None = None, tls_check: TlsCheck | None = None) -> None:
         self.base_uri = base_uri.rstrip("/") if base_uri else None
         self.timeout = timeout
+        self._ssl = ssl_context
+        self._server_name = server_name
+        self._tls_check = tls_check
         self._http: aiohttp.ClientSession | None = None
 
     async def get(self, route: str, params: Mapping[str, str]) -> Any:
@@ -74,10 +84,14 @@ class ManagementClient:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.base_uri}/management/querycoord/{route}"
         try:
-            async with self._http.get(url, params=dict(params)) as response:
+            async with self._http.get(url, params=dict(params), ssl=self._ssl if self._ssl is not None else True,
+                                      server_hostname=self._server_name) as response:
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
+            tls_failure = await self._tls_check() if self._tls_check is not None else None
+            if tls_failure is not None:
+                raise tls_failure from exc
             raise ManagementUnavailable(f"{route}: cannot reach the management API at {url}: "
                                         f"{exc or type(exc).__name__}") from exc
         if status == 404:
