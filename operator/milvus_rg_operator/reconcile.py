@@ -35,7 +35,7 @@ from milvus_rg_operator.connection import MilvusEndpoint, credentials_problem, r
 from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import actions as core_actions
 from milvus_rg_operator.core import reporting, versions
-from milvus_rg_operator.core.plan import PassInputs, leaving_nodes, plan_pass
+from milvus_rg_operator.core.plan import GroupWorkload, PassInputs, leaving_nodes, plan_pass
 from milvus_rg_operator.core.types import (
     MILVUS,
     GroupInput,
@@ -44,6 +44,7 @@ from milvus_rg_operator.core.types import (
     PodState,
     Problem,
     WorkloadRef,
+    WorkloadState,
     with_pod_hostnames,
 )
 from milvus_rg_operator.metrics import milvus_error_code
@@ -54,10 +55,11 @@ from milvus_rg_operator.translate import (
     declared_group,
     declared_pool,
     drain_records,
+    group_spec,
     object_state,
     pod_state,
     pool_spec,
-    removal_record,
+    removal_records,
     workload_keys,
     workload_state,
 )
@@ -243,7 +245,7 @@ class _Pass:
             spec, pool = pool_spec(pool_obj), declared_pool(pool_obj)
         except SpecError as exc:
             return replace(base, problems=(Problem(POOL_KIND, self.name, exc.field, str(exc)),)), False
-        base = replace(base, pool=pool, drains=drain_records(pool_obj), removal=removal_record(pool_obj))
+        base = replace(base, pool=pool, drains=drain_records(pool_obj), removals=removal_records(pool_obj))
         self.owner._workloads[(self.namespace, pool.workload)] = self.name
         endpoint, problems = await read_endpoint(self.kube, self.namespace, self.name, spec)
         if endpoint is None:
@@ -261,15 +263,29 @@ class _Pass:
         except MilvusError as exc:
             await self.fail_milvus(exc)
             raise
-        workload_obj = await self.kube.get_workload(self.namespace, pool.workload)
-        pods = self.cached_pods(pool.workload) if cached else None
-        from_cache = cached_groups is not None or pods is not None
+        workload, pods, from_cache = await self.observe_workload(pool.workload, cached)
+        own = []
+        for group in groups:
+            if group.declared is not None and group.declared.workload is not None:
+                ref = group.declared.workload
+                self.owner._workloads[(self.namespace, ref)] = self.name
+                state, group_pods, cached_pods = await self.observe_workload(ref, cached)
+                own.append(GroupWorkload(group.obj.name, ref, state, tuple(group_pods)))
+                from_cache = from_cache or cached_pods
+        all_pods = [*pods, *(p for w in own for p in w.pods)]
+        inputs = replace(base, support=support, milvus=with_pod_hostnames(observed, all_pods), workload=workload,
+                         can_create_statefulset=spec.template is not None, pods=pods, group_workloads=tuple(own))
+        return replace(inputs, milvus=await self.with_distribution(inputs)), from_cache or cached_groups is not None
+
+    async def observe_workload(self, ref: WorkloadRef, cached: bool
+                               ) -> tuple[WorkloadState | None, list[PodState], bool]:
+        """The workload (None: not found), its pods, and whether they came from the watch-fed cache."""
+        obj = await self.kube.get_workload(self.namespace, ref)
+        pods = self.cached_pods(ref) if cached else None
+        from_cache = pods is not None
         if pods is None:
-            pods = await self.listed_pods(workload_obj, pool.workload)
-        workload = workload_state(pool.workload, workload_obj, pods) if workload_obj is not None else None
-        inputs = replace(base, support=support, milvus=with_pod_hostnames(observed, pods), workload=workload,
-                         can_create_statefulset=spec.template is not None, pods=pods)
-        return replace(inputs, milvus=await self.with_distribution(inputs)), from_cache
+            pods = await self.listed_pods(obj, ref)
+        return (workload_state(ref, obj, pods) if obj is not None else None), pods, from_cache
 
     def cached_groups(self) -> list[dict[str, Any]] | None:
         return _cached(self.owner.group_cache, (self.namespace, self.name))
@@ -384,10 +400,16 @@ class _Pass:
                 await self.gateway.update_groups(configs_)
             case core_actions.DropGroup(name=name):
                 await self.gateway.drop_group(name)
-            case core_actions.CreateStatefulSet(name=name, replicas=replicas):
+            case core_actions.CreateStatefulSet(name=name, replicas=replicas, group=None):
                 pool_obj = self.objects[(POOL_KIND, self.name)]
                 await self.kube.create_statefulset(self.namespace, statefulset_manifest(
-                    pool_obj, pool_spec(pool_obj), self.namespace, name, replicas))
+                    pool_obj, pool_spec(pool_obj).template, self.namespace, name, replicas))
+            case core_actions.CreateStatefulSet(name=name, replicas=replicas, group=str(group)):
+                group_obj = self.objects[(RESOURCE_GROUP_KIND, group)]
+                spec = group_spec(group_obj)
+                await self.kube.create_statefulset(self.namespace, statefulset_manifest(
+                    group_obj, spec.template, self.namespace, name, replicas,
+                    group=spec.milvus_group_name(group)))
             case core_actions.RecordDrains(scale_down=scale_down):
                 await self.kube.patch_status(POOL_PLURAL, self.namespace, self.name, {"scaleDown": dict(scale_down)})
             case core_actions.SuspendNode(node_id=node_id):

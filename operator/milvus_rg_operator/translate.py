@@ -98,7 +98,22 @@ def declared_group(obj: Mapping[str, Any]) -> DeclaredGroup:
         deleting=bool(meta.get("deletionTimestamp")),
         previous_group_name=(obj.get("status") or {}).get("groupName"),
         created_at=parse_time(meta.get("creationTimestamp")),
+        workload=group_workload(meta["name"], spec),
+        owns_workload=spec.template is not None,
     )
+
+
+def group_workload(cr_name: str, spec: ResourceGroupSpec) -> WorkloadRef | None:
+    """A group's own workload: the one it names, or the StatefulSet it owns from its template."""
+    if spec.scale_target_ref is not None:
+        return WorkloadRef(spec.scale_target_ref.kind, spec.scale_target_ref.name)
+    if spec.template is not None:
+        return WorkloadRef(STATEFULSET, owned_group_statefulset(cr_name))
+    return None
+
+
+def owned_group_statefulset(cr_name: str) -> str:
+    return f"{cr_name}-querynode"
 
 
 def parse_time(value: str | None) -> float:
@@ -116,9 +131,10 @@ def drain_records(pool_obj: Mapping[str, Any]) -> tuple[DrainRecord, ...]:
     )
 
 
-def removal_record(pool_obj: Mapping[str, Any]) -> Removal | None:
-    removing = (pool_obj.get("status", {}).get("scaleDown") or {}).get("removing")
-    return Removal(int(removing["replicas"]), tuple(removing["pods"])) if removing else None
+def removal_records(pool_obj: Mapping[str, Any]) -> tuple[Removal, ...]:
+    removing = (pool_obj.get("status", {}).get("scaleDown") or {}).get("removing") or []
+    return tuple(Removal(int(r["replicas"]), tuple(r["pods"]), str(r.get("workload", ""))) for r in removing
+                 if isinstance(r, Mapping))
 
 
 def milvus_labels(pod: Mapping[str, Any]) -> dict[str, str]:

@@ -188,7 +188,7 @@ def test_status_is_declared_with_a_map_list_of_conditions() -> None:
 def test_only_the_pod_spec_preserves_unknown_fields() -> None:
     preserving = [path for kind in MODELS for path, node in walk(schema_of(kind))
                   if node.get("x-kubernetes-preserve-unknown-fields")]
-    assert preserving == [".spec.template.spec"]
+    assert preserving == [".spec.template.spec", ".spec.template.spec"]  # the pool's and a group's own template
 
 
 # ---------------------------------------------------------------- CEL
@@ -230,6 +230,9 @@ CEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[Any, Any]], list[tuple[An
     ("ResourceGroup", ".spec", "spec.groupName is immutable"): (
         [({"groupName": "a"}, {"groupName": "a"}), ({}, {})],
         [({"groupName": "b"}, {"groupName": "a"}), ({"groupName": "a"}, {}), ({}, {"groupName": "a"})]),
+    ("ResourceGroup", ".spec", "set at most one of spec.scaleTargetRef and spec.template"): (
+        [({"template": {}}, None), ({"scaleTargetRef": {"kind": "Deployment"}}, None), ({}, None)],
+        [({"template": {}, "scaleTargetRef": {"kind": "Deployment"}}, None)]),
     ("ResourceGroup", ".spec", "spec.limits.nodeNum must be >= spec.requests.nodeNum"): (
         [({"requests": {"nodeNum": 2}}, None), ({"requests": {"nodeNum": 2}, "limits": {"nodeNum": 2}}, None)],
         [({"requests": {"nodeNum": 2}, "limits": {"nodeNum": 1}}, None)]),

@@ -47,6 +47,10 @@ def group_specs(draw: st.DrawFn) -> dict[str, Any]:
     for field in ("transferFrom", "transferTo"):
         if draw(st.booleans()):
             spec[field] = draw(st.lists(names, max_size=3, unique=True))
+    if draw(st.booleans()):
+        spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}
+    if draw(st.booleans()):
+        spec["template"] = {"spec": {}}
     return spec
 
 
@@ -82,6 +86,7 @@ def test_rules_render_the_cel_the_crds_carry() -> None:
         "!has(self.milvus.tls) || !has(self.milvus.tls.clientCertSecretRef) || "
         "has(self.milvus.tls.caSecretRef) == true",
     ]
-    assert GROUP_RULES[0].cel() == "!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum"
-    assert GROUP_RULES[1].cel() == ("!has(self.groupName) || !has(self.transferFrom) || "
+    assert GROUP_RULES[0].cel() == "!has(self.template) || has(self.scaleTargetRef) != true"
+    assert GROUP_RULES[1].cel() == "!has(self.limits) || self.limits.nodeNum >= self.requests.nodeNum"
+    assert GROUP_RULES[2].cel() == ("!has(self.groupName) || !has(self.transferFrom) || "
                                     "!(self.groupName in self.transferFrom)")

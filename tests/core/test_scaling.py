@@ -559,7 +559,7 @@ def test_a_shrinking_deployment_gets_deletion_costs_first_then_loses_the_pod_the
     second = scaling.plan_scale(DEPLOYMENT_POOL, groups, 2, WorkloadState(DEPLOYMENT_REF, 3, 3), costed, milvus, (),
                                 milvus_plan_empty=True, now=NOW)
     assert second.replicas == 2 and second.removing == ("p1",) and not second.costs
-    assert second.removal == Removal(2, ("p1",))
+    assert second.removals == (Removal(2, ("p1",), f"Deployment {STS}"),)
 
 
 def test_without_costs_a_replicaset_would_remove_a_serving_pod_so_nothing_is_lowered() -> None:
@@ -586,9 +586,9 @@ def test_a_pod_that_was_to_go_and_still_runs_is_reported_once() -> None:
     pods = rs_pods("p0", "p2", costs=costs)  # scaled 3 -> 2 for p2 to go: p1 went instead
     plan = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 2)], 2, WorkloadState(DEPLOYMENT_REF, 2, 2), pods,
                               milvus, (), milvus_plan_empty=True, now=NOW, removal=Removal(2, ("p2",)))
-    assert plan.unexpected == ("p2",) and plan.removal is None
+    assert plan.unexpected == ("p2",) and plan.removals == ()
     assert [e[1] for e in plan.events] == ["UnexpectedRemoval"]
     waiting = scaling.plan_scale(DEPLOYMENT_POOL, [group("rg1", 2)], 2, WorkloadState(DEPLOYMENT_REF, 2, 2),
                                  [*pods, *rs_pods("p3")], milvus, (), milvus_plan_empty=True, now=NOW,
                                  removal=Removal(2, ("p2",)))
-    assert waiting.unexpected == () and waiting.removal == Removal(2, ("p2",))  # 3 pods run: not done yet
+    assert waiting.unexpected == () and waiting.removals == (Removal(2, ("p2",)),)  # 3 pods run: not done yet

@@ -111,7 +111,9 @@ def _tag_operator_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
-    body = {"milvus": {"uri": "placeholder"}, "statefulSetName": STATEFULSET, **spec}
+    # Resync every 5 s (the least allowed): Milvus moves nodes by itself (a crashed node's group refilled) and the
+    # labels that say where follow at the next resync; the tests wait less than the 30 s default for it.
+    body = {"milvus": {"uri": "placeholder"}, "statefulSetName": STATEFULSET, "resyncSeconds": 5, **spec}
     if "scaleTargetRef" in spec:
         body.pop("statefulSetName")
     return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "QueryNodePool", "metadata": {"name": name},

@@ -85,6 +85,20 @@ async def test_demo_runs_the_docs_practice_and_exits_zero(tmp_path: Path, versio
     assert all(reason in out for reason in ("GroupCreated", "GroupsUpdated", "ScaledOut", "ScaledIn")), out
 
 
+def settled_world(harness: OperatorHarness) -> Any:
+    """A probe true once two reads in a row see the same pods (names, uids) and Milvus nodes: the same world for
+    the dry run and the first pass (kwok may still replace a just-created pod on the real backend)."""
+    seen: list[Any] = []
+
+    async def probe() -> bool:
+        pods = sorted((p.metadata.name, p.metadata.uid) for p in await harness.pods())
+        nodes = sorted((n.node_id, n.hostname) for n in harness.sandbox.milvus.rm.nodes.values())
+        seen.append((pods, nodes))
+        return len(seen) > 1 and seen[-1] == seen[-2]
+
+    return probe
+
+
 async def test_the_dry_run_plans_exactly_the_operators_first_pass(sandbox_factory: Any) -> None:
     """`plan` and `run` are one planner: on the same world (a StatefulSet of 3 pods registered in Milvus, a pool,
     a valid group and an invalid one), the dry run's actions are the writes of the operator's first pass."""
@@ -92,6 +106,7 @@ async def test_the_dry_run_plans_exactly_the_operators_first_pass(sandbox_factor
     harness = OperatorHarness(sandbox)
     try:
         await harness.install(replicas=3)
+        await wait_for(settled_world(harness), timeout=20, interval=0.5, message="pods and nodes settled")
         manifests = [harness.point_at_sandbox(o) for o in (
             pool_manifest(), group_manifest("rg1", 2), group_manifest("rg2", 1, transferTo=["nowhere"]))]
         cluster = KubernetesClientGateway(new_api_client())

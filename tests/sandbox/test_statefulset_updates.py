@@ -121,9 +121,12 @@ async def test_parallel_rolling_update_keeps_at_most_max_unavailable_pods_down(s
     async with recording(RawApi(sandbox), f"/api/v1/namespaces/{NS}/pods") as recorder:
         await sandbox.kube.store.patch(STATEFULSETS, NS, "db", NEW_IMAGE)
         new = (await status_when(sandbox, "db", updatedReplicas=4, readyReplicas=4))["updateRevision"]
-        await wait_for(lambda: sum(kind == "READY" for kind, _ in ready_events(recorder, new)) == 4,
-                       message="the watch caught up")
-    steps = ready_events(recorder, new)
+        await wait_for(lambda: {pod for kind, pod in ready_events(recorder, new) if kind == "READY"}
+                       == {"db-0", "db-1", "db-2", "db-3"}, message="the watch caught up")
+    # Each pod's first deletion and first Ready at the new revision: kwok (the real tier's kubelets) may delete a
+    # replacement once more after it was Ready (docs/real-kubernetes.md), which is not the controller's doing.
+    seen: set[tuple[str, str]] = set()
+    steps = [step for step in ready_events(recorder, new) if step not in seen and not seen.add(step)]
     assert sorted(pod for kind, pod in steps[:2]) == ["db-2", "db-3"] and {k for k, _ in steps[:2]} == {"DELETED"}
     assert {pod for kind, pod in steps if kind == "DELETED"} == {"db-0", "db-1", "db-2", "db-3"}
     down = 0

@@ -391,6 +391,7 @@ class DrainingNode(StatusModel):
 class ScaleInRecord(StatusModel):
     """A scale-in as made: the replicas written and the pods they were to remove."""
 
+    workload: str | None = Field(default=None, description="The workload, as `<Kind> <name>`.")
     replicas: int = Field(description="Replicas the workload was scaled to.")
     pods: list[str] = Field(description="The pods its controller was to remove.")
 
@@ -402,8 +403,8 @@ class ScaleDownStatus(StatusModel):
     draining: list[DrainingNode] | None = Field(default=None, description="Nodes being drained.")
     suspended_nodes: list[int] | None = Field(default=None,
                                               description="Milvus node IDs the operator suspended.")
-    removing: ScaleInRecord | None = Field(
-        default=None, description="The last scale-in, until the workload is down to its replicas: then the "
+    removing: list[ScaleInRecord] | None = Field(
+        default=None, description="The last scale-in of each workload, until it is down to its replicas: then the "
                                   "operator checks that these pods went (a Warning UnexpectedRemoval if not).")
 
 
@@ -463,12 +464,23 @@ class NodeLimit(SpecModel):
 TransferGroups = Annotated[list[MilvusGroupName], Field(max_length=MAX_TRANSFER_GROUPS)]
 
 
+class GroupScaleTargetRef(SpecModel):
+    """A group's own query-node workload, named as an HPA names its target."""
+
+    api_version: Annotated[str, StringConstraints(pattern=r"^apps/v1$")] = Field(description="apps/v1.")
+    kind: Literal["StatefulSet", "Deployment"] = Field(description="StatefulSet or Deployment.")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)] = Field(
+        description="Name of the workload in the group's namespace.")
+
+
 def _not_containing_group_name(field: str) -> Rule:
     return Rule(Path("groupName").not_in(Path(field)), f"spec.{field} must not contain spec.groupName", f".{field}",
                 unless_absent=("groupName", field))
 
 
 GROUP_RULES = (
+    Rule(Has("scaleTargetRef").differs_from(True), "set at most one of spec.scaleTargetRef and spec.template",
+         ".template", unless_absent=("template",)),
     Rule(Path("limits.nodeNum").at_least(Path("requests.nodeNum")),
          "spec.limits.nodeNum must be >= spec.requests.nodeNum", ".limits.nodeNum", unless_absent=("limits",)),
     _not_containing_group_name("transferFrom"),
@@ -508,10 +520,24 @@ class ResourceGroupSpec(SpecModel):
     transfer_to: TransferGroups | None = Field(
         default=None,
         description="Groups Milvus gives surplus nodes to, in order. Absent: the pool's pending group.")
+    scale_target_ref: GroupScaleTargetRef | None = Field(
+        default=None,
+        description="The group's own query-node workload (one workload per group, as the Helm chart's "
+                    "`replicaResourceGroups` makes them): the operator scales it to the group's requests and drains "
+                    "its chosen pod before a scale-in. Its pods must carry "
+                    "`MILVUS_SERVER_LABEL_RESOURCE_GROUP=<the Milvus group name>` (Milvus >= 2.4.17 reads it as a "
+                    "node label, 2.6.8 also places the node by it); the group gets the matching node filter. "
+                    "Absent: the group's nodes come from the pool's workload.")
+    template: PodTemplate | None = Field(
+        default=None,
+        description="The group's own StatefulSet `<metadata.name>-querynode`, created and owned by the operator "
+                    "from this pod template (its own resources, node selector or zone: a tenant's GPU nodes or node "
+                    "pool); the operator adds `MILVUS_SERVER_LABEL_RESOURCE_GROUP` to its containers.")
     node_labels: Annotated[dict[NodeLabelKey, NodeLabelValue], Field(max_length=MAX_NODE_LABELS)] | None = Field(
         default=None,
         description="Milvus node filter: only nodes with all these labels (from MILVUS_SERVER_LABEL_<KEY> "
-                    "env vars; use role-free keys such as ZONE) may join the group.",
+                    "env vars; use role-free keys such as ZONE) may join the group. With its own workload: "
+                    "default `{RESOURCE_GROUP: <the Milvus group name>}`.",
         json_schema_extra={"x-kubernetes-validations": [
             _cel(f"self.all(k, k.matches('{NODE_LABEL_KEY_PATTERN}'))",
                  "spec.nodeLabels keys must contain only letters, digits and _"),
@@ -556,6 +582,15 @@ class AppliedMilvusConfig(StatusModel):
     node_labels: dict[str, str] | None = Field(default=None, description="node_filter.node_labels in Milvus.")
 
 
+class GroupWorkloadStatus(StatusModel):
+    """The group's own query-node workload."""
+
+    kind: str | None = Field(default=None, description="StatefulSet or Deployment.")
+    name: str | None = Field(default=None, description="Its name.")
+    replicas: int | None = Field(default=None, description="Its replicas.")
+    ready_replicas: int | None = Field(default=None, description="Its ready replicas.")
+
+
 class ResourceGroupStatus(StatusModel):
     """Observed state of the group."""
 
@@ -563,6 +598,7 @@ class ResourceGroupStatus(StatusModel):
     conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, Paused.",
                                                json_schema_extra=CONDITIONS_LIST)
     group_name: str | None = Field(default=None, description="The resolved Milvus group name.")
+    workload: GroupWorkloadStatus | None = Field(default=None, description="The group's own workload, if it has one.")
     nodes: int | None = Field(default=None, description="Nodes Milvus currently places in the group.")
     selector: str | None = Field(default=None,
                                  description=f"Label selector of the group's pods ({LABEL_RESOURCE_GROUP}=...).")

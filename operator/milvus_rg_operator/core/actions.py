@@ -81,6 +81,7 @@ class CreateStatefulSet:
     name: str
     replicas: int
     reason: str
+    group: str | None = None  # the ResourceGroup that owns it (its spec.template); None: the pool
     target: ClassVar[str] = KUBERNETES
     verb: ClassVar[str] = "create_statefulset"
 

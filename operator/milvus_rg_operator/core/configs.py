@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from milvus_rg_operator.core.names import resolve_group_name
+from milvus_rg_operator.core.names import node_filter, resolve_group_name
 from milvus_rg_operator.core.types import (
     DEFAULT_GROUP,
     PENDING_GROUP_LIMIT,
@@ -70,7 +70,7 @@ def desired_configs(pool: DeclaredPool, groups: Sequence[DeclaredGroup],
         requests = group.requests + surge.get(name, 0)
         desired[name] = GroupConfig(
             requests, max(group.effective_limits, requests), _without(transfer_from, deleting),
-            _without(transfer_to, deleting), group.node_labels,
+            _without(transfer_to, deleting), node_filter(group),
         ).normalized()
     return desired
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from milvus_rg_operator.core.types import DeclaredGroup
+from milvus_rg_operator.core.types import GROUP_NODE_LABEL, DeclaredGroup
 
 MAX_GROUP_NAME_LENGTH = 255  # Milvus proxy.maxNameLength: names must be shorter than 256
 MAX_LABEL_VALUE_LENGTH = 63
@@ -42,6 +42,14 @@ def default_group_name(cr_name: str) -> str:
 
 def resolve_group_name(group: DeclaredGroup) -> str:
     return group.group_name if group.group_name is not None else default_group_name(group.cr_name)
+
+
+def node_filter(group: DeclaredGroup) -> tuple[tuple[str, str], ...]:
+    """The group's Milvus node filter: its declared labels, or with its own workload the label its pods carry
+    (`MILVUS_SERVER_LABEL_RESOURCE_GROUP=<group>`, read by Milvus >= 2.4.17 as the node label RESOURCE_GROUP)."""
+    if group.node_labels or group.workload is None:
+        return group.node_labels
+    return ((GROUP_NODE_LABEL, resolve_group_name(group)),)
 
 
 def _digest(name: str) -> str:

@@ -44,6 +44,7 @@ from milvus_rg_operator.core.actions import (
 )
 from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import (
+    GROUP_NODE_LABEL,
     DeclaredGroup,
     DeclaredPool,
     DrainRecord,
@@ -57,9 +58,19 @@ from milvus_rg_operator.core.types import (
     Removal,
 )
 from milvus_rg_operator.core.versions import MilvusSupport
-from milvus_rg_operator.core.workloads import STATEFULSET, WorkloadState
+from milvus_rg_operator.core.workloads import STATEFULSET, WorkloadRef, WorkloadState
 
 PROGRESS_REQUEUE = 1.0  # while something is in flight, look again soon
+
+
+@dataclass(frozen=True)
+class GroupWorkload:
+    """A group's own query-node workload, as observed."""
+
+    group: str  # the ResourceGroup (metadata.name)
+    ref: WorkloadRef
+    state: WorkloadState | None  # None: it does not exist
+    pods: tuple[PodState, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,13 @@ class PassInputs:
     can_create_statefulset: bool = False  # spec.template is set: the operator creates (and owns) a StatefulSet
     pods: Sequence[PodState] = ()
     drains: Sequence[DrainRecord] = ()
-    removal: Removal | None = None  # the last scale-in made, as recorded in status.scaleDown.removing
+    removals: tuple[Removal, ...] = ()  # the last scale-in of each workload, as recorded in status.scaleDown
+    group_workloads: tuple[GroupWorkload, ...] = ()  # the groups' own workloads
+
+    @property
+    def all_pods(self) -> list[PodState]:
+        """The pods of the pool's workload and of its groups' own workloads."""
+        return [*self.pods, *(pod for own in self.group_workloads for pod in own.pods)]
 
 
 @dataclass(frozen=True)
@@ -124,9 +141,11 @@ class GroupSplit:
         return [g.declared for g in self.valid if g.declared is not None]
 
 
-def split_groups(pool: DeclaredPool, groups: Sequence[GroupInput], milvus: MilvusState) -> GroupSplit:
+def split_groups(pool: DeclaredPool, groups: Sequence[GroupInput], milvus: MilvusState,
+                 refused: Sequence[Problem] = ()) -> GroupSplit:
+    """`refused`: problems found besides the groups' specs (their own workloads: `group_workload_problems`)."""
     parsed = [g for g in groups if g.declared is not None]
-    problems = [p for g in groups for p in g.problems]
+    problems = [p for g in groups for p in g.problems] + list(refused)
     problems += validation.validate(pool, pool.name, [g.declared for g in parsed if g.declared is not None],
                                     milvus.groups.keys())
     invalid = {p.name for p in problems if p.kind == RESOURCE_GROUP_KIND}
@@ -150,8 +169,10 @@ def replica_target(pool: DeclaredPool, split: GroupSplit, milvus: MilvusState, c
     declared = split.declared
     owned = {resolve_group_name(g) for g in declared}
     held = {found.name: found.config.requests for g in split.frozen
-            if (found := _milvus_group_of(g, milvus)) is not None and found.name not in owned}
-    desired = scaling.desired_replicas(pool, declared, held=sum(held.values()))
+            if (found := _milvus_group_of(g, milvus)) is not None and found.name not in owned
+            and g.declared is not None and g.declared.workload is None}
+    shared = [g for g in declared if g.workload is None]  # a group with its own workload has its own pods
+    desired = scaling.desired_replicas(pool, shared, held=sum(held.values()))
     if current is not None and any(g.declared is None for g in split.frozen):
         desired = max(desired, current)
     return desired
@@ -160,15 +181,17 @@ def replica_target(pool: DeclaredPool, split: GroupSplit, milvus: MilvusState, c
 def leaving_nodes(inputs: PassInputs) -> set[int]:
     """Nodes whose data must be measured (`distribution/get`) before their pod may go: recorded drains, and
     victims' nodes that serve no group (suspended, or moved to the pending group)."""
-    pool, milvus, workload = inputs.pool, inputs.milvus, inputs.workload
-    if pool is None or milvus is None or workload is None:
+    pool, milvus = inputs.pool, inputs.milvus
+    if pool is None or milvus is None:
         return set()
-    desired = replica_target(pool, split_groups(pool, inputs.groups, milvus), milvus, workload.replicas)
-    # Whoever may go: for a ReplicaSet, what it removes now or once the deletion costs are set.
-    victims = set(scaling.victims(workload, inputs.pods, desired))
-    if workload.ref.ranks_pods:
-        costs = scaling.deletion_costs(inputs.pods, milvus, pool.pending_group, inputs.drains)
-        victims |= set(scaling.victims(workload, inputs.pods, desired, costs))
+    split = split_groups(pool, inputs.groups, milvus, group_workload_problems(pool, inputs))
+    victims: set[str] = set()
+    for unit in scale_units(pool, inputs, split, milvus):
+        # Whoever may go: for a ReplicaSet, what it removes now or once the deletion costs are set.
+        victims |= set(scaling.victims(unit.state, unit.pods, unit.desired))
+        if unit.state.ref.ranks_pods:
+            costs = scaling.deletion_costs(unit.pods, milvus, pool.pending_group, inputs.drains)
+            victims |= set(scaling.victims(unit.state, unit.pods, unit.desired, costs))
     wanted = {d.node_id for d in inputs.drains}
     for node in milvus.nodes.values():
         if node.hostname in victims and milvus.group_of_node(node.node_id) in (None, pool.pending_group):
@@ -188,7 +211,7 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
                                                                "UnsupportedMilvusVersion", inputs.now)),
                         "invalid")
     assert inputs.milvus is not None, "Milvus is observed once the pool is valid and its version supported"
-    split = split_groups(pool, inputs.groups, inputs.milvus)
+    split = split_groups(pool, inputs.groups, inputs.milvus, group_workload_problems(pool, inputs))
     problems = split.problems
     if inputs.workload is None and not inputs.can_create_statefulset:
         problems += (Problem(POOL_KIND, pool.name, pool.workload_field,
@@ -198,6 +221,68 @@ def plan_pass(inputs: PassInputs) -> PassPlan:
     if any(p.kind == POOL_KIND for p in problems):
         return _refused(inputs, problems)
     return _Planner(inputs, pool, inputs.milvus, split, problems).plan()
+
+
+@dataclass(frozen=True)
+class ScaleUnit:
+    """One workload the pass scales: the pool's (its groups' requests and spares) or a group's own (that
+    group's requests)."""
+
+    state: WorkloadState
+    pods: Sequence[PodState]
+    desired: int
+    group: DeclaredGroup | None = None  # the group whose own workload this is
+
+
+def scale_units(pool: DeclaredPool, inputs: PassInputs, split: GroupSplit, milvus: MilvusState) -> list[ScaleUnit]:
+    """The pool's workload first (when it exists), then each valid group's own workload (when it exists)."""
+    units = []
+    if inputs.workload is not None:
+        units.append(ScaleUnit(inputs.workload, inputs.pods,
+                               replica_target(pool, split, milvus, inputs.workload.replicas)))
+    own = {w.group: w for w in inputs.group_workloads}
+    for group in split.declared:
+        found = own.get(group.cr_name)
+        if group.workload is not None and found is not None and found.state is not None:
+            units.append(ScaleUnit(found.state, found.pods, 0 if group.deleting else group.requests, group))
+    return units
+
+
+def group_workload_problems(pool: DeclaredPool, inputs: PassInputs) -> list[Problem]:
+    """Groups whose own workload cannot be used: not found (and not owned), named twice (the older claim wins,
+    the pool's own workload first), a Milvus without node filters (< 2.4.17), or pods that do not carry the
+    group's label."""
+    problems: list[Problem] = []
+    claimed: dict[WorkloadRef, str] = {pool.workload: f"QueryNodePool {pool.name}"}
+    observed_own = {w.group: w for w in inputs.group_workloads}
+    declared = sorted((g.declared for g in inputs.groups if g.declared is not None and g.declared.workload),
+                      key=lambda g: (g.created_at, g.cr_name))
+    support = inputs.support
+    for group in declared:
+        assert group.workload is not None
+        field = "spec.template" if group.owns_workload else "spec.scaleTargetRef"
+        name = resolve_group_name(group)
+        if group.workload in claimed:
+            problems.append(Problem(RESOURCE_GROUP_KIND, group.cr_name, field,
+                                    f"{group.workload} already runs the query nodes of {claimed[group.workload]}"))
+            continue
+        claimed[group.workload] = f"ResourceGroup {group.cr_name}"
+        if support is not None and not support.node_filters:
+            problems.append(Problem(RESOURCE_GROUP_KIND, group.cr_name, field,
+                                    f"a group's own workload needs resource-group node filters: Milvus "
+                                    f"{support.reported} is older than 2.4.17"))
+            continue
+        found = observed_own.get(group.cr_name)
+        if found is None or found.state is None:
+            if not group.owns_workload:
+                problems.append(Problem(RESOURCE_GROUP_KIND, group.cr_name, field, f"{group.workload} not found"))
+            continue
+        unlabelled = [p.name for p in found.pods if p.milvus_labels.get(GROUP_NODE_LABEL) != name]
+        if unlabelled and not group.node_labels:
+            problems.append(Problem(RESOURCE_GROUP_KIND, group.cr_name, field,
+                                    f"pods of {group.workload} do not carry MILVUS_SERVER_LABEL_RESOURCE_GROUP={name}"
+                                    f" (Milvus would not keep them in {name}): {cond.listed(sorted(unlabelled))}"))
+    return problems
 
 
 def workload_problems(pool: DeclaredPool, workload: WorkloadState | None, pods: Sequence[PodState],
@@ -242,20 +327,20 @@ class _Planner:
                                                   "there first")
                          for g in self.split.valid if not g.obj.finalized and not g.obj.deleting]
         milvus_plan = self.group_configs()
+        created = self.create_owned_workloads()
         sts = self.inputs.workload
-        if sts is None:  # spec.template is set (checked before): create it, with the replicas wanted
-            self.actions.append(CreateStatefulSet(
-                self.pool.workload.name, self.desired,
-                f"StatefulSet {self.pool.workload.name} does not exist; spec.template is set"))
+        if sts is None:
             return PassPlan(tuple(self.actions), "progressing", PROGRESS_REQUEUE, self.drains, self.problems,
                             self.desired)
-        scale, after = self.scale_writes(sts, milvus_plan)
+        scale, plans, after = self.scale_writes(milvus_plan)
         # Judged on Milvus as this pass leaves it (its config writes come before the status, and a failed write
         # ends the pass): a change that moves no node converges in the pass that writes it.
-        converged = (scale.replicas in (None, sts.replicas) and not scale.drains and not scale.victims
-                     and sts.ready_replicas == sts.replicas == self.desired
+        converged = (not created and not scale.drains and not scale.victims
+                     and all(plan.replicas in (None, unit.state.replicas)
+                             and unit.state.ready_replicas == unit.state.replicas == unit.desired
+                             for unit, plan in plans)
                      and cond.groups_satisfied(self.groups, after))
-        self.statuses(sts, scale, milvus_plan, after, converged)
+        self.statuses(sts, scale, plans, milvus_plan, after, converged)
         self.actions += [PostEvent(POOL_KIND, self.pool.name, kind, reason, message)
                          for kind, reason, message in scale.events]
         return PassPlan(tuple(self.actions), "converged" if converged else "progressing",
@@ -274,15 +359,43 @@ class _Planner:
                          and by_milvus_name[name].obj.finalized and by_milvus_name[name].obj.deleting]
         return milvus_plan
 
-    def scale_writes(self, sts: WorkloadState,
-                milvus_plan: configs.MilvusPlan) -> tuple[scaling.ScalePlan, MilvusState]:
-        """Drains, pod labels and the replica change; returns the scale plan and Milvus as this pass leaves it."""
+    def create_owned_workloads(self) -> bool:
+        """The StatefulSets the operator owns that do not exist yet: the pool's (spec.template) and groups'
+        (their spec.template), created with the replicas wanted."""
+        actions: list[Action] = []
+        if self.inputs.workload is None:  # spec.template is set (checked before)
+            actions.append(CreateStatefulSet(self.pool.workload.name, self.desired,
+                                             f"StatefulSet {self.pool.workload.name} does not exist; "
+                                             "spec.template is set"))
+        existing = {w.group for w in self.inputs.group_workloads if w.state is not None}
+        for group in self.groups:
+            if group.owns_workload and group.workload is not None and group.cr_name not in existing \
+                    and not group.deleting:
+                actions.append(CreateStatefulSet(group.workload.name, group.requests,
+                                                 f"ResourceGroup {group.cr_name} owns its query nodes "
+                                                 "(spec.template)", group=group.cr_name))
+        self.actions += actions
+        return bool(actions)
+
+    def scale_writes(self, milvus_plan: configs.MilvusPlan
+                     ) -> tuple[scaling.ScalePlan, list[tuple[ScaleUnit, scaling.ScalePlan]], MilvusState]:
+        """Drains, pod labels and the replica changes of every workload; returns the pool's scale plan (the
+        pool's workload's, with every workload's drains, victims and events), each workload's own, and Milvus
+        as this pass leaves it."""
         pool, inputs, drains = self.pool, self.inputs, self.drains
         support = inputs.support
-        scale = scaling.plan_scale(pool, self.groups, self.desired, sts, inputs.pods, self.milvus, drains,
-                                   milvus_plan_empty=milvus_plan.empty, now=inputs.now,
-                                   drain_unsupported=support.message if support and not support.drains_possible
-                                   else None, removal=inputs.removal)
+        removals = {r.workload: r for r in inputs.removals}
+        plans: list[tuple[ScaleUnit, scaling.ScalePlan]] = []
+        for unit in scale_units(pool, inputs, self.split, self.milvus):
+            names = {p.name for p in unit.pods}
+            own = [d for d in drains if d.pod in names]
+            elsewhere = sum(1 for d in drains if d.pod not in names and d.phase != scaling.DRAINED)
+            plans.append((unit, scaling.plan_scale(
+                pool, self.groups, unit.desired, unit.state, unit.pods, self.milvus, own,
+                milvus_plan_empty=milvus_plan.empty, now=inputs.now,
+                drain_unsupported=support.message if support and not support.drains_possible else None,
+                removal=removals.get(str(unit.state.ref)), active_elsewhere=elsewhere)))
+        scale = combined(plans)
         if self.records_change(scale):
             # Record first, act second: a restart must find every drain it may have started, and the scale-in it
             # made (to check which pods went).
@@ -292,13 +405,16 @@ class _Planner:
         self.actions += [ResumeNode(node_id, pod_of_node.get(node_id) or "?", "out of every group with no drain "
                                     "recorded for it: only a recorded drain may hold a node out")
                          for node_id in scale.resume]
-        self.actions += [SuspendNode(node_id,
-                                     records[node_id].pod if node_id in records else pod_of_node.get(node_id, "?"),
-                                     records[node_id].group if node_id in records else "?",
-                                     f"draining {records[node_id].pod if node_id in records else 'its pod'} before "
-                                     f"scale-in ({'its rank makes it the pod' if sts.ref.ranks_pods else 'the pod'} "
-                                     f"{sts.ref} removes)")
-                         for node_id in scale.suspend]
+        for unit, plan in plans:
+            ref = unit.state.ref
+            self.actions += [SuspendNode(node_id, records[node_id].pod, records[node_id].group,
+                                         f"draining {records[node_id].pod} before scale-in "
+                                         f"({'its rank makes it the pod' if ref.ranks_pods else 'the pod'} "
+                                         f"{ref} removes)")
+                             for node_id in plan.suspend if node_id in records]
+            self.actions += [SuspendNode(node_id, pod_of_node.get(node_id, "?"), "?", "draining its pod before "
+                                         "scale-in (suspended again: a restarted coordinator put it back)")
+                             for node_id in plan.suspend if node_id not in records]
         # A drain that starts surging raises its group's config now (its record is written above), and one that
         # stopped surging (its node just suspended) lowers it now: Milvus never sees the group short of its
         # surged requests, and the replacement comes one pass sooner.
@@ -310,26 +426,27 @@ class _Planner:
                 resurge = configs.MilvusPlan(update=resurge.update)
                 self.actions += milvus_actions(resurge, after, self.split.valid, pool, scale.drains)
                 after = predicted_milvus(after, resurge)
-        label_patches = labels.plan_pod_labels(inputs.pods, self.milvus, pool.pending_group,
+        label_patches = labels.plan_pod_labels(inputs.all_pods, self.milvus, pool.pending_group,
                                                {d.pod for d in scale.drains}, scale.costs)
         self.actions += [LabelPod(pod, patch, "where Milvus placed the pod's node")
                          for pod, patch in label_patches.items()]
-        if scale.replicas is not None and scale.replicas != sts.replicas:
-            self.actions.append(ScaleWorkload(
-                sts.ref, sts.replicas, scale.replicas,
-                _scale_reason(sts, scale, self.desired, self.milvus, drains)))
-        return scale, after
+        for unit, plan in plans:
+            if plan.replicas is not None and plan.replicas != unit.state.replicas:
+                self.actions.append(ScaleWorkload(unit.state.ref, unit.state.replicas, plan.replicas,
+                                                  _scale_reason(unit, plan, self.milvus, drains)))
+        return scale, plans, after
 
     def records_change(self, scale: scaling.ScalePlan) -> bool:
-        return tuple(scale.drains) != self.drains or scale.removal != self.inputs.removal
+        return tuple(scale.drains) != self.drains or scale.removals != self.inputs.removals
 
-    def statuses(self, sts: WorkloadState, scale: scaling.ScalePlan, milvus_plan: configs.MilvusPlan,
+    def statuses(self, sts: WorkloadState, scale: scaling.ScalePlan,
+                 plans: Sequence[tuple[ScaleUnit, scaling.ScalePlan]], milvus_plan: configs.MilvusPlan,
                  after: MilvusState, converged: bool) -> None:
         inputs, pool_obj = self.inputs, self.inputs.pool_obj
         if self.records_change(scale):  # RecordDrains wrote it already
             pool_obj = replace(pool_obj, status={**pool_obj.status, "scaleDown": scale_down_status(scale)})
         pool_status = cond.pool_status(
-            self.pool, self.groups, self.desired, sts, inputs.pods, after, scale, milvus_plan,
+            self.pool, self.groups, self.desired, sts, inputs.all_pods, after, scale, milvus_plan,
             generation=pool_obj.generation, previous=pool_obj.status, now=inputs.now,
             scale_down=scale_down_status(scale), converged=converged,
         )
@@ -338,22 +455,45 @@ class _Planner:
         self.actions += reporting.status_write(POOL_KIND, pool_obj, pool_status, "what the pass observed and did")
         self.actions += observed.observed_events(self.pool, inputs.pool_obj.status, undeclared, inputs.groups,
                                                  self.milvus, observed.label_holders(inputs.pods, self.milvus))
-        pods = cond.pod_index(inputs.pods)
+        pods = cond.pod_index(inputs.all_pods)
+        own = {unit.group.cr_name: (unit, plan) for unit, plan in plans if unit.group is not None}
         for g in self.split.valid:
             assert g.declared is not None
             status = cond.group_status(g.declared, after, pods, milvus_plan, generation=g.obj.generation,
                                        previous=g.obj.status, now=inputs.now)
+            if g.obj.name in own:
+                unit, _ = own[g.obj.name]
+                status["workload"] = {"kind": unit.state.ref.kind, "name": unit.state.ref.name,
+                                      "replicas": unit.state.replicas, "readyReplicas": unit.state.ready_replicas}
             self.actions += reporting.status_write(RESOURCE_GROUP_KIND, g.obj, status,
                                                    "where Milvus placed the group's nodes")
         self.actions += reporting.frozen_group_actions(self.split.frozen, self.problems, inputs.now)
 
 
+def combined(plans: Sequence[tuple[ScaleUnit, scaling.ScalePlan]]) -> scaling.ScalePlan:
+    """The pool's scale plan: its own workload's (first) with every workload's drains, suspends, resumes,
+    victims, events, costs and scale-in records."""
+    parts = [plan for _, plan in plans]
+    if not parts:
+        return scaling.ScalePlan()
+    first = parts[0]
+    blocked = next((p for p in parts if p.blocked), first)
+    return replace(
+        first, suspend=tuple(n for p in parts for n in p.suspend),
+        resume=tuple(sorted({n for p in parts for n in p.resume})),
+        drains=tuple(sorted((d for p in parts for d in p.drains), key=lambda d: d.pod)),
+        victims=tuple(v for p in parts for v in p.victims), blocked=blocked.blocked,
+        blocked_reason=blocked.blocked_reason, stalled=tuple(s for p in parts for s in p.stalled),
+        events=tuple(e for p in parts for e in p.events), costs={k: v for p in parts for k, v in p.costs.items()},
+        removals=tuple(r for p in parts for r in p.removals), unexpected=tuple(u for p in parts for u in p.unexpected))
+
+
 def scale_down_status(scale: scaling.ScalePlan) -> dict[str, Any]:
-    """status.scaleDown: the drains, and the scale-in to check (`removing`: null once checked)."""
-    removal = scale.removal
+    """status.scaleDown: the drains, and each workload's scale-in to check (`removing`)."""
     return {"victims": list(scale.victims), "draining": drain_status(scale.drains),
             "suspendedNodes": sorted({d.node_id for d in scale.drains}),
-            "removing": {"replicas": removal.replicas, "pods": list(removal.pods)} if removal else None}
+            "removing": [{"workload": r.workload, "replicas": r.replicas, "pods": list(r.pods)}
+                         for r in scale.removals]}
 
 
 def _milvus_group_of(group: GroupInput, milvus: MilvusState) -> MilvusGroup | None:
@@ -373,10 +513,12 @@ def _drain_change(before: Sequence[DrainRecord], after: Sequence[DrainRecord]) -
     return "drains changed: " + ", ".join(parts) if parts else "drain records refreshed"
 
 
-def _scale_reason(workload: WorkloadState, scale: scaling.ScalePlan, desired: int, milvus: MilvusState,
+def _scale_reason(unit: ScaleUnit, scale: scaling.ScalePlan, milvus: MilvusState,
                   drains: Sequence[DrainRecord]) -> str:
-    if (scale.replicas or 0) > workload.replicas:
-        return f"{desired} query nodes wanted: the groups' requests + spareNodes, within minNodes/maxNodes"
+    if (scale.replicas or 0) > unit.state.replicas:
+        if unit.group is not None:
+            return f"{unit.desired} query nodes wanted: the requests of ResourceGroup {unit.group.cr_name}"
+        return f"{unit.desired} query nodes wanted: the groups' requests + spareNodes, within minNodes/maxNodes"
     drained = {d.pod: d for d in drains}
     details = []
     for pod in scale.removing:
@@ -389,7 +531,7 @@ def _scale_reason(workload: WorkloadState, scale: scaling.ScalePlan, desired: in
                 else "data not measured")
         where = "drained" if record else (milvus.group_of_node(node.node_id) or "in no group")
         details.append(f"{pod} {where}: {data}")
-    return f"desired {desired}; " + "; ".join(details)
+    return f"desired {unit.desired}; " + "; ".join(details)
 
 
 def config_changes(name: str, old: GroupConfig | None, new: GroupConfig) -> str:

@@ -21,7 +21,7 @@ import collections
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from milvus_rg_operator.core.names import resolve_group_name
+from milvus_rg_operator.core.names import node_filter, resolve_group_name
 from milvus_rg_operator.core.types import (
     DeclaredGroup,
     DeclaredPool,
@@ -64,7 +64,7 @@ class ScalePlan:
     events: tuple[Event, ...] = ()
     costs: Mapping[str, int] = field(default_factory=dict)  # pod -> deletion cost to set (where it differs)
     removing: tuple[str, ...] = ()  # the pods the workload's controller removes for `replicas`, in its order
-    removal: Removal | None = None  # the scale-in to check once done (new, or still under way)
+    removals: tuple[Removal, ...] = ()  # the scale-in to check once done (new, or still under way)
     unexpected: tuple[str, ...] = ()  # pods that were to go and still run: Kubernetes removed others
 
 
@@ -114,18 +114,20 @@ def deletion_costs(pods: Sequence[PodState], milvus: MilvusState, pending_group:
 def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, workload: WorkloadState,
                pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
                *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None,
-               removal: Removal | None = None) -> ScalePlan:
+               removal: Removal | None = None, active_elsewhere: int = 0) -> ScalePlan:
     """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None. `removal`: the last
-    scale-in made, as recorded."""
+    scale-in made, as recorded. `active_elsewhere`: drains under way in the pool's other workloads
+    (maxUnavailable is the pool's)."""
     return _Planner(pool, groups, desired, workload, pods, milvus, drains, milvus_plan_empty, now,
-                    drain_unsupported, removal).plan()
+                    drain_unsupported, removal, active_elsewhere).plan()
 
 
 class _Planner:
     def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
                  workload: WorkloadState, pods: Sequence[PodState], milvus: MilvusState,
                  drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float,
-                 drain_unsupported: str | None, removal: Removal | None) -> None:
+                 drain_unsupported: str | None, removal: Removal | None, active_elsewhere: int) -> None:
+        self.active_elsewhere = active_elsewhere
         self.pool, self.desired, self.workload, self.milvus, self.now = pool, desired, workload, milvus, now
         self.removal = removal
         self.unexpected: tuple[str, ...] = ()
@@ -142,7 +144,7 @@ class _Planner:
         self.cost_changes = {pod: cost for pod, cost in self.costs.items() if shrinking
                              and not self.pods[pod].terminating and deletion_cost(self.pods[pod]) != cost}
         self.requests = {resolve_group_name(g): g.requests for g in groups if not g.deleting}
-        self.labels = {resolve_group_name(g): dict(g.node_labels) for g in groups if not g.deleting}
+        self.labels = {resolve_group_name(g): dict(node_filter(g)) for g in groups if not g.deleting}
         self.events: list[Event] = []
         self.resume: list[int] = []
         self.suspend: list[int] = []
@@ -238,7 +240,7 @@ class _Planner:
             self.events.append(("Normal", "ScaledIn", f"scaling query nodes {current} -> {replicas}"))
         removing = tuple(leaving) if replicas is not None else ()
         if replicas is not None and removing:
-            self.removal = Removal(replicas, removing)
+            self.removal = Removal(replicas, removing, str(self.workload.ref))
         final = {pod: r for pod, r in records.items() if pod not in removing}
         return self.result(replicas, final, wanted, blocked, removing)
 
@@ -271,7 +273,8 @@ class _Planner:
             drains=ordered, victims=tuple(wanted), blocked=blocked[1] if blocked else None,
             blocked_reason=blocked[0] if blocked else None,
             stalled=tuple(r.pod for r in ordered if r.phase == STALLED), events=tuple(self.events),
-            costs=dict(self.cost_changes), removing=removing, removal=self.removal, unexpected=self.unexpected,
+            costs=dict(self.cost_changes), removing=removing,
+            removals=(self.removal,) if self.removal else (), unexpected=self.unexpected,
         )
 
     def groups_short_of_nodes(self, records: Iterable[DrainRecord]) -> list[str]:
@@ -406,7 +409,7 @@ class _Planner:
     def start_drains(self, blocking: Sequence[str], records: dict[str, DrainRecord]) -> tuple[str, str] | None:
         """Drain the highest serving victims, at most maxUnavailable at a time.
         Returns (reason, message) saying why scale-in waits."""
-        active = sum(1 for r in records.values() if r.phase != DRAINED)
+        active = sum(1 for r in records.values() if r.phase != DRAINED) + self.active_elsewhere
         reasons: list[tuple[str, str]] = []
         stalled = [r.pod for r in records.values() if r.phase == STALLED]
         if stalled:

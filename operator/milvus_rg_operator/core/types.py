@@ -33,6 +33,7 @@ class GroupConfig:
 
 
 STATEFULSET, DEPLOYMENT, MILVUS = "StatefulSet", "Deployment", "Milvus"  # the workload kinds (core.workloads)
+GROUP_NODE_LABEL = "RESOURCE_GROUP"  # from MILVUS_SERVER_LABEL_RESOURCE_GROUP: the node label naming a node's group
 API_VERSIONS: Mapping[str, str] = {STATEFULSET: "apps/v1", DEPLOYMENT: "apps/v1", MILVUS: "milvus.io/v1beta1"}
 
 
@@ -95,6 +96,8 @@ class DeclaredGroup:
     deleting: bool = False
     previous_group_name: str | None = None  # as recorded in status: detects a changed groupName
     created_at: float = 0.0  # metadata.creationTimestamp: of two claims on one Milvus name, the older wins
+    workload: WorkloadRef | None = None  # the group's own query-node workload; None: the pool's
+    owns_workload: bool = False  # created from spec.template (a StatefulSet the operator owns)
 
     @property
     def effective_limits(self) -> int:
@@ -228,6 +231,7 @@ class Removal:
 
     replicas: int
     pods: tuple[str, ...]
+    workload: str = ""  # str(WorkloadRef): the pool's or a group's
 
 
 @dataclass(frozen=True)

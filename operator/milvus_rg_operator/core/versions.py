@@ -15,6 +15,8 @@ Milvus reports versions as `v2.5.4`, `2.4.10`, `v2.3.5-lite` (the PyPI build), `
 - `distribution/get` writes segment ids as strings from PR #39927 (2.4.23) / #39926 (2.5 branch,
   2.5.5 inferred from its merge date) and in 2.6; older servers write integers and leave out empty
   keys. The adapter reads both shapes whatever the version: no gate.
+- 2.4.17: resource-group node filters (`node_filter.node_labels`, nodes labelled by `MILVUS_SERVER_LABEL_<KEY>`;
+  the 2.4.17 release notes): what a group with its own workload needs to take only that workload's nodes.
 - 2.6.0: streaming nodes serve the channels (`internal/streamingnode`; one MixCoord runs the coordinators).
   A query node holds sealed segments only, so its drain is over once they are gone (`distribution/get`
   shows it no channel); the query node embedded in each streaming node is listed by `node/list` but is
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 
 DECLARATIVE_API = (2, 4, 1)
 SUSPEND_LEAVES_GROUP = (2, 4, 10)
+NODE_FILTERS = (2, 4, 17)  # node_filter.node_labels, from MILVUS_SERVER_LABEL_<KEY>: a group's own workload
 STREAMING = (2, 6, 0)
 GROUPS_FROM_LABELS = (2, 6, 8)
 
@@ -81,6 +84,7 @@ class MilvusSupport:
     message: str  # empty when everything is supported
     streaming: bool = False  # streaming nodes hold the channels; embedded query nodes are listed in no group
     groups_from_labels: bool = False  # a node labelled MILVUS_SERVER_LABEL_RESOURCE_GROUP joins (creates) it
+    node_filters: bool = False  # groups take only nodes with their labels: groups may have their own workloads
 
     @property
     def drains_possible(self) -> bool:
@@ -116,4 +120,5 @@ def milvus_support(reported: str) -> MilvusSupport:
     else:
         message = ""
     return MilvusSupport(reported, version, supported=supported, suspend_leaves_group=leaves, message=message,
-                         streaming=version.at_least(STREAMING), groups_from_labels=version.at_least(GROUPS_FROM_LABELS))
+                         streaming=version.at_least(STREAMING), groups_from_labels=version.at_least(GROUPS_FROM_LABELS),
+                         node_filters=version.at_least(NODE_FILTERS))
