@@ -126,7 +126,8 @@ def drain_records(pool_obj: Mapping[str, Any]) -> tuple[DrainRecord, ...]:
     draining = pool_obj.get("status", {}).get("scaleDown", {}).get("draining", [])
     return tuple(
         DrainRecord(pod=d["pod"], node_id=int(d["nodeId"]), group=d.get("group", ""),
-                    started_at=parse_time(d.get("startedAt")), phase=d.get("phase", "Suspending"))
+                    started_at=parse_time(d.get("startedAt")), phase=d.get("phase", "Suspending"),
+                    relocate=bool(d.get("relocate")))
         for d in draining
     )
 

@@ -291,6 +291,10 @@ class OperatorHarness:
         finally:
             await client.close()
 
+    async def placement_of(self, group: str, nodes: int) -> bool:
+        """A probe: Milvus places exactly `nodes` nodes in `group`."""
+        return len((await self.placement()).get(group, [])) == nodes
+
     async def group_config(self, name: str) -> Any:
         client = self.milvus_client()
         try:

@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from milvus_rg_operator.adapters.kube import POOL_PLURAL
+from milvus_rg_operator.adapters.kube import POOL_PLURAL, RESOURCE_GROUP_PLURAL
 from milvus_rg_operator.core.workloads import DELETION_COST
-from tests.integration.harness import NAMESPACE, SHAPES, OperatorHarness, group_manifest, operator_on_sandbox
+from tests.integration.harness import (
+    NAMESPACE,
+    SHAPES,
+    OperatorHarness,
+    group_manifest,
+    operator_on_sandbox,
+    pool_manifest,
+)
 from tests.integration.invariants import InvariantChecker
 from tests.support import wait_for
 
@@ -82,3 +89,62 @@ async def test_scale_out_and_in_with_data_loaded_removes_no_pod_that_serves(sand
             assert all(DELETION_COST in (pod.metadata.annotations or {}) for pod in await harness.pods())
         pool = await harness.get(POOL_PLURAL, "milvus") or {}
         assert not ((pool.get("status") or {}).get("scaleDown") or {}).get("removing"), pool.get("status")
+
+
+@pytest.mark.parametrize("milvus_version", ["v2.5.16", "v2.6.8"])
+async def test_a_group_with_its_own_deployment_beside_groups_of_the_pool(sandbox_factory: Any,
+                                                                         milvus_version: str) -> None:
+    """One workload per group (the Helm chart's replicaResourceGroups): `gpu` is served by its own Deployment,
+    whose pods carry MILVUS_SERVER_LABEL_RESOURCE_GROUP=gpu (2.5: a node filter keeps them there; 2.6.8: Milvus
+    places them by it), beside rg1 served from the pool's StatefulSet. Each workload is scaled to its groups'
+    requests; a scale-in of gpu drains and removes only gpu's pods, none while it serves."""
+    async with operator_on_sandbox(sandbox_factory, replicas=1, milvus_version=milvus_version,
+                                   seed=3) as harness:
+        gpu = (await harness.sandbox.create_query_node_deployment(replicas=1, resource_group="gpu"))["metadata"]["name"]
+        await harness.apply(pool_manifest(), group_manifest("default", 1, groupName=DEFAULT),
+                            group_manifest("rg1", 1),
+                            group_manifest("gpu", 2, scaleTargetRef={"apiVersion": "apps/v1", "kind": "Deployment",
+                                                                     "name": gpu}))
+        await harness.wait_converged({DEFAULT: 1, "rg1": 1, "gpu": 2}, replicas=2, timeout=60)
+
+        async def gpu_pods() -> list[str]:
+            pods = await asyncio.to_thread(harness.core.list_namespaced_pod, NAMESPACE,
+                                           label_selector="milvus.io/resource-group=gpu")
+            return sorted(p.metadata.name for p in pods.items if not p.metadata.deletion_timestamp)
+
+        placement = await harness.placement()
+        assert placement["gpu"] == await gpu_pods() and len(placement["gpu"]) == 2
+        assert not set(placement["rg1"]) & set(placement["gpu"])
+        config = await harness.group_config("gpu")
+        assert [(kv.key, kv.value) for kv in config.node_filter.node_labels] == [("RESOURCE_GROUP", "gpu")]
+
+        harness.sandbox.milvus.load_collection("books", replica_number=1, resource_groups=["gpu"], segments=4,
+                                               channels=1)
+        await wait_for(lambda: not harness.sandbox.milvus.unserved_segments(), timeout=30, message="data loaded")
+        async with InvariantChecker(harness.sandbox, groups={DEFAULT: 1, "rg1": 1, "gpu": 1},
+                                    pending=PENDING) as checker:
+            await harness.apply(group_manifest("gpu", 3, scaleTargetRef={"apiVersion": "apps/v1",
+                                                                         "kind": "Deployment", "name": gpu}))
+            await wait_for(lambda: harness.placement_of("gpu", 3), timeout=60, message="gpu at 3 nodes")
+            await harness.apply(group_manifest("gpu", 1, scaleTargetRef={"apiVersion": "apps/v1",
+                                                                         "kind": "Deployment", "name": gpu}))
+            await wait_for(lambda: harness.placement_of("gpu", 1), timeout=60, message="gpu at 1 node")
+            await wait_for(lambda: gpu_pods_count(harness, gpu, 1), timeout=60, message="gpu's Deployment at 1")
+        checker.assert_ok()
+        assert {group for _, group in checker.removed} <= {None}, checker.removed
+        assert await harness.replicas() == 2  # the pool's StatefulSet is untouched
+
+        async def gpu_status() -> Any:
+            group = await harness.get(RESOURCE_GROUP_PLURAL, "gpu") or {}
+            return (group.get("status") or {}).get("workload") == {"kind": "Deployment", "name": gpu, "replicas": 1,
+                                                                   "readyReplicas": 1}
+
+        await wait_for(gpu_status, timeout=20, message="gpu's status showing its Deployment at 1")
+
+
+async def gpu_pods_count(harness: OperatorHarness, deployment: str, replicas: int) -> bool:
+    found = await asyncio.to_thread(harness.apps.read_namespaced_deployment, deployment, NAMESPACE)
+    pods = await asyncio.to_thread(harness.core.list_namespaced_pod, NAMESPACE,
+                                   label_selector="milvus.io/resource-group=gpu")
+    live = [p for p in pods.items if not p.metadata.deletion_timestamp]
+    return bool(found.spec.replicas == replicas and len(live) == replicas)

@@ -386,6 +386,9 @@ class DrainingNode(StatusModel):
         description="Progress of the drain: Surging (the group's config is raised by one until Milvus "
                     "adds the replacement), Suspending, WaitingForReplacement, MovingData, Drained, "
                     "Stalled (timed out).")
+    relocate: bool | None = Field(default=None, description="The pod stays: its node sits in another group than "
+                                  "its workload's and is drained out of it, then resumed for Milvus to place it "
+                                  "anew.")
 
 
 class ScaleInRecord(StatusModel):

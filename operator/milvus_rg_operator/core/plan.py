@@ -394,7 +394,9 @@ class _Planner:
                 pool, self.groups, unit.desired, unit.state, unit.pods, self.milvus, own,
                 milvus_plan_empty=milvus_plan.empty, now=inputs.now,
                 drain_unsupported=support.message if support and not support.drains_possible else None,
-                removal=removals.get(str(unit.state.ref)), active_elsewhere=elsewhere)))
+                removal=removals.get(str(unit.state.ref)), active_elsewhere=elsewhere,
+                own_group=resolve_group_name(unit.group) if unit.group else None,
+                others=[p for p in inputs.all_pods if p.name not in names])))
         scale = combined(plans)
         if self.records_change(scale):
             # Record first, act second: a restart must find every drain it may have started, and the scale-in it
@@ -402,15 +404,15 @@ class _Planner:
             self.actions.append(RecordDrains(scale_down_status(scale), _drain_change(drains, scale.drains)))
         pod_of_node = {n.node_id: n.hostname for n in self.milvus.nodes.values()}
         records = {d.node_id: d for d in scale.drains}
-        self.actions += [ResumeNode(node_id, pod_of_node.get(node_id) or "?", "out of every group with no drain "
+        relocated = {d.node_id: d for d in drains if d.relocate} if scale.resume else {}
+        self.actions += [ResumeNode(node_id, pod_of_node.get(node_id) or "?",
+                                    f"relocated out of {relocated[node_id].group} and holds no data: Milvus places "
+                                    "it anew" if node_id in relocated else "out of every group with no drain "
                                     "recorded for it: only a recorded drain may hold a node out")
                          for node_id in scale.resume]
         for unit, plan in plans:
-            ref = unit.state.ref
             self.actions += [SuspendNode(node_id, records[node_id].pod, records[node_id].group,
-                                         f"draining {records[node_id].pod} before scale-in "
-                                         f"({'its rank makes it the pod' if ref.ranks_pods else 'the pod'} "
-                                         f"{ref} removes)")
+                                         _suspend_reason(records[node_id], unit))
                              for node_id in plan.suspend if node_id in records]
             self.actions += [SuspendNode(node_id, pod_of_node.get(node_id, "?"), "?", "draining its pod before "
                                          "scale-in (suspended again: a restarted coordinator put it back)")
@@ -502,7 +504,7 @@ def _milvus_group_of(group: GroupInput, milvus: MilvusState) -> MilvusGroup | No
 
 def drain_status(records: Sequence[DrainRecord]) -> list[dict[str, Any]]:
     return [{"pod": r.pod, "nodeId": r.node_id, "group": r.group, "startedAt": cond.iso(r.started_at),
-             "phase": r.phase} for r in records]
+             "phase": r.phase, **({"relocate": True} if r.relocate else {})} for r in records]
 
 
 def _drain_change(before: Sequence[DrainRecord], after: Sequence[DrainRecord]) -> str:
@@ -532,6 +534,15 @@ def _scale_reason(unit: ScaleUnit, scale: scaling.ScalePlan, milvus: MilvusState
         where = "drained" if record else (milvus.group_of_node(node.node_id) or "in no group")
         details.append(f"{pod} {where}: {data}")
     return f"desired {unit.desired}; " + "; ".join(details)
+
+
+def _suspend_reason(record: DrainRecord, unit: ScaleUnit) -> str:
+    ref = unit.state.ref
+    if record.relocate and unit.group is not None:
+        return (f"relocating {record.pod}: its node serves {record.group}, not {resolve_group_name(unit.group)} "
+                f"({ref}'s group); resumed once drained, for Milvus to place it anew")
+    return (f"draining {record.pod} before scale-in ({'its rank makes it the pod' if ref.ranks_pods else 'the pod'} "
+            f"{ref} removes)")
 
 
 def config_changes(name: str, old: GroupConfig | None, new: GroupConfig) -> str:

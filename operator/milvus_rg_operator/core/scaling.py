@@ -13,6 +13,12 @@ A drain follows the node id it recorded, never the pod's hostname: once suspende
 `HandleNodeDown`) the node is in no group and the management API's node list has no hostname for it.
 It is done only when that node id holds no sealed segments and no channels (`distribution/get`) and its
 group is back at its requests, or when the process is gone from Milvus altogether.
+
+Relocation uses the same drain for a pod that stays: Milvus fills a group short of nodes with any node the
+group accepts, and a group without node labels accepts every node, so a node of a group's own workload can
+land in another group (and serve it). Such a node is drained out of that group, then resumed: Milvus assigns
+it as an incoming node, to the group missing nodes that accepts it (2.6.8+: the group its RESOURCE_GROUP label
+names), its own.
 """
 
 from __future__ import annotations
@@ -114,20 +120,26 @@ def deletion_costs(pods: Sequence[PodState], milvus: MilvusState, pending_group:
 def plan_scale(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int, workload: WorkloadState,
                pods: Sequence[PodState], milvus: MilvusState, drains: Sequence[DrainRecord],
                *, milvus_plan_empty: bool, now: float, drain_unsupported: str | None = None,
-               removal: Removal | None = None, active_elsewhere: int = 0) -> ScalePlan:
+               removal: Removal | None = None, active_elsewhere: int = 0, own_group: str | None = None,
+               others: Sequence[PodState] = ()) -> ScalePlan:
     """`drain_unsupported`: why this Milvus cannot drain a node (its version), or None. `removal`: the last
     scale-in made, as recorded. `active_elsewhere`: drains under way in the pool's other workloads
-    (maxUnavailable is the pool's)."""
+    (maxUnavailable is the pool's). `own_group`: the Milvus group whose own workload this is (its pods' nodes
+    placed elsewhere are relocated), None for the pool's. `others`: the pool's other workloads' pods (a
+    replacement may run there)."""
     return _Planner(pool, groups, desired, workload, pods, milvus, drains, milvus_plan_empty, now,
-                    drain_unsupported, removal, active_elsewhere).plan()
+                    drain_unsupported, removal, active_elsewhere, own_group, others).plan()
 
 
 class _Planner:
     def __init__(self, pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired: int,
                  workload: WorkloadState, pods: Sequence[PodState], milvus: MilvusState,
                  drains: Sequence[DrainRecord], milvus_plan_empty: bool, now: float,
-                 drain_unsupported: str | None, removal: Removal | None, active_elsewhere: int) -> None:
-        self.active_elsewhere = active_elsewhere
+                 drain_unsupported: str | None, removal: Removal | None, active_elsewhere: int,
+                 own_group: str | None, others: Sequence[PodState]) -> None:
+        self.active_elsewhere, self.own_group = active_elsewhere, own_group
+        self.everyone = {p.name: p for p in (*others, *pods)}
+        self.relocating: dict[str, DrainRecord] = {}
         self.pool, self.desired, self.workload, self.milvus, self.now = pool, desired, workload, milvus, now
         self.removal = removal
         self.unexpected: tuple[str, ...] = ()
@@ -177,6 +189,8 @@ class _Planner:
         self.wanted = set(wanted)
         kept = self.settle_records(self.wanted)
         self.resume_orphans(self.wanted, kept)
+        self.relocating = self.relocate(kept)
+        kept = {pod: r for pod, r in kept.items() if not r.relocate}
         if self.desired > current:
             self.events.append(("Normal", "ScaledOut", f"scaling query nodes {current} -> {self.desired}"))
             return self.result(self.desired, kept, ())
@@ -192,7 +206,7 @@ class _Planner:
         if self.workload.rolling:
             return self.result(None, kept, wanted, ("WaitingForRollout", f"{self.workload.ref} is rolling out "
                                                     f"({self.workload.rolling}): scale-in waits, never fights it"))
-        records = self.progress(kept, wanted)
+        records = self.progress(kept)
         # Who the controller removes now, by what it sees now (the costs the pods carry): only those may go.
         going = victims(self.workload, list(self.pods.values()), self.desired)
         # A ReplicaSet short of pods (some not created yet) shrinks first by creating fewer: nothing goes for those.
@@ -267,7 +281,7 @@ class _Planner:
 
     def result(self, replicas: int | None, records: Mapping[str, DrainRecord], wanted: Sequence[str],
                blocked: tuple[str, str] | None = None, removing: tuple[str, ...] = ()) -> ScalePlan:
-        ordered = tuple(sorted(records.values(), key=lambda r: r.pod))
+        ordered = tuple(sorted({**records, **self.relocating}.values(), key=lambda r: r.pod))
         return ScalePlan(
             replicas=replicas, suspend=tuple(self.suspend), resume=tuple(sorted(set(self.resume))),
             drains=ordered, victims=tuple(wanted), blocked=blocked[1] if blocked else None,
@@ -308,6 +322,9 @@ class _Planner:
             if not self.live(pod):
                 continue  # removed or leaving: the drain is over
             if pod in victims:
+                kept[pod] = replace(record, relocate=False)  # it leaves: drained, then removed
+                continue
+            if record.relocate:
                 kept[pod] = record
                 continue
             if self.out_of_groups(record.node_id):
@@ -335,7 +352,43 @@ class _Planner:
                 continue
             self.resume.append(node.node_id)
 
-    def progress(self, records: Mapping[str, DrainRecord], victims: Sequence[str]) -> dict[str, DrainRecord]:
+    def relocate(self, kept: Mapping[str, DrainRecord]) -> dict[str, DrainRecord]:
+        """Advance the relocations under way (a drained node is resumed and its record dropped) and start one
+        for each pod of this group's own workload whose node serves another group, within maxUnavailable
+        (a pod about to leave is drained as a victim instead)."""
+        updated: dict[str, DrainRecord] = {}
+        for pod, record in self.progress({pod: r for pod, r in kept.items() if r.relocate}).items():
+            if record.phase != DRAINED:
+                updated[pod] = record
+                continue
+            self.resume.append(record.node_id)
+            self.events.append(("Normal", "Relocated", f"{pod} (node {record.node_id}) left {record.group} and holds "
+                                                       f"no data; resumed for Milvus to place it in {self.own_group}"))
+        if self.own_group is None or not self.milvus_plan_empty:
+            return updated  # (new configs first: they may move the node themselves)
+        active = sum(1 for r in (*kept.values(), *updated.values()) if r.phase != DRAINED
+                     and not (r.relocate and r.pod in kept)) + self.active_elsewhere
+        claimed = drains_per_group(updated.values(), (SURGING, SUSPENDING, WAITING_FOR_REPLACEMENT))
+        for name in sorted(self.pods):
+            node = self.node(name) if self.live(name) else None
+            group = self.milvus.group_of_node(node.node_id) if node else None
+            if (node is None or name in updated or name in kept or name in self.wanted
+                    or group in (None, self.own_group, self.pool.pending_group)):
+                continue
+            if active >= self.pool.max_unavailable or self.cannot_drain(name, node, group, claimed.get(group, 0)):
+                continue  # a later pass: the reason shows once a scale-in waits on it
+            surge = not self.above_requests(group, claimed.get(group, 0)) and group in self.requests
+            claimed[group] = claimed.get(group, 0) + 1
+            updated[name] = DrainRecord(name, node.node_id, group, self.now, SURGING if surge else SUSPENDING,
+                                        relocate=True)
+            if not surge:
+                self.suspend.append(node.node_id)
+            active += 1
+            self.events.append(("Normal", "Relocating", f"{name} (node {node.node_id}) of {self.workload.ref} "
+                                                        f"serves {group}, not {self.own_group}: draining it out"))
+        return updated
+
+    def progress(self, records: Mapping[str, DrainRecord]) -> dict[str, DrainRecord]:
         """Advance every recorded drain from what Milvus shows now of the recorded node id."""
         updated: dict[str, DrainRecord] = {}
         for pod, record in records.items():
@@ -409,7 +462,8 @@ class _Planner:
     def start_drains(self, blocking: Sequence[str], records: dict[str, DrainRecord]) -> tuple[str, str] | None:
         """Drain the highest serving victims, at most maxUnavailable at a time.
         Returns (reason, message) saying why scale-in waits."""
-        active = sum(1 for r in records.values() if r.phase != DRAINED) + self.active_elsewhere
+        active = sum(1 for r in (*records.values(), *self.relocating.values()) if r.phase != DRAINED) \
+            + self.active_elsewhere
         reasons: list[tuple[str, str]] = []
         stalled = [r.pod for r in records.values() if r.phase == STALLED]
         if stalled:
@@ -496,7 +550,7 @@ class _Planner:
                 if surplus <= 0:
                     break
                 node = self.milvus.nodes.get(node_id)
-                pod = self.pods.get(node.hostname) if node else None
+                pod = self.everyone.get(node.hostname) if node else None
                 if node is None or pod is None or node == leaving or node.hostname in self.wanted:
                     continue
                 if all(pod.milvus_labels.get(k) == v for k, v in wanted.items()):

@@ -221,7 +221,10 @@ class DrainRecord:
     node_id: int
     group: str
     started_at: float
-    phase: str  # Suspending, WaitingForReplacement, MovingData, Drained, Stalled
+    phase: str  # Surging, Suspending, WaitingForReplacement, MovingData, Drained, Stalled
+    # The pod stays: its node (of a group's own workload) sits in another group and is drained out of it, then
+    # resumed so that Milvus places it anew (`scaling`, relocation).
+    relocate: bool = False
 
 
 @dataclass(frozen=True)
