@@ -47,6 +47,9 @@ def group_specs(draw: st.DrawFn) -> dict[str, Any]:
     for field in ("transferFrom", "transferTo"):
         if draw(st.booleans()):
             spec[field] = draw(st.lists(names, max_size=3, unique=True))
+    if draw(st.booleans()):
+        spec["collections"] = [{"name": name, "replicas": 1}
+                               for name in draw(st.lists(st.sampled_from(["books", "films"]), max_size=3))]
     return spec
 
 
