@@ -179,7 +179,7 @@ def test_group_spec_collections_name_each_collection_once_with_a_replica_or_more
     spec = ResourceGroupSpec.model_validate({"pool": "milvus", "collections": [{"name": "books", "replicas": 2}]})
     assert spec.model_dump(by_alias=True, exclude_none=True)["collections"] == [
         {"name": "books", "replicas": 2, "loadIfReleased": False}]
-    with pytest.raises(ValidationError, match="spec.collections must name each collection once"):
+    with pytest.raises(ValidationError, match=r"spec\.collections must name each collection once"):
         ResourceGroupSpec.model_validate({"pool": "milvus", "collections": [{"name": "books", "replicas": 1},
                                                                            {"name": "books", "replicas": 1}]})
     with pytest.raises(ValidationError, match="greater than or equal to 1"):

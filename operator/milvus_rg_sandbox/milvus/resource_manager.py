@@ -1165,9 +1165,8 @@ class ResourceManager:
         )
 
     def segments_served_nowhere(self) -> list[tuple[str, int]]:
-        """(collection, segment id) of loaded collections that no replica serves right now: a search would miss
-        them whichever replica it went to. A simulator measure, not a Milvus API."""
-        self.advance()
+        """(collection, segment id) of loaded collections that no replica serves (as of the last `advance`): a
+        search would miss them whichever replica it went to. A simulator measure, not a Milvus API."""
         served: dict[tuple[str, int], bool] = {}
         for replica in self.replicas.values():
             for segment, holding in replica.segments.items():

@@ -250,6 +250,11 @@ class MilvusSimulator:
         self._wake()
         return collection_id
 
+    def create_collection(self, name: str, segments: int | None = None, channels: int | None = None) -> int:
+        """Create `name` (released) with `segments` sealed segments and `channels` shards; returns its id."""
+        with self.controls.lock:
+            return self.rm.create_collection(name, segments=segments, channels=channels)
+
     def unserved_segment_seconds(self) -> float:
         with self.controls.lock:
             return self.rm.unserved_segment_seconds()
@@ -264,6 +269,7 @@ class MilvusSimulator:
 
     def segments_served_nowhere(self) -> list[tuple[str, int]]:
         with self.controls.lock:
+            self.rm.advance()
             return self.rm.segments_served_nowhere()
 
     def held_by(self, node_id: int) -> tuple[list[str], list[int]]:
