@@ -137,8 +137,8 @@ def _load(name: str, wanting: Mapping[str, int], loads: Mapping[str, set[str]], 
     if holding_back:
         for group in wanting:
             notes[group].append((True, "CollectionReleased",
-                                 f"{name} is released and stays so: {', '.join(holding_back)} do not set "
-                                 "loadIfReleased"))
+                                 f"{name} is released and stays so: {', '.join(holding_back)} "
+                                 f"{'does' if len(holding_back) == 1 else 'do'} not set loadIfReleased"))
         return []
     short = {g: n for g, n in wanting.items() if _nodes(milvus, g) < n}
     if short:
