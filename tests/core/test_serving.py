@@ -205,3 +205,15 @@ def test_a_requested_balance_ends_when_no_move_narrows_and_answers_its_token_onc
     assert again.actions == () and again.events == () and again.status == done.status
     fresh = balance.plan_requested("rg-a", "rg_a", "t2", done.status, state, set(), BalancePolicy(), "T3")
     assert fresh.status is not None and fresh.status["token"] == "t2" and fresh.status["startedAt"] == "T3"
+
+
+def test_a_deleting_groups_declarations_free_its_replicas_for_the_groups_that_declare_them() -> None:
+    """A group being deleted claims nothing: the replicas it holds go to a live group that declares them, and
+    then Milvus lets it be dropped (configs.drop_blockers waits for that)."""
+    state = milvus({"rg_a": (1, 2), "rg_b": (3,)}, {"rg_a": {"books": 1}, "rg_b": {"books": 1}},
+                   {"books": books(("rg_a", (1,)), ("rg_b", (3,)))})
+    leaving = replace(group("rg-b", 1, ("books", 1)), deleting=True)
+    assert replicas.problems([group("rg-a", 2, ("books", 2)), leaving], state) == []
+    plan = replicas.plan([group("rg-a", 2, ("books", 2)), leaving], state)
+    assert [(a.source_group, a.target_group, a.replicas) for a in plan.actions if isinstance(a, TransferReplica)] == [
+        ("rg_b", "rg_a", 1)]
