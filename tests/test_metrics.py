@@ -19,7 +19,15 @@ from milvus_rg_operator.adapters.milvus import (
     MilvusUnavailable,
     MilvusUnsupported,
 )
-from milvus_rg_operator.core.types import MilvusState
+from milvus_rg_operator.core.types import (
+    CollectionInfo,
+    GroupConfig,
+    LoadedSegment,
+    MilvusGroup,
+    MilvusNode,
+    MilvusState,
+    ReplicaInfo,
+)
 from milvus_rg_operator.metrics import (
     DRAIN_PHASES,
     WRITE_TARGETS,
@@ -31,6 +39,14 @@ from milvus_rg_operator.metrics import (
 
 POOL = "default/milvus"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+# rg1: node 1 (qn-0) holds two segments of books and leads its channel, node 2 (qn-1) holds one.
+SERVING = MilvusState(
+    groups={"rg1": MilvusGroup("rg1", GroupConfig(2, 2), (1, 2), loaded_replicas={"books": 1})},
+    nodes={1: MilvusNode(1, "qn-0", "10.0.0.1:21123", "Normal"), 2: MilvusNode(2, "qn-1", "10.0.0.2:21123", "Normal")},
+    management_available=True,
+    collections={"books": CollectionInfo("books", (ReplicaInfo(7, "rg1", (1, 2), (1,)),), (
+        LoadedSegment(10, 100, 4000, (1,)), LoadedSegment(11, 50, 2000, (1,)), LoadedSegment(12, 100, 4000, (2,))))},
+)
 
 
 @pytest.fixture
@@ -115,6 +131,20 @@ def test_group_gauges_and_retained_groups(metrics: OperatorMetrics, server: Metr
     assert value(series, "milvusrg_group_actual_nodes", pool=POOL, group="rg2") == 1
 
 
+def test_node_data_and_group_spread(metrics: OperatorMetrics, server: MetricsServer) -> None:
+    metrics.data_state(POOL, ["rg1"], SERVING)
+    series = scrape(server)
+    for name, first, second in (("milvusrg_node_segments", 2, 1), ("milvusrg_node_rows", 150, 100),
+                                ("milvusrg_node_memory_bytes", 6000, 4000), ("milvusrg_node_channels", 1, 0)):
+        assert value(series, name, pool=POOL, group="rg1", pod="qn-0") == first, name
+        assert value(series, name, pool=POOL, group="rg1", pod="qn-1") == second, name
+    assert value(series, "milvusrg_group_memory_spread_percent", pool=POOL, group="rg1") == 33  # 6000 vs 4000
+    metrics.data_state(POOL, ["rg1"], MilvusState(SERVING.groups, SERVING.nodes, True))  # collections not read
+    series = scrape(server)
+    assert value(series, "milvusrg_node_segments", pool=POOL, group="rg1", pod="qn-0") is None
+    assert value(series, "milvusrg_group_memory_spread_percent", pool=POOL, group="rg1") is None
+
+
 def test_milvus_errors_by_code(metrics: OperatorMetrics, server: MetricsServer) -> None:
     errors = [MilvusError("rg not found", 300), MilvusUnavailable("down"), MilvusAuthError("bad token"),
               ManagementUnavailable("no route"), MilvusError("rg not found", 300),
@@ -178,6 +208,7 @@ def exposed_sample_names() -> set[str]:
     metrics.pass_state(POOL, [], MilvusState({}, {}, True), [], unexpected_removals=1)
     metrics.group_nodes(POOL, "rg1", 1, 1)
     metrics.milvus_error("unavailable")
+    metrics.data_state(POOL, ["rg1"], SERVING)
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 

@@ -5,6 +5,7 @@ take them from here."""
 from __future__ import annotations
 
 __all__ = [
+    "ANNOTATION_BALANCE",
     "ANNOTATION_PAUSED",
     "API_GROUP",
     "API_VERSION",
@@ -41,6 +42,8 @@ LABEL_RESOURCE_GROUP = f"{API_GROUP}/resource-group"
 LABEL_NODE_ID = f"{API_GROUP}/node-id"
 LABEL_STATE = f"{API_GROUP}/state"
 ANNOTATION_PAUSED = f"{API_GROUP}/paused"
+# On a ResourceGroup: a token; each new value asks the operator for one balance of the group's replicas.
+ANNOTATION_BALANCE = f"{API_GROUP}/balance"
 FINALIZER = f"{API_GROUP}/finalizer"
 
 DEFAULT_RESOURCE_GROUP = "__default_resource_group"

@@ -20,6 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from milvus_rg_operator.adapters.milvus import ManagementUnavailable, MilvusAuthError, MilvusError, MilvusUnsupported
 from milvus_rg_operator.api.models import DrainingNode
+from milvus_rg_operator.core import balance
 from milvus_rg_operator.core.names import resolve_group_name
 from milvus_rg_operator.core.types import DeclaredGroup, DrainRecord, MilvusState
 
@@ -82,7 +83,21 @@ class OperatorMetrics:
         self.milvus_errors = Counter(
             f"{PREFIX}milvus_errors", "Errors from Milvus by code: the merr code, or unavailable, "
             "unsupported, auth, management, error.", ["code"], registry=registry)
+        node_labels = ["pool", "group", "pod"]
+        self.node_segments = Gauge(f"{PREFIX}node_segments", "Sealed segments a query node of the group holds.",
+                                   node_labels, registry=registry)
+        self.node_rows = Gauge(f"{PREFIX}node_rows", "Rows of the sealed segments a query node holds.", node_labels,
+                               registry=registry)
+        self.node_memory = Gauge(f"{PREFIX}node_memory_bytes", "Memory of the sealed segments a query node holds "
+                                 "(GetQuerySegmentInfo mem_size).", node_labels, registry=registry)
+        self.node_channels = Gauge(f"{PREFIX}node_channels", "Channels (shard delegators) a query node leads.",
+                                   node_labels, registry=registry)
+        self.group_spread = Gauge(
+            f"{PREFIX}group_memory_spread_percent", "Largest segment-memory difference between two nodes of one "
+            "replica of the group, in percent of the larger.", ["pool", "group"], registry=registry)
         self._groups: dict[str, set[str]] = {}  # pool -> groups with gauges, so they can be removed
+        self._nodes: dict[str, set[tuple[str, str]]] = {}  # pool -> (group, pod) with node gauges
+        self._spreads: dict[str, set[str]] = {}  # pool -> groups with a spread gauge
         self._lock = threading.Lock()  # passes run on the event loop, scrapes on the server's thread
 
     def pass_finished(self, pool: str, result: str, seconds: float) -> None:
@@ -122,7 +137,8 @@ class OperatorMetrics:
     def pass_state(self, pool: str, groups: Sequence[DeclaredGroup], milvus: MilvusState,
                    drains: Sequence[DrainRecord], unexpected_removals: int = 0) -> None:
         """What a pass leaves: drains per phase, each declared group's requested and actual nodes, pods its
-        workload removed other than the ones chosen."""
+        workload removed other than the ones chosen and, when the pass read the collections, what each node of
+        the group holds and the group's widest replica spread."""
         if unexpected_removals:
             self.unexpected_removals.labels(pool=pool).inc(unexpected_removals)
         self.drains(pool, collections.Counter(d.phase for d in drains))
@@ -135,6 +151,38 @@ class OperatorMetrics:
             self.group_nodes(pool, name, group.requests, len(found.node_ids) if found else 0)
             shown.append(name)
         self.retain_groups(pool, shown)
+        self.data_state(pool, shown, milvus)
+
+    def data_state(self, pool: str, groups: Sequence[str], milvus: MilvusState) -> None:
+        """Per node of `groups`: segments, rows, memory, channels; per group: its widest replica spread. Series of
+        nodes and groups no longer there are removed (all of them when the collections were not read)."""
+        nodes: set[tuple[str, str]] = set()
+        spreads: set[str] = set()
+        if milvus.collections is not None:
+            loads = balance.node_loads(milvus)
+            for name in groups:
+                found = milvus.groups.get(name)
+                for node_id in found.node_ids if found else ():
+                    node = milvus.nodes.get(node_id)
+                    pod = node.hostname if node is not None and node.hostname else str(node_id)
+                    load = loads.get(node_id, balance.NodeLoad())
+                    for gauge, value in ((self.node_segments, load.segments), (self.node_rows, load.rows),
+                                         (self.node_memory, load.memory_bytes), (self.node_channels, load.channels)):
+                        gauge.labels(pool=pool, group=name, pod=pod).set(value)
+                    nodes.add((name, pod))
+                replicas = balance.replicas_of(name, milvus)
+                if replicas:
+                    self.group_spread.labels(pool=pool, group=name).set(max(r.spread_percent for r in replicas))
+                    spreads.add(name)
+        with self._lock:
+            gone_nodes = self._nodes.get(pool, set()) - nodes
+            gone_spreads = self._spreads.get(pool, set()) - spreads
+            self._nodes[pool], self._spreads[pool] = nodes, spreads
+        for labels in gone_nodes:
+            for gauge in (self.node_segments, self.node_rows, self.node_memory, self.node_channels):
+                gauge.remove(pool, *labels)
+        for name in gone_spreads:
+            self.group_spread.remove(pool, name)
 
     def milvus_error(self, code: str) -> None:
         self.milvus_errors.labels(code=code).inc()
@@ -142,6 +190,7 @@ class OperatorMetrics:
     def forget_pool(self, pool: str) -> None:
         """Remove every series of a deleted pool (writes and Milvus errors carry no pool label)."""
         self.retain_groups(pool, ())
+        self.data_state(pool, (), MilvusState({}, {}, False))
         with self._lock:
             self._groups.pop(pool, None)
         for metric in (self.passes, self.pass_duration, self.last_success, self.drain_gauge,

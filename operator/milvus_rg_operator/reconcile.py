@@ -275,6 +275,7 @@ class _Pass:
         all_pods = [*pods, *(p for w in own for p in w.pods)]
         inputs = replace(base, support=support, milvus=with_pod_hostnames(observed, all_pods), workload=workload,
                          can_create_statefulset=spec.template is not None, pods=pods, group_workloads=tuple(own))
+        inputs = replace(inputs, milvus=await self.with_collections(inputs))
         return replace(inputs, milvus=await self.with_distribution(inputs)), from_cache or cached_groups is not None
 
     async def observe_workload(self, ref: WorkloadRef, cached: bool
@@ -312,6 +313,20 @@ class _Pass:
             selector = obj["spec"]["selector"].get("matchLabels", {})
         return [pod_state(p) for p in await self.kube.list_pods(self.namespace, selector)
                 if workload in workload_keys(p)]
+
+    async def with_collections(self, inputs: PassInputs) -> MilvusState:
+        """Collections, replicas and segments (core.serving), read only when a group declares collections or
+        holds replicas."""
+        observed = inputs.milvus
+        assert observed is not None and self.milvus is not None
+        loaded = {c for g in observed.groups.values() for c, n in g.loaded_replicas.items() if n > 0}
+        if not loaded and not any(g.declared is not None and g.declared.collections for g in inputs.groups):
+            return observed
+        try:
+            return replace(observed, collections=await self.milvus.collections(loaded))
+        except MilvusError as exc:
+            await self.fail_milvus(exc)
+            raise
 
     async def with_distribution(self, inputs: PassInputs) -> MilvusState:
         """Segment/channel counts (`distribution/get`), fetched only for nodes that may be leaving."""
@@ -416,6 +431,14 @@ class _Pass:
                 await self.gateway.suspend_node(node_id)
             case core_actions.ResumeNode(node_id=node_id):
                 await self.gateway.resume_node(node_id)
+            case core_actions.TransferReplica(source_group=source, target_group=target, collection=collection,
+                                              replicas=replicas):
+                await self.gateway.transfer_replica(source, target, collection, replicas)
+            case core_actions.LoadCollection(collection=collection, replicas=replicas, groups=groups):
+                await self.gateway.load_collection(collection, replicas, groups)
+            case core_actions.LoadBalance(collection=collection, source_node=source_node, target_node=target_node,
+                                          segment=segment):
+                await self.gateway.load_balance(collection, source_node, target_node, segment)
             case core_actions.LabelPod(pod=pod, patch=patch):
                 await self.kube.patch_pod_metadata(self.namespace, pod, patch.labels, patch.annotations)
             case core_actions.ScaleWorkload(workload=workload, replicas=replicas):
@@ -462,5 +485,6 @@ def group_input(obj: Mapping[str, Any]) -> GroupInput:
 _MILVUS_EVENT_REASONS: Mapping[type, str] = {
     core_actions.CreateGroup: "GroupCreated", core_actions.UpdateGroups: "GroupsUpdated",
     core_actions.DropGroup: "GroupDropped", core_actions.SuspendNode: "NodeSuspended",
-    core_actions.ResumeNode: "NodeResumed",
+    core_actions.ResumeNode: "NodeResumed", core_actions.TransferReplica: "ReplicaTransferred",
+    core_actions.LoadCollection: "CollectionLoaded", core_actions.LoadBalance: "SegmentMoved",
 }

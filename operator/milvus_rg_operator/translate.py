@@ -9,14 +9,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from milvus_rg_operator.api.models import FINALIZER, QueryNodePoolSpec, ResourceGroupSpec
+from milvus_rg_operator.api.models import ANNOTATION_BALANCE, FINALIZER, QueryNodePoolSpec, ResourceGroupSpec
 from milvus_rg_operator.api.rules import RuleViolation
 from milvus_rg_operator.core.types import (
     DEPLOYMENT,
     MILVUS,
     STATEFULSET,
+    BalancePolicy,
     DeclaredGroup,
     DeclaredPool,
+    DeclaredReplicas,
     DrainRecord,
     ObjectState,
     PodState,
@@ -76,6 +78,8 @@ def declared_pool(obj: Mapping[str, Any]) -> DeclaredPool:
         drain_timeout_seconds=float(spec.scale_down.drain_timeout_seconds),
         force_after_timeout=spec.scale_down.force_after_timeout,
         pod_ready_timeout_seconds=float(spec.pod_ready_timeout_seconds),
+        balance=BalancePolicy(spec.balance.max_memory_spread_percent, float(spec.balance.idle_node_seconds),
+                              spec.balance.scale_out_waits_for_data, spec.balance.max_moves_per_pass),
     )
 
 
@@ -100,6 +104,8 @@ def declared_group(obj: Mapping[str, Any]) -> DeclaredGroup:
         created_at=parse_time(meta.get("creationTimestamp")),
         workload=group_workload(meta["name"], spec),
         owns_workload=spec.template is not None,
+        collections=tuple(DeclaredReplicas(c.name, c.replicas, c.load_if_released) for c in spec.collections or ()),
+        balance_token=(meta.get("annotations") or {}).get(ANNOTATION_BALANCE) or None,
     )
 
 

@@ -26,10 +26,12 @@ from milvus_rg_sandbox.sandbox import Sandbox, SandboxConfig
 SandboxFactory = Callable[..., Awaitable[Sandbox]]
 
 # Milvus's timing scaled down by 50: check interval 10 s, session TTL 30 s (-> 0.6), ~1 s per moved item, ~5 s load,
-# distribution pulls every 0.5 s, replica observer every 60 s, graceful stop timeout 1800 s.
+# distribution pulls every 0.5 s, replica observer every 60 s, graceful stop timeout 1800 s, balance checker every
+# 3 s, segment task timeout 120 s.
 FAST_TIMINGS: dict[str, Any] = {"pod_start_delay": 0.05, "check_interval": 0.2, "session_ttl": 0.6,
                                 "balance_delay": 0.02, "load_time": 0.1, "dist_pull_interval": 0.01,
-                                "replica_check_interval": 1.2, "graceful_stop_timeout": 36.0}
+                                "replica_check_interval": 1.2, "graceful_stop_timeout": 36.0,
+                                "balance_check_interval": 0.06, "segment_task_timeout": 2.4}
 # The HPA controller every second, scaling down as soon as a metric asks (defaults 15 s, a 5 min window).
 FAST_HPA_SYNC_PERIOD = 1.0
 FAST_HPA_DOWNSCALE_STABILIZATION = 0.0

@@ -82,6 +82,13 @@ class SandboxConfig:
     graceful_stop_timeout: float = field(default=1800.0, metadata={
         "help": "seconds a stopping query node waits for its data to move before it exits with it "
                 "(queryNode.gracefulStopTimeout)"})
+    balance_check_interval: float = field(default=3.0, metadata={
+        "help": "seconds between passes of Milvus's balance checker, which moves segments and channels from the "
+                "most to the least loaded nodes of each replica (queryCoord.checkBalanceInterval)"})
+    no_auto_balance: bool = field(default=False, metadata={
+        "help": "turn Milvus's automatic balance between a replica's nodes off (queryCoord.autoBalance false)"})
+    segment_task_timeout: float = field(default=120.0, metadata={
+        "help": "seconds a LoadBalance call waits for its segment moves (queryCoord.segmentTaskTimeout)"})
     milvus_version: str = field(default="v2.5.16", metadata={
         "help": "Milvus version whose behaviour is simulated, e.g. v2.4.9, v2.6.8, v2.3.5"})
     streaming_nodes: int | None = field(default=None, metadata={
@@ -125,6 +132,8 @@ class Sandbox:
             dist_pull_interval=cfg.dist_pull_interval, replica_check_interval=cfg.replica_check_interval,
             graceful_stop_timeout=cfg.graceful_stop_timeout, streaming_nodes=cfg.streaming_nodes,
             streaming_strict_rg_isolation=cfg.streaming_strict_rg_isolation, tls=server_tls(cfg, self.tls_dir),
+            balance_check_interval=cfg.balance_check_interval, auto_balance=not cfg.no_auto_balance,
+            segment_task_timeout=cfg.segment_task_timeout,
         )
         self.kube: KubeApiServer | RealControlPlane | SharedControlPlane
         self.workloads: WorkloadEmulator | RealWorkloads

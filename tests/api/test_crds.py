@@ -165,7 +165,7 @@ def test_names_columns_and_subresources() -> None:
     assert [c["name"] for c in pool_version["additionalPrinterColumns"]] == [
         "Desired", "Current", "Ready", "Status", "Age"]
     assert [c["name"] for c in group_version["additionalPrinterColumns"]] == [
-        "Group", "Requests", "Nodes", "Ready", "Age"]
+        "Group", "Requests", "Nodes", "Ready", "Spread", "Age"]
     assert pool_version["subresources"] == {"status": {}}
     assert group_version["subresources"]["scale"] == {
         "specReplicasPath": ".spec.requests.nodeNum", "statusReplicasPath": ".status.nodes",
@@ -248,6 +248,11 @@ CEL_CASES: dict[tuple[str, str, str], tuple[list[tuple[Any, Any]], list[tuple[An
         [("rg1", None)], [("rg 1", None)]),
     ("ResourceGroup", ".spec.transferTo[]", "must start with a letter or _ and contain only letters, digits and _"): (
         [("rg1", None)], [("rg.1", None)]),
+    ("ResourceGroup", ".spec", "spec.collections must name each collection once"): (
+        [({"collections": [{"name": "a", "replicas": 1}, {"name": "b", "replicas": 2}]}, None), ({}, None),
+         ({"collections": []}, None)],
+        [({"collections": [{"name": "a", "replicas": 1}, {"name": "b", "replicas": 1}, {"name": "a", "replicas": 2}]},
+          None)]),
     ("ResourceGroup", ".spec.nodeLabels", "spec.nodeLabels keys must contain only letters, digits and _"): (
         [({"ZONE": "az-1", "disk_type": "ssd"}, None), ({}, None)], [({"ZONE": "a", "zone-b": "x"}, None)]),
 }

@@ -32,6 +32,8 @@ def test_pool_spec_defaults_match_the_api() -> None:
         "scaleDown": {"maxUnavailable": 1, "drainTimeoutSeconds": 600, "forceAfterTimeout": False},
         "resyncSeconds": 30,
         "podReadyTimeoutSeconds": 300,
+        "balance": {"maxMemorySpreadPercent": 30, "idleNodeSeconds": 120, "scaleOutWaitsForData": False,
+                    "maxMovesPerPass": 4},
     }
 
 
@@ -171,3 +173,14 @@ def test_group_without_group_name_needs_a_name_milvus_accepts(name: str) -> None
         ResourceGroup.model_validate(obj)
     named = ResourceGroup.model_validate({**obj, "spec": {"pool": "milvus", "groupName": "tenant_a"}})
     assert named.milvus_group_name() == "tenant_a"
+
+
+def test_group_spec_collections_name_each_collection_once_with_a_replica_or_more() -> None:
+    spec = ResourceGroupSpec.model_validate({"pool": "milvus", "collections": [{"name": "books", "replicas": 2}]})
+    assert spec.model_dump(by_alias=True, exclude_none=True)["collections"] == [
+        {"name": "books", "replicas": 2, "loadIfReleased": False}]
+    with pytest.raises(ValidationError, match=r"spec\.collections must name each collection once"):
+        ResourceGroupSpec.model_validate({"pool": "milvus", "collections": [{"name": "books", "replicas": 1},
+                                                                           {"name": "books", "replicas": 1}]})
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        ResourceGroupSpec.model_validate({"pool": "milvus", "collections": [{"name": "books", "replicas": 0}]})

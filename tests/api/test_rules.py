@@ -51,6 +51,8 @@ def group_specs(draw: st.DrawFn) -> dict[str, Any]:
         spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}
     if draw(st.booleans()):
         spec["template"] = {"spec": {}}
+        spec["collections"] = [{"name": name, "replicas": 1}
+                               for name in draw(st.lists(st.sampled_from(["books", "films"]), max_size=3))]
     return spec
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -10,6 +11,7 @@ from milvus_rg_operator.core.types import (
     DEPLOYMENT,
     DeclaredGroup,
     DeclaredPool,
+    DeclaredReplicas,
     DrainRecord,
     GroupConfig,
     MilvusGroup,
@@ -325,6 +327,16 @@ def test_a_group_is_never_drained_below_its_loaded_replicas() -> None:
     assert not result.suspend
     assert result.blocked_reason == "ReplicasNeedNodes"
     assert result.blocked is not None and "books" in result.blocked
+
+
+def test_a_group_is_never_drained_below_the_replicas_its_spec_declares() -> None:
+    """Declared replicas need nodes too, before Milvus has moved them in (core.replicas)."""
+    milvus = state({"__default_resource_group": [0], "rg1": [1, 2, 4], "rg2": [3]})
+    rg1 = replace(group("rg1", 2), collections=(DeclaredReplicas("books", 3),))
+    result = plan_scale(POOL, [group("__default_resource_group", 1), rg1, group("rg2", 1)], 4,
+                        WorkloadState(STS_REF, 5, 5), pods(5), milvus, (), milvus_plan_empty=True, now=NOW)
+    assert not result.suspend and result.blocked_reason == "ReplicasNeedNodes"
+    assert result.blocked is not None and "rg1 needs 3 nodes for the replicas of books" in result.blocked
 
 
 def test_drain_cancelled_when_the_pod_stays_resumes_its_node() -> None:

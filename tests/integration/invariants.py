@@ -16,7 +16,9 @@ API is made unavailable) and records four kinds of violation:
 (c) labels: a pod that gets a deletionTimestamp or is removed while labelled `milvusrg.io/state=serving`
     (labels must never lie: a leaving pod's labels are written before the replicas are lowered).
 (d) data: a pod that gets a deletionTimestamp or is removed while its node's process still holds sealed
-    segments or channels (the simulator's truth, `held_by`, not querycoord's possibly stale distribution).
+    segments or channels (the simulator's truth, `held_by`, not querycoord's possibly stale distribution);
+    and, at every sample, a segment of a loaded collection that no replica serves (a search would miss it
+    whichever replica it went to: `segments_served_nowhere`), reported once per episode.
 
     async with InvariantChecker(sandbox, groups={"rg1": 2}) as checker:
         ...  # run the scenario
@@ -41,7 +43,8 @@ PENDING = "__pending_nodes"
 # right after each, so dips shorter than `interval` are measured exactly (piecewise-constant integral).
 RM_MUTATORS = ("recover", "add_node", "stop_node", "crash_node", "suspend_node", "resume_node",
                "update_resource_groups", "create_resource_group", "drop_resource_group", "transfer_node",
-               "advance")
+               "advance", "transfer_replica", "load_collection", "release_collection", "load_balance",
+               "transfer_data", "flush")
 PODS = "v1/pods"
 STATE_LABEL = "milvusrg.io/state"
 GROUP_LABEL = "milvusrg.io/resource-group"
@@ -202,6 +205,7 @@ class InvariantChecker:
         self._feed: PodFeed = (WatchPodFeed if real else StorePodFeed)(self.sandbox, self.namespace)
         self._started = 0.0
         self._last_sample: tuple[float, dict[str, int]] | None = None
+        self._served_nowhere: list[tuple[str, int]] = []  # the episode already reported
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -297,6 +301,7 @@ class InvariantChecker:
     def _sample(self) -> None:
         now = self._now()
         current = self.shortfalls()
+        self._check_served(now)
         self.samples += 1
         if self._last_sample is not None:
             then, previous = self._last_sample
@@ -320,6 +325,14 @@ class InvariantChecker:
                 episode.reported = True  # reported once; its final duration is filled in when it ends
                 self.capacity_violations.append(CapacityViolation(name, episode.start, now - episode.start,
                                                                   episode.shortfall))
+
+    def _check_served(self, now: float) -> None:
+        with self.sandbox.milvus.controls.lock:
+            nowhere = self.sandbox.milvus.rm.segments_served_nowhere()
+        if nowhere and nowhere != self._served_nowhere:
+            self.data_violations.append(f"no replica serves {len(nowhere)} segment(s) at t={now:.3f}s: "
+                                        + ", ".join(f"{c}/{s}" for c, s in nowhere[:5]))
+        self._served_nowhere = nowhere
 
     def _end_episode(self, name: str, episode: _Episode, now: float) -> None:
         del self._episodes[name]

@@ -154,6 +154,12 @@ class CrossObject:
     field: str
     secret: dict[str, str] | None = None  # data of a Secret "milvus-token", created first
     stays_ready: tuple[str, ...] = ()  # ResourceGroups a newer bad object must not touch (oldest first)
+    collections: bool = False  # books loaded with one replica in rg1 and films released, before the change
+
+
+def declaring(name: str, requests: int, *entries: tuple[str, int]) -> dict[str, Any]:
+    return group_manifest(name, requests, collections=[
+        {"name": collection, "replicas": replicas, "loadIfReleased": True} for collection, replicas in entries])
 
 
 def secret_pool(key: str = "token") -> dict[str, Any]:
@@ -180,6 +186,15 @@ CROSS_OBJECT = [
                              "spec.maxNodes"), id="requests-above-maxNodes"),
     pytest.param(CrossObject((secret_pool(),), (POOL_PLURAL, "milvus"), "spec.milvus.secretRef.name"),
                  id="missing-secret"),
+    pytest.param(CrossObject((declaring("rg2", 1, ("nope", 1)),), (RESOURCE_GROUP_PLURAL, "rg2"),
+                             "spec.collections[0].name", collections=True), id="unknown-collection"),
+    pytest.param(CrossObject((declaring("rg2", 2, ("books", 2)),), (RESOURCE_GROUP_PLURAL, "rg2"),
+                             "spec.collections[0].replicas", collections=True), id="more-replicas-than-loaded"),
+    pytest.param(CrossObject((declaring("rg1", 1, ("books", 1)), declaring("rg2", 1, ("books", 1))),
+                             (RESOURCE_GROUP_PLURAL, "rg2"), "spec.collections[0].replicas", stays_ready=("rg1",),
+                             collections=True), id="two-groups-claim-one-replica"),
+    pytest.param(CrossObject((declaring("rg2", 1, ("films", 2)),), (RESOURCE_GROUP_PLURAL, "rg2"),
+                             "spec.collections[0].replicas", collections=True), id="group-without-enough-nodes"),
     pytest.param(CrossObject((secret_pool("password"),), (POOL_PLURAL, "milvus"), "spec.milvus.secretRef.key",
                              secret={"token": TOKEN}), id="missing-secret-key"),
 ]
@@ -191,12 +206,20 @@ class Snapshot:
     configs: dict[str, Any]
     replicas: int
     pods: list[str]
+    loaded: dict[str, dict[str, int]]  # group -> collection -> replicas (describe_resource_group)
 
 
 async def snapshot(harness: OperatorHarness) -> Snapshot:
     placement = await harness.placement()
     configs = {name: str(await harness.group_config(name)) for name in placement}
-    return Snapshot(placement, configs, await harness.replicas(), [p.metadata.name for p in await harness.pods()])
+    client = harness.milvus_client()
+    try:
+        loaded = {name: dict((await client.describe_resource_group(name, timeout=5)).num_loaded_replica)
+                  for name in placement}
+    finally:
+        await client.close()
+    return Snapshot(placement, configs, await harness.replicas(), [p.metadata.name for p in await harness.pods()],
+                    loaded)
 
 
 async def create_secret(harness: OperatorHarness, data: dict[str, str]) -> None:
@@ -243,6 +266,12 @@ async def assert_refused_without_change(harness: OperatorHarness, degraded: tupl
 async def test_refused_by_operator(sandbox_factory: Any, case: CrossObject) -> None:
     async with operator_on_sandbox(sandbox_factory) as harness:
         baseline = await converged_baseline(harness)
+        if case.collections:
+            harness.sandbox.milvus.load_collection("books", replica_number=1, resource_groups=["rg1"])
+            harness.sandbox.milvus.create_collection("films")
+            await harness.resync_passes(2)
+            baseline = await snapshot(harness)
+            assert baseline.loaded["rg1"] == {"books": 1}
         milvus_writes = harness.milvus_writes()
         if case.secret is not None:
             await create_secret(harness, case.secret)

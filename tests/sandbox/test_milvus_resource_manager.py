@@ -506,7 +506,7 @@ def test_transfer_replica_rules_and_effect() -> None:
     rm.recover_until_stable()
     with pytest.raises(MilvusError) as error:
         rm.transfer_replica("rg1", "rg2", "c1", 1)
-    assert_error(error, Code.COLLECTION_NOT_LOADED, "collection not loaded")
+    assert_error(error, Code.PARAMETER_INVALID, "invalid parameter[expected=Collection not loaded]")
     rm.load_collection("c1", 1, ["rg1"])
     for args, code in [
         (("ghost", "rg2", "c1", 1), Code.RG_NOT_FOUND),

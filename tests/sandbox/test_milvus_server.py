@@ -291,7 +291,12 @@ async def test_management_transfer_and_check(sim_factory: Callable[..., Any]) ->
     assert status == 200 and (body["channel_names"] or body["sealed_segmentIDs"])
     assert await call(sim, "transfer/segment", source_node_id=first, target_node_id=second) == (200, {"msg": "OK"})
     assert await call(sim, "transfer/channel", source_node_id=first) == (200, {"msg": "OK"})
-    assert (await call(sim, "distribution/get", node_id=first))[1] == {"channel_names": None, "sealed_segmentIDs": []}
+
+    async def first_emptied() -> bool:  # the moves run in the background, one balance_delay each
+        body = (await call(sim, "distribution/get", node_id=first))[1]
+        return body == {"channel_names": None, "sealed_segmentIDs": []}
+
+    await wait_for(first_emptied, timeout=10, message="the source emptied")
     assert (await call(sim, "distribution/check", source_node_id=first, target_node_id=second))[0] == 200
     status, body = await call(sim, "distribution/check", source_node_id=second, target_node_id=first)
     assert status == 500 and "lacks" in body["msg"]
@@ -357,8 +362,7 @@ async def test_crash_gap_is_visible_in_loaded_segments_after_the_session_expires
     sim, _, client = clocked
     for index in range(4):
         sim.add_node(f"qn-{index}", f"10.0.0.{index}:21123")
-    await client("create_collection", "books", dimension=4, num_shards=2)  # quick setup: loads into default
-    await client("release_collection", "books")
+    sim.rm.create_collection("books", segments=4, channels=2)  # sealed segments of equal size: none moves to balance
     await client("update_resource_groups", {DEFAULT_RG: rg_config(0, 0)})
     await client("create_resource_group", "rg1", config=rg_config(2, 2))
     await client("create_resource_group", "rg2", config=rg_config(2, 2))

@@ -93,6 +93,8 @@ KINDS = (
             _column("Requests", ".spec.requests.nodeNum", "Requested query nodes.", "integer"),
             _column("Nodes", ".status.nodes", "Query nodes Milvus places in the group.", "integer"),
             _column("Ready", '.status.conditions[?(@.type=="Ready")].status', "Status of the Ready condition."),
+            _column("Spread", ".status.balance.memorySpreadPercent",
+                    "Largest memory difference between two nodes of one replica, in percent.", "integer"),
             AGE_COLUMN,
         ),
         subresources={"status": {}, "scale": {

@@ -21,6 +21,9 @@ from milvus_rg_operator.api.rules import Has, Path, Rule
 
 # The shared names (milvus_rg_operator.constants), re-exported: the API is where callers look for them.
 from milvus_rg_operator.constants import (
+    ANNOTATION_BALANCE as ANNOTATION_BALANCE,
+)
+from milvus_rg_operator.constants import (
     ANNOTATION_PAUSED as ANNOTATION_PAUSED,
 )
 from milvus_rg_operator.constants import (
@@ -80,6 +83,8 @@ MILVUS_URI_PATTERN = r"^(https?|tcp|grpc)://" + HOST_PORT_PATTERN
 MANAGEMENT_URI_PATTERN = r"^https?://" + HOST_PORT_PATTERN
 MAX_TRANSFER_GROUPS = 64
 MAX_NODE_LABELS = 32
+MAX_COLLECTIONS = 64
+MAX_COLLECTION_NAME_LENGTH = 255  # proxy.maxNameLength
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -228,6 +233,27 @@ class ScaleDownPolicy(SpecModel):
         description="Remove a node whose drain timed out anyway (otherwise it stays, marked Stalled).")
 
 
+class BalancePolicy(SpecModel):
+    """How the pool judges the balance of data between the nodes of a replica, and how a requested balance runs."""
+
+    max_memory_spread_percent: int = Field(
+        default=30, ge=1, le=100,
+        description="Balanced turns False when two nodes of one replica differ in segment memory by more than this "
+                    "percent of the larger (the load-balance article's queryCoord.memoryUsageMaxDifferencePercentage: "
+                    "30).")
+    idle_node_seconds: int = Field(
+        default=120, ge=0,
+        description="Balanced turns False when a node whose pod is older than this holds no segment while other "
+                    "nodes of its replica do.")
+    scale_out_waits_for_data: bool = Field(
+        default=False,
+        description="A scale-out counts as done (the pool Ready) only once every node of a group with loaded "
+                    "replicas holds data: Milvus's balancer has moved segments onto the new nodes.")
+    max_moves_per_pass: int = Field(
+        default=4, ge=1, le=64,
+        description="Segment moves a requested balance (annotation milvusrg.io/balance) makes in one pass at most.")
+
+
 POOL_RULES = (
     Rule(Path("minNodes").at_most(Path("maxNodes")), "spec.minNodes must be <= spec.maxNodes", ".minNodes",
          unless_absent=("maxNodes",)),
@@ -304,6 +330,9 @@ class QueryNodePoolSpec(SpecModel):
         default=300, ge=1, le=86400,
         description="A query-node pod not Ready or not registered in Milvus this long after its creation is "
                     "reported (Degraded, reason PodsNotReady); it never counts as capacity.")
+    balance: BalancePolicy = Field(default_factory=BalancePolicy,
+                                   description="How data balance between a replica's nodes is judged and started.",
+                                   json_schema_extra={"default": {}})
 
     @model_validator(mode="after")
     def _check_rules(self) -> QueryNodePoolSpec:
@@ -331,7 +360,8 @@ class QueryNodePoolSpec(SpecModel):
 class Condition(StatusModel):
     """A condition in the usual Kubernetes shape."""
 
-    type: str = Field(description="Condition type: Ready, Progressing, Degraded or Paused.")
+    type: str = Field(description="Condition type: Ready, Progressing, Degraded, Paused, Reconciling, Stalled, or "
+                                  "(on a ResourceGroup) Balanced.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str | None = Field(default=None, description="CamelCase reason of the last transition.")
     message: str | None = Field(default=None, description="Human-readable details.")
@@ -488,7 +518,25 @@ GROUP_RULES = (
          "spec.limits.nodeNum must be >= spec.requests.nodeNum", ".limits.nodeNum", unless_absent=("limits",)),
     _not_containing_group_name("transferFrom"),
     _not_containing_group_name("transferTo"),
+    Rule(Path("collections").unique_by("name"), "spec.collections must name each collection once", ".collections",
+         unless_absent=("collections",)),
 )
+
+
+class CollectionPlacement(SpecModel):
+    """Replicas of one Milvus collection that this group serves."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_COLLECTION_NAME_LENGTH)] = Field(
+        description="Name of the collection in Milvus (default database).")
+    replicas: int = Field(
+        ge=1, le=MAX_COLLECTIONS,
+        description="How many of the collection's replicas this group serves; each needs a node of its own, so "
+                    "at most spec.requests.nodeNum. The operator moves replicas here with transfer_replica.")
+    load_if_released: bool = Field(
+        default=False,
+        description="Load the collection when it is released (loading costs memory: only when every group that "
+                    "declares it says so), with the replicas every group declares. The operator never releases "
+                    "a collection.")
 
 
 class ResourceGroupSpec(SpecModel):
@@ -546,6 +594,11 @@ class ResourceGroupSpec(SpecModel):
                  "spec.nodeLabels keys must contain only letters, digits and _"),
         ]},
     )
+    collections: Annotated[list[CollectionPlacement], Field(max_length=MAX_COLLECTIONS)] | None = Field(
+        default=None,
+        description="Collections whose replicas this group serves, and how many: the operator moves replicas "
+                    "between groups (transfer_replica) until Milvus places them as declared, after the group "
+                    "has its nodes. Absent: replicas are left where they are.")
 
     @model_validator(mode="after")
     def _check_rules(self) -> ResourceGroupSpec:
@@ -558,16 +611,21 @@ class ResourceGroupSpec(SpecModel):
 
 
 class ResourceGroupMember(StatusModel):
-    """A query node Milvus places in the group."""
+    """A query node Milvus places in the group, and the data it holds (GetQuerySegmentInfo)."""
 
     pod: str | None = Field(default=None, description="Pod name (absent when Milvus reports an unknown node).")
     node_id: int = Field(description="Milvus node ID.")
+    segments: int | None = Field(default=None, description="Sealed segments the node holds.")
+    rows: int | None = Field(default=None, description="Rows of those segments.")
+    memory_bytes: int | None = Field(default=None, description="Memory of those segments (mem_size), in bytes.")
+    channels: int | None = Field(default=None, description="Channels (shard delegators) the node runs.")
 
 
 class CollectionReplicas(StatusModel):
     """A collection's replicas in the group, as Milvus's describe_resource_group reports them."""
 
     collection: str = Field(description="Collection name.")
+    declared_replicas: int | None = Field(default=None, description="Replicas spec.collections declares here.")
     loaded_replicas: int | None = Field(default=None, description="Replicas of the collection loaded in the group.")
     outgoing_nodes: int | None = Field(default=None, description="Nodes of the group that still serve the "
                                                                  "collection for another group (moving out).")
@@ -594,6 +652,29 @@ class GroupWorkloadStatus(StatusModel):
     ready_replicas: int | None = Field(default=None, description="Its ready replicas.")
 
 
+class GroupBalance(StatusModel):
+    """How evenly the group's replicas spread their data over their nodes."""
+
+    memory_spread_percent: int | None = Field(
+        default=None, description="The largest difference in segment memory between two nodes of one replica of the "
+                                  "group, in percent of the larger (0: even).")
+    idle_nodes: int | None = Field(default=None, description="Nodes holding nothing while others of their replica "
+                                                             "hold data.")
+
+
+class BalanceRequest(StatusModel):
+    """The last balance asked for with the annotation milvusrg.io/balance."""
+
+    token: str = Field(description="The annotation's value this balance answers.")
+    phase: Literal["Running", "Succeeded"] = Field(
+        description="Running (moving segments, at most spec.balance.maxMovesPerPass of the pool per pass) or "
+                    "Succeeded (no move left that narrows a replica's spread).")
+    moves: int = Field(default=0, description="Segments moved so far (gRPC LoadBalance).")
+    started_at: Timestamp | None = Field(default=None, description="When the operator saw the token.")
+    finished_at: Timestamp | None = Field(default=None, description="When the balance ended.")
+    message: str | None = Field(default=None, description="What the balance did or waits for.")
+
+
 class ResourceGroupStatus(StatusModel):
     """Observed state of the group."""
 
@@ -615,6 +696,8 @@ class ResourceGroupStatus(StatusModel):
         default=None, description="Collections with replicas in the group or moving in or out, by name, at most 20.")
     collections_omitted: int | None = Field(default=None, description="How many more collections there are than "
                                                                       "collections lists.")
+    balance: GroupBalance | None = Field(default=None, description="How evenly the replicas spread their data.")
+    balance_request: BalanceRequest | None = Field(default=None, description="The last balance asked for.")
 
 
 # ---------------------------------------------------------------- whole objects

@@ -48,6 +48,10 @@ class Expr:
     def starts_with(self, prefix: str) -> Compare:
         return self._compare("startsWith", prefix)
 
+    def unique_by(self, key: str) -> UniqueBy:
+        """Every item of this list has a different `key`."""
+        return UniqueBy(self, key)
+
 
 @dataclass(frozen=True)
 class Path(Expr):
@@ -114,6 +118,24 @@ class Compare(Expr):
 
     def evaluate(self, spec: Mapping[str, Any]) -> Any:
         return _OPERATORS[self.op](self.left.evaluate(spec), self.right.evaluate(spec))
+
+
+@dataclass(frozen=True)
+class UniqueBy(Expr):
+    """No two items of the list at `items` share their `key` (a list keyed like a map, checked with CEL, as the
+    sandbox's API server does not enforce x-kubernetes-list-type: map)."""
+
+    items: Expr
+    key: str
+
+    def cel(self) -> str:
+        items = self.items.cel()
+        return f"{items}.all(a, {items}.exists_one(b, b.{self.key} == a.{self.key}))"
+
+    def evaluate(self, spec: Mapping[str, Any]) -> Any:
+        items = self.items.evaluate(spec)
+        keys = [] if items is _ABSENT else [item.get(self.key) for item in items]
+        return len(keys) == len(set(keys))
 
 
 @dataclass(frozen=True)

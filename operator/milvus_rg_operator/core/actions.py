@@ -77,6 +77,52 @@ class DropGroup:
 
 
 @dataclass(frozen=True)
+class TransferReplica:
+    source_group: str  # Milvus groups
+    target_group: str
+    collection: str
+    replicas: int
+    reason: str
+    target: ClassVar[str] = MILVUS
+    verb: ClassVar[str] = "transfer_replica"
+
+    @property
+    def summary(self) -> str:
+        return f"transfer_replica {self.collection} x{self.replicas} {self.source_group} -> {self.target_group}"
+
+
+@dataclass(frozen=True)
+class LoadCollection:
+    collection: str
+    replicas: int
+    groups: tuple[str, ...]  # as load_collection takes them: one group, or one entry per replica
+    reason: str
+    target: ClassVar[str] = MILVUS
+    verb: ClassVar[str] = "load_collection"
+
+    @property
+    def summary(self) -> str:
+        return f"load_collection {self.collection} replicas={self.replicas} resource_groups={list(self.groups)}"
+
+
+@dataclass(frozen=True)
+class LoadBalance:
+    collection: str
+    source_node: int
+    target_node: int
+    segment: int
+    group: str  # Milvus group whose balance asked for it
+    reason: str
+    target: ClassVar[str] = MILVUS
+    verb: ClassVar[str] = "load_balance"
+
+    @property
+    def summary(self) -> str:
+        return (f"load_balance {self.collection} segment {self.segment} node {self.source_node} -> "
+                f"{self.target_node} ({self.group})")
+
+
+@dataclass(frozen=True)
 class CreateStatefulSet:
     name: str
     replicas: int
@@ -195,8 +241,10 @@ class PostEvent:
 
 
 Action = (AddFinalizer | ReleaseGroup | CreateGroup | UpdateGroups | DropGroup | CreateStatefulSet | RecordDrains
-          | SuspendNode | ResumeNode | LabelPod | ScaleWorkload | WriteStatus | PostEvent)
-MILVUS_ACTIONS = (CreateGroup, UpdateGroups, DropGroup, SuspendNode, ResumeNode)
+          | SuspendNode | ResumeNode | LabelPod | ScaleWorkload | WriteStatus | PostEvent | TransferReplica
+          | LoadCollection | LoadBalance)
+MILVUS_ACTIONS = (CreateGroup, UpdateGroups, DropGroup, SuspendNode, ResumeNode, TransferReplica, LoadCollection,
+                  LoadBalance)
 
 
 

@@ -13,10 +13,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from milvus_rg_operator.core.balance import NodeLoad
 from milvus_rg_operator.core.configs import MilvusPlan
 from milvus_rg_operator.core.labels import LABEL_RESOURCE_GROUP, pod_placement
 from milvus_rg_operator.core.names import label_value, resolve_group_name
+from milvus_rg_operator.core.replicas import STALLING_PLACEMENTS
 from milvus_rg_operator.core.scaling import ScalePlan
+from milvus_rg_operator.core.serving import GroupServing
 from milvus_rg_operator.core.types import (
     DeclaredGroup,
     DeclaredPool,
@@ -29,6 +32,7 @@ from milvus_rg_operator.core.types import (
 from milvus_rg_operator.core.workloads import WorkloadState
 
 READY, PROGRESSING, DEGRADED, PAUSED = "Ready", "Progressing", "Degraded", "Paused"
+BALANCED = "Balanced"  # a ResourceGroup's: how evenly its replicas spread their data (core.balance)
 # kstatus (Flux, cli-utils) reads these two: Reconciling while work is in flight, Stalled when the spec cannot be
 # applied without a change by someone (Reconciling mirrors Progressing; Stalled implies Degraded).
 RECONCILING, STALLED = "Reconciling", "Stalled"
@@ -194,13 +198,15 @@ def listed(names: Sequence[str], limit: int = MEMBERS_SHOWN) -> str:
 def pool_status(pool: DeclaredPool, groups: Sequence[DeclaredGroup], desired_replicas: int,
                 sts: WorkloadState, pods: Sequence[PodState], milvus: MilvusState, scale: ScalePlan,
                 milvus_plan: MilvusPlan, *, generation: int, previous: Mapping[str, Any], now: float,
-                scale_down: Mapping[str, Any], converged: bool) -> dict[str, Any]:
+                scale_down: Mapping[str, Any], converged: bool,
+                serving_wait: tuple[str, str] | None = None) -> dict[str, Any]:
+    """`serving_wait`: what replica placement or data balance still waits for (core.serving)."""
     draining = {d.pod for d in scale.drains}
     if converged:
         ready = (True, "Converged", f"{desired_replicas} query nodes, every group at its requests")
         progressing = (False, "Converged", "nothing to do")
     else:
-        reason, message = _progress(desired_replicas, sts, scale, milvus_plan, groups, milvus)
+        reason, message = _progress(desired_replicas, sts, scale, milvus_plan, groups, milvus, serving_wait)
         ready = (False, reason, message)
         progressing = (True, reason, message)
     degraded = (False, "AsExpected", "no problem")
@@ -244,7 +250,8 @@ def stuck_pods(pool: DeclaredPool, pods: Sequence[PodState], milvus: MilvusState
 
 
 def _progress(desired: int, sts: WorkloadState, scale: ScalePlan, plan: MilvusPlan,
-              groups: Sequence[DeclaredGroup], milvus: MilvusState) -> tuple[str, str]:
+              groups: Sequence[DeclaredGroup], milvus: MilvusState,
+              serving_wait: tuple[str, str] | None = None) -> tuple[str, str]:
     if not plan.empty:
         return "ApplyingConfigs", "writing resource-group configs to Milvus"
     if desired > sts.replicas or (scale.replicas or 0) > sts.replicas:
@@ -262,6 +269,8 @@ def _progress(desired: int, sts: WorkloadState, scale: ScalePlan, plan: MilvusPl
         return "WaitingForMilvus", "waiting for Milvus to place nodes: " + listed(short)
     if plan.waiting:
         return "DeletingGroups", "; ".join(f"{g}: {why.message}" for g, why in sorted(plan.waiting.items()))
+    if serving_wait is not None:
+        return serving_wait
     return "WaitingForMilvus", "waiting for Milvus to converge"
 
 
@@ -279,9 +288,11 @@ def pod_index(pods: Sequence[PodState] | PodIndex) -> PodIndex:
     return pods if isinstance(pods, Mapping) else {pod.name: pod for pod in pods}
 
 
-def group_members(name: str, milvus: MilvusState, pods: PodIndex) -> tuple[list[dict[str, Any]], int]:
+def group_members(name: str, milvus: MilvusState, pods: PodIndex,
+                  loads: Mapping[int, NodeLoad] | None = None) -> tuple[list[dict[str, Any]], int]:
     """(the first MEMBERS_SHOWN pods of the group by ordinal, how many more): nodes of the group whose pod
-    is in `pods` and runs that node (its newest process). Costs the group's size, not the pool's."""
+    is in `pods` and runs that node (its newest process), with the data each holds when `loads` is given.
+    Costs the group's size, not the pool's."""
     found = milvus.groups.get(name)
     members: list[tuple[tuple[bool, int, str], dict[str, Any]]] = []
     for node_id in found.node_ids if found else ():
@@ -289,19 +300,27 @@ def group_members(name: str, milvus: MilvusState, pods: PodIndex) -> tuple[list[
         pod = pods.get(node.hostname) if node is not None else None
         newest = milvus.node_of_pod(pod.name) if pod is not None else None
         if pod is not None and newest is not None and newest.node_id == node_id:
-            members.append((pod.sort_key, {"pod": pod.name, "nodeId": node_id}))
+            member: dict[str, Any] = {"pod": pod.name, "nodeId": node_id}
+            if loads is not None:
+                load = loads.get(node_id, NodeLoad())
+                member |= {"segments": load.segments, "rows": load.rows, "memoryBytes": load.memory_bytes,
+                           "channels": load.channels}
+            members.append((pod.sort_key, member))
     shown = [member for _, member in heapq.nsmallest(MEMBERS_SHOWN, members, key=lambda item: item[0])]
     return shown, len(members) - len(shown)
 
 
 def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodState] | PodIndex, plan: MilvusPlan,
-                 *, generation: int, previous: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """`pods` may be the pass's `pod_index(pods)`: then a group's status costs its own size only."""
+                 *, generation: int, previous: Mapping[str, Any], now: float,
+                 serving: GroupServing | None = None) -> dict[str, Any]:
+    """`pods` may be the pass's `pod_index(pods)`: then a group's status costs its own size only. `serving`: its
+    replica placement and data balance (core.serving)."""
     name = resolve_group_name(group)
     found = milvus.groups.get(name)
-    members, omitted = group_members(name, milvus, pod_index(pods))
+    members, omitted = group_members(name, milvus, pod_index(pods), serving.loads if serving else None)
     count = len(found.node_ids) if found else 0
     degraded = (False, "AsExpected", "no problem")
+    stalled: Verdict = NOT_STALLED
     if group.deleting:
         blocker = plan.waiting.get(name)
         why = blocker.message if blocker else "dropping"
@@ -315,16 +334,28 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
     elif group_satisfied(group, milvus):
         ready = (True, "Converged", f"{count} node(s) in {name}")
         progressing = (False, "Converged", "nothing to do")
+        placement = serving.placement if serving else None
+        if placement is not None and not placement[0]:
+            ready = (False, placement[1], placement[2])
+            if placement[1] in STALLING_PLACEMENTS:
+                progressing = (False, placement[1], "nothing to do until spec.collections changes")
+                stalled = (True, placement[1], placement[2])
+            else:
+                progressing = (True, placement[1], placement[2])
+        elif placement is not None:
+            ready = (True, "Converged", f"{count} node(s) in {name}; {placement[2]}")
     else:
         text = f"{count} node(s) in {name}, requests {group.requests}, limits {group.effective_limits}"
         ready = (False, "WaitingForNodes", text)
         progressing = (True, "WaitingForNodes", text)
+    conditions = _standard(generation, ready=ready, progressing=progressing, degraded=degraded,
+                           stalled=degraded if degraded[0] else stalled)
+    if serving is not None:
+        ok, reason, message = serving.balance.verdict
+        conditions.append(PlannedCondition(BALANCED, "True" if ok else "False", reason, message, generation))
     status: dict[str, Any] = {
         "observedGeneration": generation,
-        "conditions": merge_conditions(previous.get("conditions", []),
-                                       _standard(generation, ready=ready, progressing=progressing,
-                                                 degraded=degraded, stalled=degraded if degraded[0] else NOT_STALLED),
-                                       iso(now)),
+        "conditions": merge_conditions(previous.get("conditions", []), conditions, iso(now)),
         "groupName": name,
         "nodes": count,
         "selector": f"{LABEL_RESOURCE_GROUP}={label_value(name)}",
@@ -333,15 +364,28 @@ def group_status(group: DeclaredGroup, milvus: MilvusState, pods: Sequence[PodSt
     }
     if found is not None:
         status["milvusConfig"] = milvus_config_status(found.config)
-        status["collections"], status["collectionsOmitted"] = collection_replicas(found)
+        status["collections"], status["collectionsOmitted"] = collection_replicas(
+            found, serving.declared if serving else {})
+    if serving is not None:
+        status["balance"] = {"idleNodes": serving.balance.idle_nodes}
+        if serving.balance.spread_percent is not None:
+            status["balance"]["memorySpreadPercent"] = serving.balance.spread_percent
+        if serving.balance_request is not None:
+            status["balanceRequest"] = dict(serving.balance_request)
     return status
 
 
-def collection_replicas(group: MilvusGroup) -> tuple[list[dict[str, Any]], int]:
-    """(per collection: replicas loaded in the group, nodes moving out and in, by name, at most MEMBERS_SHOWN;
-    how many more collections)."""
-    names = sorted(group.loaded_replicas.keys() | group.incoming.keys() | group.outgoing.keys())
-    rows = [{"collection": name, "loadedReplicas": group.loaded_replicas.get(name, 0),
-             "outgoingNodes": group.outgoing.get(name, 0), "incomingNodes": group.incoming.get(name, 0)}
-            for name in names[:MEMBERS_SHOWN]]
+def collection_replicas(group: MilvusGroup, declared: Mapping[str, int] | None = None
+                        ) -> tuple[list[dict[str, Any]], int]:
+    """(per collection: replicas declared here (spec.collections) and loaded in the group, nodes moving out and in,
+    by name, at most MEMBERS_SHOWN; how many more collections)."""
+    declared = declared or {}
+    names = sorted(group.loaded_replicas.keys() | group.incoming.keys() | group.outgoing.keys() | declared.keys())
+    rows: list[dict[str, Any]] = []
+    for name in names[:MEMBERS_SHOWN]:
+        row: dict[str, Any] = {"collection": name}
+        if name in declared:
+            row["declaredReplicas"] = declared[name]
+        rows.append(row | {"loadedReplicas": group.loaded_replicas.get(name, 0),
+                           "outgoingNodes": group.outgoing.get(name, 0), "incomingNodes": group.incoming.get(name, 0)})
     return rows, len(names) - len(rows)

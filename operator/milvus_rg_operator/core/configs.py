@@ -124,7 +124,8 @@ def drop_blockers(name: str, observed: MilvusState, desired: Mapping[str, GroupC
     loaded = sorted(c for c, n in group.loaded_replicas.items() if n > 0)
     if loaded:
         return Blocker("GroupDeletionBlocked", f"collections still have replicas loaded in {name}: "
-                       f"{', '.join(loaded)} (release them or transfer their replicas to another group)")
+                       f"{', '.join(loaded)} (declare them in another ResourceGroup's spec.collections and the "
+                       "operator moves them there, or release them)")
     if labelled_by:
         # resource_manager.go `validateResourceGroupIsDeletable` (master; the sandbox models it from 2.6.8): a node
         # with a session labelled with the group keeps it, and would create it again when it restarts.

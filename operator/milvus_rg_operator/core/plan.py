@@ -25,7 +25,7 @@ from typing import Any
 
 from milvus_rg_operator.constants import POOL_KIND, RESOURCE_GROUP_KIND
 from milvus_rg_operator.core import conditions as cond
-from milvus_rg_operator.core import configs, labels, observed, reporting, scaling, validation
+from milvus_rg_operator.core import configs, labels, observed, replicas, reporting, scaling, serving, validation
 from milvus_rg_operator.core.actions import (
     Action,
     AddFinalizer,
@@ -33,12 +33,14 @@ from milvus_rg_operator.core.actions import (
     CreateStatefulSet,
     DropGroup,
     LabelPod,
+    LoadCollection,
     PostEvent,
     RecordDrains,
     ReleaseGroup,
     ResumeNode,
     ScaleWorkload,
     SuspendNode,
+    TransferReplica,
     UpdateGroups,
     describe_config,
 )
@@ -122,9 +124,10 @@ class PassPlan:
 
     @property
     def changes_group_lifecycle(self) -> bool:
-        """The pass writes a ResourceGroup's finalizers (a compare-and-swap on its resourceVersion) or creates
-        or drops a group in Milvus."""
-        return any(isinstance(a, AddFinalizer | ReleaseGroup | CreateGroup | DropGroup) for a in self.actions)
+        """The pass writes a ResourceGroup's finalizers (a compare-and-swap on its resourceVersion), creates or
+        drops a group in Milvus, or moves or loads replicas as the groups' specs declare."""
+        return any(isinstance(a, AddFinalizer | ReleaseGroup | CreateGroup | DropGroup | TransferReplica
+                              | LoadCollection) for a in self.actions)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def split_groups(pool: DeclaredPool, groups: Sequence[GroupInput], milvus: Milvu
     problems = [p for g in groups for p in g.problems] + list(refused)
     problems += validation.validate(pool, pool.name, [g.declared for g in parsed if g.declared is not None],
                                     milvus.groups.keys())
+    problems += replicas.problems([g.declared for g in parsed if g.declared is not None], milvus)
     invalid = {p.name for p in problems if p.kind == RESOURCE_GROUP_KIND}
     valid = [g for g in parsed if g.obj.name not in invalid]
     while True:  # a group that refers to an invalid one not yet in Milvus is invalid too (to a fixpoint)
@@ -333,16 +337,20 @@ class _Planner:
             return PassPlan(tuple(self.actions), "progressing", PROGRESS_REQUEUE, self.drains, self.problems,
                             self.desired)
         scale, plans, after = self.scale_writes(milvus_plan)
+        served = serving.plan_serving(self.pool, self.split.valid, self.milvus, self.inputs.all_pods, scale,
+                                      self.inputs.now, cond.iso(self.inputs.now))
+        self.actions += served.actions
         # Judged on Milvus as this pass leaves it (its config writes come before the status, and a failed write
         # ends the pass): a change that moves no node converges in the pass that writes it.
         converged = (not created and not scale.drains and not scale.victims
                      and all(plan.replicas in (None, unit.state.replicas)
                              and unit.state.ready_replicas == unit.state.replicas == unit.desired
                              for unit, plan in plans)
-                     and cond.groups_satisfied(self.groups, after))
-        self.statuses(sts, scale, plans, milvus_plan, after, converged)
+                     and cond.groups_satisfied(self.groups, after) and served.settled and not served.actions)
+        self.statuses(sts, scale, plans, milvus_plan, after, converged, served)
         self.actions += [PostEvent(POOL_KIND, self.pool.name, kind, reason, message)
                          for kind, reason, message in scale.events]
+        self.actions += served.events
         return PassPlan(tuple(self.actions), "converged" if converged else "progressing",
                         None if converged else PROGRESS_REQUEUE, tuple(scale.drains), self.problems, self.desired,
                         scale.unexpected)
@@ -443,14 +451,14 @@ class _Planner:
 
     def statuses(self, sts: WorkloadState, scale: scaling.ScalePlan,
                  plans: Sequence[tuple[ScaleUnit, scaling.ScalePlan]], milvus_plan: configs.MilvusPlan,
-                 after: MilvusState, converged: bool) -> None:
+                 after: MilvusState, converged: bool, served: serving.ServingPlan) -> None:
         inputs, pool_obj = self.inputs, self.inputs.pool_obj
         if self.records_change(scale):  # RecordDrains wrote it already
             pool_obj = replace(pool_obj, status={**pool_obj.status, "scaleDown": scale_down_status(scale)})
         pool_status = cond.pool_status(
             self.pool, self.groups, self.desired, sts, inputs.all_pods, after, scale, milvus_plan,
             generation=pool_obj.generation, previous=pool_obj.status, now=inputs.now,
-            scale_down=scale_down_status(scale), converged=converged,
+            scale_down=scale_down_status(scale), converged=converged, serving_wait=served.waiting,
         )
         undeclared = observed.observed_groups(self.pool, inputs.groups, self.milvus)
         pool_status |= observed.status_fields(undeclared)
@@ -462,7 +470,8 @@ class _Planner:
         for g in self.split.valid:
             assert g.declared is not None
             status = cond.group_status(g.declared, after, pods, milvus_plan, generation=g.obj.generation,
-                                       previous=g.obj.status, now=inputs.now)
+                                       previous=g.obj.status, now=inputs.now,
+                                       serving=served.groups.get(resolve_group_name(g.declared)))
             if g.obj.name in own:
                 unit, _ = own[g.obj.name]
                 status["workload"] = {"kind": unit.state.ref.kind, "name": unit.state.ref.name,

@@ -157,6 +157,9 @@ class _Planner:
                              and not self.pods[pod].terminating and deletion_cost(self.pods[pod]) != cost}
         self.requests = {resolve_group_name(g): g.requests for g in groups if not g.deleting}
         self.labels = {resolve_group_name(g): dict(node_filter(g)) for g in groups if not g.deleting}
+        # collection -> replicas each group's spec.collections declares (it will hold them: they need nodes too)
+        self.declared = {resolve_group_name(g): {c.collection: c.replicas for c in g.collections}
+                         for g in groups if not g.deleting}
         self.events: list[Event] = []
         self.resume: list[int] = []
         self.suspend: list[int] = []
@@ -520,11 +523,14 @@ class _Planner:
                     f"management API unavailable: cannot drain {pod} (node {node.node_id} serving {group}); "
                     f"waiting for Milvus to move it to {self.pool.pending_group}")
         if self.above_requests(group, claimed):
-            # Above its requests: the group shrinks without a replacement, but never below its replicas.
-            loaded = self.milvus.groups[group].loaded_replicas
-            need = max(loaded.values(), default=0)
+            # Above its requests: the group shrinks without a replacement, but never below its replicas, loaded
+            # or declared (a node each).
+            replicas = dict(self.milvus.groups[group].loaded_replicas)
+            for collection, declared in self.declared.get(group, {}).items():
+                replicas[collection] = max(replicas.get(collection, 0), declared)
+            need = max(replicas.values(), default=0)
             if self.group_size(group) - claimed - 1 < need:
-                names = ", ".join(sorted(c for c, n in loaded.items() if n == need))
+                names = ", ".join(sorted(c for c, n in replicas.items() if n == need))
                 return ("ReplicasNeedNodes",
                         f"{group} needs {need} nodes for the replicas of {names}; not draining {pod}")
             return None

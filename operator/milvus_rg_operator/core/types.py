@@ -69,6 +69,25 @@ class WorkloadState:
 
 
 @dataclass(frozen=True)
+class BalancePolicy:
+    """The pool's spec.balance."""
+
+    max_memory_spread_percent: int = 30
+    idle_node_seconds: float = 120.0
+    scale_out_waits_for_data: bool = False
+    max_moves_per_pass: int = 4
+
+
+@dataclass(frozen=True)
+class DeclaredReplicas:
+    """One entry of a group's spec.collections."""
+
+    collection: str
+    replicas: int
+    load_if_released: bool = False
+
+
+@dataclass(frozen=True)
 class DeclaredPool:
     name: str
     pending_group: str
@@ -81,6 +100,7 @@ class DeclaredPool:
     force_after_timeout: bool = False
     pod_ready_timeout_seconds: float = 300.0
     workload_field: str = "spec.scaleTargetRef"  # the field that names the workload, for messages
+    balance: BalancePolicy = BalancePolicy()
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,8 @@ class DeclaredGroup:
     created_at: float = 0.0  # metadata.creationTimestamp: of two claims on one Milvus name, the older wins
     workload: WorkloadRef | None = None  # the group's own query-node workload; None: the pool's
     owns_workload: bool = False  # created from spec.template (a StatefulSet the operator owns)
+    collections: tuple[DeclaredReplicas, ...] = ()  # spec.collections
+    balance_token: str | None = None  # annotation milvusrg.io/balance: a balance is asked for
 
     @property
     def effective_limits(self) -> int:
@@ -136,11 +158,47 @@ class MilvusNode:
 
 
 @dataclass(frozen=True)
+class LoadedSegment:
+    """A sealed segment as GetQuerySegmentInfo reports it (nodeIds merged over the collection's replicas)."""
+
+    segment_id: int
+    rows: int
+    mem_size: int
+    node_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """A replica as GetReplicas reports it: its group, its nodes and the node leading each channel."""
+
+    replica_id: int
+    group: str
+    node_ids: tuple[int, ...]
+    channel_leaders: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection in Milvus; replicas and segments only when it is loaded."""
+
+    name: str
+    replicas: tuple[ReplicaInfo, ...] = ()
+    segments: tuple[LoadedSegment, ...] = ()
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.replicas)
+
+
+@dataclass(frozen=True)
 class MilvusState:
     groups: Mapping[str, MilvusGroup]
     nodes: Mapping[int, MilvusNode]  # group members plus the management API's node list
     management_available: bool
     version: str = ""  # as GetVersion reports it, e.g. "v2.5.4"
+    # Every collection (list_collections), with the replicas and segments of the loaded ones; None: not read
+    # (no group declares collections and none has replicas loaded).
+    collections: Mapping[str, CollectionInfo] | None = None
 
     # Indexes built once per state (a state is immutable): lookups inside the planner's loops stay O(1).
     @cached_property

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import functools
+import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,9 +18,8 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, rg_pb2, s
 
 from milvus_rg_sandbox.tls import ServerTls
 
+from .balancer import Move
 from .resource_manager import (
-    SEGMENT_BYTES,
-    SEGMENT_ROWS,
     Code,
     MilvusError,
     MilvusVersion,
@@ -46,6 +48,8 @@ class ServerControls:
     management_enabled: bool = True
     write_rpcs: collections.Counter[str] = field(default_factory=collections.Counter)
     on_change: Callable[[], None] = lambda: None
+    # queryCoord.segmentTaskTimeout (120000 ms): how long a synchronous LoadBalance waits for its moves
+    segment_task_timeout: float = 120.0
     # Guards the ResourceManager when node lifecycle calls come from another thread.
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -78,10 +82,73 @@ def to_rg_proto(config: RGConfig) -> rg_pb2.ResourceGroupConfig:
     )
 
 
+@dataclass(frozen=True)
+class AwaitMoves:
+    """What a handler returns to make its RPC wait, with the lock released, until querycoord's tasks for `moves`
+    finish (handlers.go `balanceSegments` with sync: `task.Wait` up to the segment task timeout)."""
+
+    moves: tuple[Move, ...]
+
+
+# Bytes per row of a field in a sealed segment (its raw data; Milvus's `mem_size` also counts indexes and
+# overheads, so real figures are larger).
+_FIXED_WIDTH = {schema_pb2.Bool: 1, schema_pb2.Int8: 1, schema_pb2.Int16: 2, schema_pb2.Int32: 4,
+                schema_pb2.Int64: 8, schema_pb2.Float: 4, schema_pb2.Double: 8}
+_BYTES_PER_DIM = {schema_pb2.FloatVector: 4.0, schema_pb2.Float16Vector: 2.0, schema_pb2.BFloat16Vector: 2.0,
+                  schema_pb2.BinaryVector: 0.125, schema_pb2.Int8Vector: 1.0}
+
+
+def row_bytes(schema: schema_pb2.CollectionSchema) -> int:
+    """A row's raw size from the schema: fixed widths, vectors by dim, strings at their max_length."""
+    total = 0.0
+    for field_schema in schema.fields:
+        params = {kv.key: kv.value for kv in field_schema.type_params}
+        if field_schema.data_type in _FIXED_WIDTH:
+            total += _FIXED_WIDTH[field_schema.data_type]
+        elif field_schema.data_type in _BYTES_PER_DIM:
+            total += _BYTES_PER_DIM[field_schema.data_type] * int(params.get("dim", "0") or 0)
+        else:
+            total += int(params.get("max_length", "64") or 64)
+    return max(1, round(total))
+
+
+def murmur3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86 32-bit, as github.com/spaolacci/murmur3 `Sum32` computes it."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+    h = seed
+    rounded = len(data) - len(data) % 4
+    for (k,) in struct.iter_unpack("<I", data[:rounded]):
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        h ^= (k * c2) & mask
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    tail = data[rounded:]
+    if tail:
+        k = int.from_bytes(tail, "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        h ^= (k * c2) & mask
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    return h ^ (h >> 16)
+
+
+def channel_of(pk: int | str, channels: int) -> int:
+    """typeutil `HashPK2Channels`: an int64 key by `Hash32Int64` (murmur3 of its 8 little-endian bytes), a string
+    key by `HashString2Uint32` (crc32 in Milvus: here murmur3 too, UNVERIFIED), modulo the shard count."""
+    data = pk.to_bytes(8, "little", signed=True) if isinstance(pk, int) else pk.encode()
+    return murmur3_32(data) % channels
+
+
 def rpc(response_type: type[Any], mutating: bool = False) -> Callable[[Handler], Handler]:
     """Fault injection, auth, write counting and merr error replies around one RPC handler.
 
-    A handler returns either a `Status` or a dict of the response fields other than `status`.
+    A handler returns either a `Status`, a dict of the response fields other than `status`, or `AwaitMoves`
+    (the reply, a `Status`, comes once the moves are done).
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -96,6 +163,9 @@ def rpc(response_type: type[Any], mutating: bool = False) -> Callable[[Handler],
             try:
                 with controls.lock:
                     result = await handler(self, request, context)  # handlers never await inside
+                if isinstance(result, AwaitMoves):
+                    await self.wait_for_moves(result.moves)
+                    result = None
             except MilvusError as error:
                 status = error_status(error)
                 return status if response_type is common_pb2.Status else response_type(status=status)
@@ -123,6 +193,25 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
     @property
     def version(self) -> MilvusVersion:
         return self.rm.milvus_version
+
+    async def wait_for_moves(self, moves: tuple[Move, ...]) -> None:
+        """`task.Wait` (2.5): until every task succeeded; a failed one, or the segment task timeout, fails the call
+        (the tasks left are cancelled with their context). The wording of these errors is UNVERIFIED."""
+        deadline = time.monotonic() + self.controls.segment_task_timeout
+        while True:
+            with self.controls.lock:
+                self.rm.advance()
+                states = [self.rm.move_state(move) for move in moves]
+                if all(states):
+                    return
+                failed = [m for m, state in zip(moves, states, strict=True) if state is False]
+                timed_out = not failed and time.monotonic() > deadline
+                if failed or timed_out:
+                    self.rm.cancel_moves(moves)
+                    reason = "task timeout" if timed_out else f"task of segment {failed[0].item} canceled"
+                    raise MilvusError(Code.UNEXPECTED, "failed to balance segments: failed to wait all balance "
+                                                       f"task finished: {reason}")
+            await asyncio.sleep(0.005)
 
     async def check_auth(self, context: grpc.aio.ServicerContext) -> None:
         """Milvus's proxy AuthenticationInterceptor (plain gRPC status, not a merr Status)."""
@@ -218,8 +307,11 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
     # ------------------------------------------------------------------ collections
     @rpc(common_pb2.Status)
     async def CreateCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
-        """No schema or data is kept: `shards_num` channels, the simulator's default number of sealed segments."""
-        self.rm.create_collection(request.collection_name, channels=request.shards_num or None)
+        """`shards_num` channels (default: the simulator's), no segment: data comes by Insert and Flush. The schema
+        is kept as sent (DescribeCollection answers it) and sizes the rows."""
+        schema = schema_pb2.CollectionSchema.FromString(request.schema)
+        self.rm.create_collection(request.collection_name, segments=0, channels=request.shards_num or None,
+                                  schema=bytes(request.schema), row_bytes=row_bytes(schema))
 
     @rpc(common_pb2.Status)
     async def DropCollection(self, request: Request, context: grpc.aio.ServicerContext) -> None:
@@ -244,13 +336,57 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
         collection = self.rm.collections.get(request.collection_name)
         if collection is None:
             raise MilvusError(100, f"collection not found[collection={request.collection_name}]")
+        schema = schema_pb2.CollectionSchema.FromString(collection.schema)
+        schema.name = collection.name
         return {
             "collectionID": collection.collection_id,
             "collection_name": collection.name,
             "shards_num": len(collection.channels),
             "virtual_channel_names": list(collection.channels),
-            "schema": schema_pb2.CollectionSchema(name=collection.name),
+            "schema": schema,
         }
+
+    @rpc(milvus_pb2.MutationResult)
+    async def Insert(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """proxy `Insert` (2.5): the rows of each primary key go to the channel its hash picks (an auto_id key is
+        allocated here); they wait in growing segments until a Flush seals them. No vector is kept."""
+        collection = self.rm.get_collection(request.collection_name)
+        schema = schema_pb2.CollectionSchema.FromString(collection.schema)
+        primary = next((f for f in schema.fields if f.is_primary_key), None)
+        sent = {data.field_name: data for data in request.fields_data}
+        keys: list[int] | list[str]
+        if primary is not None and primary.name in sent:
+            scalars = sent[primary.name].scalars
+            keys = list(scalars.long_data.data) or list(scalars.string_data.data)
+        else:
+            keys = [time.time_ns() + offset for offset in range(request.num_rows)]  # autoID: unique int64 keys
+        per_channel = collections.Counter(collection.channels[channel_of(key, len(collection.channels))]
+                                          for key in keys)
+        self.rm.insert(collection.name, per_channel)
+        ids = (schema_pb2.IDs(str_id=schema_pb2.StringArray(data=keys)) if keys and isinstance(keys[0], str)
+               else schema_pb2.IDs(int_id=schema_pb2.LongArray(data=keys)))
+        return {"IDs": ids, "succ_index": list(range(len(keys))), "insert_cnt": len(keys),
+                "timestamp": time.time_ns() >> 2}
+
+    @rpc(milvus_pb2.FlushResponse)
+    async def Flush(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """proxy `Flush`: datacoord seals and flushes every growing segment; the answer names them, and
+        GetFlushState reports them flushed at once."""
+        segments = {name: schema_pb2.LongArray(data=self.rm.flush(name)) for name in request.collection_names}
+        flush_ts = time.time_ns() >> 2
+        return {"coll_segIDs": segments, "flush_coll_segIDs": segments,
+                "coll_flush_ts": dict.fromkeys(request.collection_names, flush_ts)}
+
+    @rpc(milvus_pb2.GetFlushStateResponse)
+    async def GetFlushState(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return {"flushed": True}
+
+    @rpc(milvus_pb2.GetCollectionStatisticsResponse)
+    async def GetCollectionStatistics(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """pymilvus `num_entities`: the rows of the flushed segments (datacoord's count; rows not flushed yet are
+        not counted, as pymilvus' own docstring shows: 0 after an insert, the rows after a flush)."""
+        rows = self.rm.get_collection(request.collection_name).sealed_rows
+        return {"stats": [common_pb2.KeyValuePair(key="row_count", value=str(rows))]}
 
     @rpc(common_pb2.Status)
     async def CreateIndex(self, request: Request, context: grpc.aio.ServicerContext) -> None:
@@ -325,14 +461,15 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
     @rpc(milvus_pb2.GetQuerySegmentInfoResponse)
     async def GetQuerySegmentInfo(self, request: Request, context: grpc.aio.ServicerContext) -> dict[str, Any]:
         """proxy `GetQuerySegmentInfo` (pymilvus `list_loaded_segments` / `utility.get_query_segment_info`):
-        the loaded sealed segments in querycoord's distribution, nodeIds merged over replicas."""
+        the loaded sealed segments in querycoord's distribution, nodeIds merged over replicas, each with its
+        rows and memory size."""
         infos = [
             milvus_pb2.QuerySegmentInfo(
                 segmentID=info.segment_id,
                 collectionID=info.collection_id,
                 partitionID=info.partition_id,
-                mem_size=SEGMENT_BYTES,
-                num_rows=SEGMENT_ROWS,
+                mem_size=info.mem_size,
+                num_rows=info.rows,
                 nodeID=info.node_ids[0],
                 nodeIds=list(info.node_ids),
                 state=common_pb2.Sealed,
@@ -342,6 +479,15 @@ class MilvusServicer(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[mis
             for info in self.rm.query_segment_info(request.collectionName)
         ]
         return {"infos": infos}
+
+    @rpc(common_pb2.Status, mutating=True)
+    async def LoadBalance(self, request: Request, context: grpc.aio.ServicerContext) -> AwaitMoves:
+        """pymilvus `utility.load_balance(collection_name, src_node_id, dst_node_ids, sealed_segment_ids)`: see
+        `ResourceManager.load_balance`; the reply waits for the moves (services.go `LoadBalance` calls
+        `balanceSegments` with sync true, 2.5)."""
+        moves = self.rm.load_balance(request.collectionName, request.src_nodeID, request.dst_nodeIDs,
+                                     request.sealed_segmentIDs)
+        return AwaitMoves(tuple(moves))
 
 
 def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:

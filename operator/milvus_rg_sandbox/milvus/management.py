@@ -42,6 +42,16 @@ def _parse_int(params: dict[str, str], name: str) -> int:
     return int(raw)
 
 
+def _parse_bool(params: dict[str, str], name: str, default: bool) -> bool:
+    """Go `strconv.ParseBool` of a form value; empty: `default`."""
+    raw = params.get(name, "")
+    if not raw:
+        return default
+    if raw.lower() not in ("1", "0", "t", "f", "true", "false"):
+        raise BadRequest(f'strconv.ParseBool: parsing "{raw}": invalid syntax')
+    return raw.lower() in ("1", "t", "true")
+
+
 def _optional_int(params: dict[str, str], name: str) -> int | None:
     """An empty value means "all" (`ToAllNodes`, `TransferAll`)."""
     return _parse_int(params, name) if params.get(name) else None
@@ -129,18 +139,20 @@ class ManagementApi:
         return {"msg": "OK"}
 
     def _transfer(self, params: dict[str, str], segments: bool) -> dict[str, Any]:
-        """services.go `TransferSegment` / `TransferChannel`: source and target must be known, not stopping
-        (`isStoppingNode`, 905); copy_mode is parsed but every transfer here is a move."""
+        """management.go `TransferSegment` / `TransferChannel` -> querycoord ops_services.go (2.5): source and target
+        must be known, not stopping (`isStoppingNode`, 905); an empty target means every RW node of each replica
+        (`ToAllNodes`), an empty segment id or channel name everything the source holds (`TransferAll`);
+        `copy_mode` defaults to true for segments and false for channels (management.go); the moves run in the
+        background (`ResourceManager.transfer_data`)."""
         try:
             source = _parse_int(params, "source_node_id")
         except BadRequest as error:  # management.go's format string misses a quote here: the body is not JSON
             action = "transfer segment" if segments else "transfer channel"
             raise BadRequest(str(error), body=f'{{"msg": failed to {action}", {error}"}}') from None
         target = _optional_int(params, "target_node_id")
-        segment_id = _optional_int(params, "segment_id") if segments else None
-        channel_name = None if segments else params.get("channel_name") or None
-        if params.get("copy_mode", "").lower() not in ("", "1", "0", "t", "f", "true", "false"):
-            raise BadRequest(f'strconv.ParseBool: parsing "{params["copy_mode"]}": invalid syntax')
+        item: str | int | None = (_optional_int(params, "segment_id") if segments
+                                  else params.get("channel_name") or None)
+        copy_mode = _parse_bool(params, "copy_mode", default=segments)
         for node_id, which in ((source, "source"), (target, "target")):
             node = self.rm.nodes.get(node_id) if node_id is not None else None
             if node_id is not None and (node is None or node.state is NodeState.STOPPING):
@@ -151,13 +163,7 @@ class ManagementApi:
         if segments and target_node is not None and target_node.embedded:  # ops_services.go (2.6)
             raise MilvusError(Code.PARAMETER_INVALID, "embedded query node in streaming node can't be the "
                                                       "destination of transfer segment: invalid parameter")
-        holding_source = [r for r in self.rm.replicas.values()
-                          if source in r.rw_nodes | r.ro_nodes.keys() | r.rw_sq_nodes | r.ro_sq_nodes.keys()]
-        for replica in holding_source:
-            self.rm.move_data(
-                replica, source, target, segment_id=segment_id, channel_name=channel_name,
-                move_segments=segments, move_channels=not segments,
-            )
+        self.rm.transfer_data(source, target, item, channels=not segments, copy_mode=copy_mode)
         return {"msg": "OK"}
 
     def transfer_segment(self, params: dict[str, str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ query-coordinator restart whose first pulls of some nodes failed, and by the cop
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import random
@@ -23,6 +24,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+
+from .balancer import Move, ScoreBasedBalancer
 
 DEFAULT_RG = "__default_resource_group"
 DEFAULT_RG_CAPACITY = 1_000_000
@@ -36,10 +39,13 @@ QUERY_NODE_ROLES = frozenset({"querynode", "qn"})
 STREAMING_NODE_ROLES = frozenset({"streamingnode", "sn"})
 SEGMENT_ROWS = 1000
 SEGMENT_BYTES = 2_162_688
+# A segment's memory per row when the schema is not known (the collections made in-process).
+DEFAULT_ROW_BYTES = SEGMENT_BYTES // SEGMENT_ROWS
 # Timings as Milvus ships them (configs/milvus.yaml of 2.4-2.6; paramtable defaults where the yaml is silent).
 SESSION_TTL = 30.0  # common.session.ttl: 30 in configs/milvus.yaml (the paramtable default is 60)
 DIST_PULL_INTERVAL = 0.5  # queryCoord.distPullInterval: 500 ms
 CHECK_NODE_IN_REPLICA_INTERVAL = 60.0  # queryCoord.checkNodeInReplicaInterval: 60 s
+BALANCE_CHECK_INTERVAL = 3.0  # queryCoord.checkBalanceInterval: 3000 ms (the balance checker's period)
 # paramtable `queryNode.gracefulStopTimeout`, falling back to common.gracefulStopTimeout: 1800 s
 GRACEFUL_STOP_TIMEOUT = 1800.0
 _MAX_EVENTS_PER_ADVANCE = 1_000_000
@@ -50,6 +56,8 @@ class Code(IntEnum):
 
     COLLECTION_NOT_FOUND = 100
     COLLECTION_NOT_LOADED = 101
+    COLLECTION_NOT_FULLY_LOADED = 103
+    SEGMENT_NOT_FOUND = 600
     RG_NOT_FOUND = 300
     RG_ALREADY_EXIST = 301
     RG_NUM_LIMIT = 302
@@ -222,17 +230,38 @@ class ResourceGroup:
     membership: _Membership | None = field(default=None, repr=False, compare=False)
 
 
+@dataclass(frozen=True)
+class SealedSegment:
+    """A flushed segment: its rows and the memory a query node holding it uses (`mem_size` of
+    `GetQuerySegmentInfo`)."""
+
+    rows: int
+    mem_size: int
+
+
 @dataclass
 class Collection:
     collection_id: int
     name: str
     channels: tuple[str, ...]
-    segment_ids: tuple[int, ...]
+    segments: dict[int, SealedSegment]
     loaded: bool = False
+    schema: bytes = b""  # the CreateCollection request's serialized schema, answered back by DescribeCollection
+    row_bytes: int = DEFAULT_ROW_BYTES
+    # Inserted rows not flushed yet: channel -> (its growing segment's id, rows).
+    growing: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def partition_id(self) -> int:
         return self.collection_id + 1
+
+    @property
+    def segment_ids(self) -> tuple[int, ...]:
+        return tuple(self.segments)
+
+    @property
+    def sealed_rows(self) -> int:
+        return sum(segment.rows for segment in self.segments.values())
 
 
 @dataclass
@@ -290,6 +319,8 @@ class SegmentInfo:
     collection_id: int
     partition_id: int
     node_ids: tuple[int, ...]
+    rows: int = SEGMENT_ROWS
+    mem_size: int = SEGMENT_BYTES
 
 
 def node_labels_from_env(
@@ -373,6 +404,8 @@ class ResourceManager:
         num_segments: int = 4,
         dist_pull_interval: float = DIST_PULL_INTERVAL,
         check_node_in_replica_interval: float = CHECK_NODE_IN_REPLICA_INTERVAL,
+        balance_check_interval: float = BALANCE_CHECK_INTERVAL,
+        auto_balance: bool = True,
         graceful_stop_timeout: float = GRACEFUL_STOP_TIMEOUT,
         streaming_strict_rg_isolation: bool = False,
     ) -> None:
@@ -416,6 +449,12 @@ class ResourceManager:
         self._now = clock()
         self.next_check_at = self._now + check_interval
         self.next_replica_check_at = self._now + check_node_in_replica_interval
+        # checkers/balance_checker.go: the normal balance (`queryCoord.autoBalance`), every balance_check_interval
+        self.balance_check_interval = balance_check_interval
+        self.auto_balance = auto_balance
+        self.balancer = ScoreBasedBalancer(self)
+        self.next_balance_check_at = self._now + balance_check_interval
+        self._balanced_in_round: set[str] = set()  # balancedCollectionInCurrentRound
         self._unserved_segment_seconds = 0.0
         self._unserved_channel_seconds = 0.0
         self._accounted_at = self._now
@@ -1045,6 +1084,8 @@ class ResourceManager:
             deadlines.append(self.next_check_at)
         if self.check_node_in_replica_interval > 0:
             deadlines.append(self.next_replica_check_at)
+        if self.balance_check_interval > 0 and self.auto_balance:
+            deadlines.append(self.next_balance_check_at)
         return min(deadlines, default=None)
 
     def _fire_due(self) -> None:
@@ -1062,6 +1103,8 @@ class ResourceManager:
             for item, holding in replica.items():
                 if holding.loading_on is not None and holding.ready_at <= now:
                     self._loaded(replica, item, holding)
+        if self.balance_check_interval > 0 and self.auto_balance and self.next_balance_check_at <= now:
+            self._balance_checker_pass()
         replica_tick = self.check_node_in_replica_interval > 0 and self.next_replica_check_at <= now
         nodes_changed = replica_tick or self._node_changes != before
         if self.check_interval > 0 and self.next_check_at <= now:
@@ -1121,19 +1164,65 @@ class ResourceManager:
             if not self._is_served(holding)
         )
 
+    def segments_served_nowhere(self) -> list[tuple[str, int]]:
+        """(collection, segment id) of loaded collections that no replica serves (as of the last `advance`): a
+        search would miss them whichever replica it went to. A simulator measure, not a Milvus API."""
+        served: dict[tuple[str, int], bool] = {}
+        for replica in self.replicas.values():
+            for segment, holding in replica.segments.items():
+                key = (replica.collection, segment)
+                served[key] = served.get(key, False) or self._is_served(holding)
+        return sorted(key for key, ok in served.items() if not ok)
+
     # ----------------------------------------------------------------- collections and replicas
-    def create_collection(self, name: str, segments: int | None = None, channels: int | None = None) -> int:
+    def create_collection(self, name: str, segments: int | None = None, channels: int | None = None,
+                          schema: bytes = b"", row_bytes: int | None = None) -> int:
+        """A collection with `segments` sealed segments of SEGMENT_ROWS rows (default: the simulator's number;
+        0 for one created over gRPC, which starts empty as in Milvus) and `channels` shards."""
         existing = self.collections.get(name)
         if existing is not None:
             return existing.collection_id
         collection_id = next(self._object_ids)
         num_channels = channels if channels else self.num_channels
         num_segments = self.num_segments if segments is None else segments
+        row_bytes = row_bytes or DEFAULT_ROW_BYTES
         channel_names = tuple(f"by-dev-rootcoord-dml_{i}_{collection_id}v{i}" for i in range(num_channels))
-        segment_ids = tuple(next(self._object_ids) for _ in range(num_segments))
+        sealed = {next(self._object_ids): SealedSegment(SEGMENT_ROWS, SEGMENT_ROWS * row_bytes)
+                  for _ in range(num_segments)}
         next(self._object_ids)  # the partition id
-        self.collections[name] = Collection(collection_id, name, channel_names, segment_ids)
+        self.collections[name] = Collection(collection_id, name, channel_names, sealed, schema=schema,
+                                            row_bytes=row_bytes)
         return collection_id
+
+    def insert(self, name: str, rows_per_channel: Mapping[str, int]) -> None:
+        """proxy `Insert` -> the rows go to each channel's growing segment (datacoord `AssignSegmentID` allocates
+        one per channel and partition); they become sealed segments only when flushed."""
+        self.advance()
+        collection = self.get_collection(name)
+        for channel, rows in rows_per_channel.items():
+            if rows <= 0:
+                continue
+            segment_id, held = collection.growing.get(channel) or (next(self._object_ids), 0)
+            collection.growing[channel] = (segment_id, held + rows)
+
+    def flush(self, name: str) -> list[int]:
+        """proxy `Flush` -> datacoord seals every growing segment (one per channel here) and flushes it; returns
+        the sealed ids. A loaded collection's new sealed segments are handed off to the query nodes at once
+        (querycoord's target observer and segment checker: a few seconds in Milvus; growing data is served by
+        the delegators meanwhile, so nothing is unserved either way)."""
+        self.advance()
+        collection = self.get_collection(name)
+        sealed = []
+        for segment_id, rows in collection.growing.values():
+            collection.segments[segment_id] = SealedSegment(rows, rows * collection.row_bytes)
+            sealed.append(segment_id)
+        collection.growing.clear()
+        if collection.loaded:
+            for replica in self.replicas_of(name):
+                for segment_id in sealed:
+                    replica.segments[segment_id] = Holding(node=self._least_loaded(replica))
+        self._settle(nodes_changed=False)
+        return sorted(sealed)
 
     def drop_collection(self, name: str) -> None:
         if name in self.collections:
@@ -1150,23 +1239,25 @@ class ResourceManager:
         return [r for r in self.replicas.values() if r.collection == collection]
 
     def load_collection(self, name: str, replica_number: int = 1, resource_groups: Iterable[str] = ()) -> None:
-        """querycoord job_load.go / `AssignReplica`: 0, 1 or replica_number groups, each with as many nodes
-        as replicas. The first load of the data is instant here (pymilvus waits for it anyway)."""
+        """querycoord job_load.go / utils `AssignReplica` (2.5): 0, 1 or replica_number groups; with one group every
+        replica goes there, with several each entry takes one (`replicaNumInRG[rgName] += 1`: a group named
+        twice takes two); each group needs as many nodes as replicas. The first load of the data is instant here
+        (pymilvus waits for it anyway)."""
         self.advance()
         collection = self.get_collection(name)
         replica_number = max(1, replica_number)
         groups = list(resource_groups) or [DEFAULT_RG]
         if len(groups) not in (1, replica_number):
             raise _invalid_msg("resource group num can only be 0, 1 or same as replica number")
+        per_group = {groups[0]: replica_number} if len(groups) == 1 else dict(collections.Counter(groups))
         if collection.loaded:
-            current = self.replicas_of(name)
-            if len(current) == replica_number and {r.resource_group for r in current} == set(groups):
+            current = collections.Counter(r.resource_group for r in self.replicas_of(name))
+            if current == per_group:
                 return
             raise _invalid_msg(
-                f"can't change the replica number for loaded collection: expected={len(current)}, "
+                f"can't change the replica number for loaded collection: expected={current.total()}, "
                 f"actual={replica_number}"
             )
-        per_group = {groups[0]: replica_number} if len(groups) == 1 else dict.fromkeys(groups, 1)
         for group_name, count in per_group.items():
             available = self.node_num(self._group(group_name))
             if available < count:
@@ -1198,35 +1289,35 @@ class ResourceManager:
         self._settle(nodes_changed=False)
 
     def transfer_replica(self, source: str, target: str, collection_name: str, num_replica: int) -> None:
-        """services.go `TransferReplica` -> replica_manager.go `TransferReplica` (2.5): the replica's RG changes;
+        """proxy `TransferReplica` (the name resolved to an id: 100 for an unknown collection), then querycoord
+        services.go `TransferReplica` (2.5: both groups must exist, 300 wrapped "the source/target resource
+        group[x] doesn't exist") and replica_manager.go `TransferReplica` / `getSrcReplicasAndCheckIfTransferable`
+        (2.4, 2.5: same group, NumReplica <= 0, not loaded and too few replicas in the source are 1100). The
+        target's node count is not checked (2.3's services.go did; 2.4+ does not): a replica moved into a group
+        with too few nodes gets none and its old, read-only nodes keep serving it. The replica's group changes;
         "Node Change will be executed by replica_observer in background": at its next pass (a node change or
         its tick) the old nodes become read-only and balance moves the data onto the new group's nodes."""
         self.advance()
-        self._group(source)
-        self._group(target)
         collection = self.get_collection(collection_name)
-        if not collection.loaded:
-            raise MilvusError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={collection_name}]")
-        if num_replica <= 0:
-            raise _invalid("NumReplica > 0", f"invalid NumReplica {num_replica}", "invalid parameter")
+        for role, name in (("source", source), ("target", target)):
+            if name not in self.groups:
+                raise MilvusError(Code.RG_NOT_FOUND,
+                                  f"the {role} resource group[{name}] doesn't exist: {rg_not_found(name).message}")
         if source == target:
             raise _invalid_msg(
                 "source resource group and target resource group should not be the same, "
                 f"resource group: {source}"
             )
+        if num_replica <= 0:
+            raise _invalid("NumReplica > 0", f"invalid NumReplica {num_replica}")
+        if not collection.loaded:
+            raise _invalid("Collection not loaded", f"collectionID {collection.collection_id}")
         in_source = [r for r in self.replicas_of(collection_name) if r.resource_group == source]
         if len(in_source) < num_replica:
-            raise _invalid_msg(
-                f"only found [{len(in_source)}] replicas of [{collection_name}] in source resource group"
-                f"[{source}], but want to transfer [{num_replica}]"
-            )
-        in_target = sum(1 for r in self.replicas_of(collection_name) if r.resource_group == target)
-        available = self.node_num(self.groups[target])
-        if available < in_target + num_replica:
-            raise MilvusError(
-                Code.RG_NODE_NOT_ENOUGH,
-                f"resource group node not enough[rg={target}][currentNodeNum={available}]"
-                f"[expectedNodeNum={in_target + num_replica}]",
+            raise _invalid(
+                "NumReplica not greater than the number of replica in source resource group",
+                f"only found [{len(in_source)}] replicas of collection [{collection.collection_id}] in source "
+                f"resource group [{source}], but {num_replica} require",
             )
         for replica in in_source[:num_replica]:
             replica.resource_group = target
@@ -1533,9 +1624,9 @@ class ResourceManager:
         move_segments: bool = True,
         move_channels: bool = True,
     ) -> None:
-        """Management transfer/segment and transfer/channel: move (all or one) items `source` holds in
-        `replica` to `target` or the least loaded RW node, at once (from querycoord's distribution: nothing
-        of a node it has not pulled)."""
+        """A test's shortcut (no Milvus API): move (all or one) items `source` holds in `replica` to `target` or
+        the least loaded RW node, at once (from querycoord's distribution: nothing of a node it has not pulled).
+        The management routes transfer/segment and transfer/channel go through `transfer_data`."""
         self.advance()
         for holdings, wanted, enabled, channel in (
             (replica.channels, channel_name, move_channels, True),
@@ -1551,6 +1642,146 @@ class ResourceManager:
                 if destination is not None:
                     holding.node, holding.loading_on, holding.reload = destination, None, False
                     self._moves += 1
+        self._settle(nodes_changed=False)
+
+    # ----------------------------------------------------------------- balance
+    def _balance_checker_pass(self) -> None:
+        """checkers/balance_checker.go `Check` / `replicasToBalance` (2.5), each `balance_check_interval`: no normal
+        balance while a replica has read-only nodes (the stopping balance, `_schedule_tasks`, comes first) or the
+        checker is deactivated (`balance/suspend`); else the loaded collections by row count then name, one per
+        round (`balancedCollectionInCurrentRound`), until one gives a plan or the round ends."""
+        self.next_balance_check_at = self._now + self.balance_check_interval
+        loaded = [c for c in self.collections.values() if c.loaded]
+        if self.balance_suspended or not loaded:
+            return
+        if any(r.ro_nodes or r.ro_sq_nodes for r in self.replicas.values()):
+            return
+        order = [c.name for c in sorted(loaded, key=lambda c: (c.sealed_rows, c.collection_id))]
+        while True:
+            name = next((n for n in order if n not in self._balanced_in_round), None)
+            if name is None:
+                self._balanced_in_round.clear()
+                return
+            self._balanced_in_round.add(name)
+            if len(self._balanced_in_round) >= len(order):
+                self._balanced_in_round.clear()
+            moves = [m for replica in self.replicas_of(name) for m in self.balancer.balance_replica(replica)]
+            if moves:
+                self._start_moves(moves, self.balance_delay)
+                return
+            if not self._balanced_in_round:
+                return
+
+    def _start_moves(self, moves: list[Move], delay: float, copy: bool = False) -> None:
+        """Balance tasks (task.NewSegmentTask / NewChannelTask with a grow action on the target, then a reduce on
+        the source unless in copy mode): the target serves the item once loaded, the source until then. A copy
+        left on the source is released by the checker as a repeated copy (`_release_duplicates`)."""
+        for move in moves:
+            holding = self._holding(move)
+            if holding is None or holding.node != move.source or holding.loading_on is not None:
+                continue  # the scheduler refuses a task for an item that has one (or moved meanwhile)
+            holding.loading_on, holding.ready_at, holding.reload = move.target, self._now + delay, copy
+
+    def _holding(self, move: Move) -> Holding | None:
+        replica = self.replicas.get(move.replica)
+        if replica is None:
+            return None
+        return replica.channels.get(move.item) if isinstance(move.item, str) else replica.segments.get(move.item)
+
+    def move_state(self, move: Move) -> bool | None:
+        """True once the move's target serves the item, False if its task failed (the target went away or another
+        node holds it), None while it runs."""
+        holding = self._holding(move)
+        if holding is None:
+            return False
+        if holding.loading_on == move.target:
+            return None
+        return holding.node == move.target
+
+    def cancel_moves(self, moves: Iterable[Move]) -> None:
+        """The tasks of `moves` that still run are cancelled (their context ended): nothing moves."""
+        for move in moves:
+            holding = self._holding(move)
+            if holding is not None and holding.loading_on == move.target:
+                holding.loading_on, holding.reload = None, False
+
+    def load_balance(self, collection_name: str, source: int, targets: Iterable[int],
+                     segment_ids: Iterable[int]) -> list[Move]:
+        """proxy `LoadBalance` (the collection by name: 100 when unknown) -> querycoord services.go `LoadBalance`
+        (2.5): the collection fully loaded (103), the source in one of its replicas (901) and not stopping, every
+        target in that replica (901) and not stopping (target none: the replica's RW nodes); each segment id must
+        be on the source in querycoord's distribution (600; none: all of them); handlers.go `balanceSegments`
+        (sync, not copy mode) assigns each to the lowest-scored target (manual: no benefit check) as a move.
+        Returns the moves started; the RPC waits for them (up to `queryCoord.segmentTaskTimeout`)."""
+        self.advance()
+        collection = self.get_collection(collection_name)
+        if not collection.loaded:
+            raise MilvusError(Code.COLLECTION_NOT_FULLY_LOADED,
+                              f"collection not fully loaded[collection={collection.collection_id}]")
+        replica = next((r for r in self.replicas_of(collection_name)
+                        if source in r.rw_nodes or source in r.ro_nodes), None)
+        if replica is None:
+            raise node_not_found(source, f"source node not found in any replica of collection "
+                                         f"{collection.collection_id}")
+        self._check_not_stopping(source, "source")
+        wanted = list(targets)
+        for target in wanted:
+            if target not in replica.rw_nodes and target not in replica.ro_nodes:
+                raise node_not_found(target, "destination node not found in the same replica")
+        destinations = wanted or sorted(replica.rw_nodes)
+        for target in destinations:
+            self._check_not_stopping(target, "destination")
+        on_source = {s: h for s, h in replica.segments.items() if h.node == source and self._in_view(h)}
+        chosen = list(segment_ids) or sorted(on_source)
+        for segment in chosen:
+            if segment not in on_source:
+                raise MilvusError(Code.SEGMENT_NOT_FOUND,
+                                  f"segment not found in source node: segment not found[segment={segment}]")
+        moves = []
+        for segment in chosen:  # each started before the next is assigned: its task counts in the scores
+            chosen_target = self.balancer.least_scored(replica, [n for n in destinations if n != source])
+            if chosen_target is not None:
+                moves.append(Move(replica.replica_id, segment, source, chosen_target))
+                self._start_moves(moves[-1:], self.balance_delay)
+        self._settle(nodes_changed=False)
+        return moves
+
+    def _check_not_stopping(self, node_id: int, role: str) -> None:
+        """services.go `isStoppingNode` inside LoadBalance: a plain error (65535), wrapped."""
+        node = self.nodes.get(node_id)
+        if node is not None and node.state is NodeState.STOPPING:
+            raise MilvusError(Code.UNEXPECTED, f"can't balance, because the {role} node[{node_id}] is invalid: "
+                                               f"failed to balance due to the source/destination node[{node_id}] "
+                                               "is stopping")
+
+    def transfer_data(self, source: int, target: int | None, item: str | int | None, channels: bool,
+                      copy_mode: bool) -> None:
+        """querycoord ops_services.go `TransferSegment` / `TransferChannel` (2.5; the management routes
+        transfer/segment and transfer/channel): for every replica the source is in, its segments (channels) of
+        that replica's collection in querycoord's distribution (`item`: only that one, else 600 "segment not found
+        in source node" / "channel not found in source node"), to `target` (not checked to be in the replica) or
+        the replica's RW nodes (`ToAllNodes`), the lowest-scored first; asynchronous (`balanceSegments` with
+        sync false), a copy when `copy_mode`."""
+        self.advance()
+        for replica in self.replicas.values():
+            members = (replica.rw_nodes | replica.ro_nodes.keys() | replica.rw_sq_nodes | replica.ro_sq_nodes.keys())
+            if source not in members:
+                continue
+            holdings: Mapping[str | int, Holding] = replica.channels if channels else replica.segments  # type: ignore[assignment]
+            on_source = [k for k, h in holdings.items() if h.node == source and self._in_view(h)]
+            if item is not None:
+                if item not in on_source:
+                    kind = "channel" if channels else "segment"
+                    raise MilvusError(501 if channels else Code.SEGMENT_NOT_FOUND,
+                                      f"{kind} not found in source node: {kind} not found[{kind}={item}]")
+                on_source = [item]
+            wanted = [target] if target is not None else sorted(self._serving_nodes(replica, channels))
+            destinations = [n for n in wanted if n != source]
+            for key in on_source:  # each started before the next is assigned: its task counts in the scores
+                chosen = self.balancer.least_scored(replica, destinations, channel=channels)
+                if chosen is not None:
+                    self._start_moves([Move(replica.replica_id, key, source, chosen)], self.balance_delay,
+                                      copy=copy_mode)
         self._settle(nodes_changed=False)
 
     def _items_on(self, node_id: int) -> tuple[list[str], list[int]]:
@@ -1608,5 +1839,7 @@ class ResourceManager:
             ]
             nodes += [n for n in lost.get(segment, ()) if n not in nodes]
             if nodes:
-                infos.append(SegmentInfo(segment, collection.collection_id, collection.partition_id, tuple(nodes)))
+                data = collection.segments[segment]
+                infos.append(SegmentInfo(segment, collection.collection_id, collection.partition_id, tuple(nodes),
+                                         data.rows, data.mem_size))
         return infos

@@ -28,6 +28,7 @@ from milvus_rg_sandbox.tls import ServerTls
 from .grpc_server import MilvusServicer, ServerControls, start_grpc_server
 from .management import ManagementApi, build_app
 from .resource_manager import (
+    BALANCE_CHECK_INTERVAL,
     CHECK_NODE_IN_REPLICA_INTERVAL,
     DIST_PULL_INTERVAL,
     GRACEFUL_STOP_TIMEOUT,
@@ -36,6 +37,7 @@ from .resource_manager import (
 )
 
 DEFAULT_VERSION = "v2.5.16"
+SEGMENT_TASK_TIMEOUT = 120.0  # queryCoord.segmentTaskTimeout: 120000 ms
 STREAMING_NODE_PORT = 22222  # the Helm chart's streaming node port
 
 
@@ -81,6 +83,9 @@ class MilvusSimulator:
         streaming_nodes: int | None = None,
         streaming_strict_rg_isolation: bool = False,
         tls: ServerTls | None = None,
+        balance_check_interval: float = BALANCE_CHECK_INTERVAL,
+        auto_balance: bool = True,
+        segment_task_timeout: float = SEGMENT_TASK_TIMEOUT,
     ) -> None:
         """`streaming_nodes`: streaming nodes simulated in-process (no pod), from 2.6 (None: 1 on 2.6+, 0 before);
         pods running `milvus run streamingnode` add more through the wiring. `tls`: serve gRPC and the
@@ -96,13 +101,15 @@ class MilvusSimulator:
             num_segments=segments_per_collection, dist_pull_interval=dist_pull_interval,
             check_node_in_replica_interval=replica_check_interval, graceful_stop_timeout=graceful_stop_timeout,
             streaming_strict_rg_isolation=streaming_strict_rg_isolation,
+            balance_check_interval=balance_check_interval, auto_balance=auto_balance,
         )
         if streaming_nodes is None:
             streaming_nodes = 1 if self.rm.milvus_version.streaming else 0
         for index in range(streaming_nodes):
             if self.rm.add_streaming_node(f"streamingnode-{index}", f"127.0.0.1:{STREAMING_NODE_PORT + index}") is None:
                 raise ValueError(f"Milvus {version} has no streaming nodes (they serve channels from 2.6)")
-        self.controls = ServerControls(version=version, token=token, on_change=self._wake)
+        self.controls = ServerControls(version=version, token=token, on_change=self._wake,
+                                       segment_task_timeout=segment_task_timeout)
         self._requested_ports = (grpc_port, management_port)
         self.grpc_port = grpc_port
         self.management_port = management_port
@@ -243,6 +250,11 @@ class MilvusSimulator:
         self._wake()
         return collection_id
 
+    def create_collection(self, name: str, segments: int | None = None, channels: int | None = None) -> int:
+        """Create `name` (released) with `segments` sealed segments and `channels` shards; returns its id."""
+        with self.controls.lock:
+            return self.rm.create_collection(name, segments=segments, channels=channels)
+
     def unserved_segment_seconds(self) -> float:
         with self.controls.lock:
             return self.rm.unserved_segment_seconds()
@@ -254,6 +266,11 @@ class MilvusSimulator:
     def unserved_segments(self) -> list[tuple[str, int, int]]:
         with self.controls.lock:
             return self.rm.unserved_segments()
+
+    def segments_served_nowhere(self) -> list[tuple[str, int]]:
+        with self.controls.lock:
+            self.rm.advance()
+            return self.rm.segments_served_nowhere()
 
     def held_by(self, node_id: int) -> tuple[list[str], list[int]]:
         """(channels, segments) the node's process really holds, whatever querycoord's distribution says."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -14,6 +14,7 @@ import grpc
 from pymilvus import AsyncMilvusClient
 from pymilvus.exceptions import MilvusException
 
+from milvus_rg_operator.adapters.milvus import serving
 from milvus_rg_operator.adapters.milvus.errors import ManagementUnavailable, MilvusAuthError, MilvusTlsError, classify
 from milvus_rg_operator.adapters.milvus.management import Distribution, ManagementClient
 from milvus_rg_operator.adapters.milvus.quiet import adapter_call, quiet_pymilvus_logs
@@ -26,7 +27,7 @@ from milvus_rg_operator.adapters.milvus.tls import (
     diagnose,
 )
 from milvus_rg_operator.adapters.milvus.wire import group_from_info, to_pymilvus_config
-from milvus_rg_operator.core.types import GroupConfig, MilvusGroup, MilvusNode, MilvusState
+from milvus_rg_operator.core.types import CollectionInfo, GroupConfig, MilvusGroup, MilvusNode, MilvusState
 
 
 class MilvusGateway(Protocol):
@@ -38,6 +39,10 @@ class MilvusGateway(Protocol):
     async def suspend_node(self, node_id: int) -> None: ...
     async def resume_node(self, node_id: int) -> None: ...
     async def distribution(self, node_id: int) -> Distribution: ...
+    async def collections(self, loaded: Collection[str]) -> dict[str, CollectionInfo]: ...
+    async def transfer_replica(self, source: str, target: str, collection: str, replicas: int) -> None: ...
+    async def load_collection(self, collection: str, replicas: int, groups: Sequence[str]) -> None: ...
+    async def load_balance(self, collection: str, source: int, target: int, segment: int) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -93,10 +98,15 @@ class PymilvusGateway:
         return self._client
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._guarded(method, lambda client: getattr(client, method)(*args, timeout=self.timeout,
+                                                                                  **kwargs))
+
+    async def _guarded(self, method: str, call: Callable[[AsyncMilvusClient], Awaitable[Any]]) -> Any:
+        """One call to Milvus, bounded by the timeout, its failure classified (`method` names it)."""
         with adapter_call():
             try:
                 async with asyncio.timeout(self.timeout + 1):
-                    return await getattr(self._milvus(), method)(*args, timeout=self.timeout, **kwargs)
+                    return await call(self._milvus())
             except (MilvusException, grpc.RpcError, TimeoutError, OSError) as exc:
                 error = classify(method, self.uri, self.timeout, exc)
         if error.unreachable:
@@ -166,6 +176,33 @@ class PymilvusGateway:
 
     async def distribution(self, node_id: int) -> Distribution:
         return await self._management.distribution(node_id)
+
+    async def collections(self, loaded: Collection[str]) -> dict[str, CollectionInfo]:
+        """Every collection; the replicas (GetReplicas) and sealed segments (GetQuerySegmentInfo) of those in
+        `loaded` (the ones describe_resource_group shows replicas of)."""
+        result: dict[str, CollectionInfo] = {}
+        for name in await self._call("list_collections"):
+            if name not in loaded:
+                result[name] = CollectionInfo(name)
+                continue
+            replicas = await self._call("describe_replica", name)
+            segments = await self._guarded("get_query_segment_info", self._segments_of(name))
+            result[name] = serving.collection_info(name, replicas, segments)
+        return result
+
+    def _segments_of(self, name: str) -> Callable[[AsyncMilvusClient], Awaitable[Any]]:
+        return lambda client: serving.query_segment_info(client, name, timeout=self.timeout)
+
+    async def transfer_replica(self, source: str, target: str, collection: str, replicas: int) -> None:
+        await self._call("transfer_replica", source, target, collection, replicas)
+
+    async def load_collection(self, collection: str, replicas: int, groups: Sequence[str]) -> None:
+        await self._guarded("load_collection", lambda client: serving.start_load(
+            client, collection, replicas, groups, timeout=self.timeout))
+
+    async def load_balance(self, collection: str, source: int, target: int, segment: int) -> None:
+        await self._guarded("load_balance", lambda client: serving.load_balance(
+            client, collection, source, [target], [segment], timeout=self.timeout))
 
     async def close(self) -> None:
         await self._reset()
