@@ -82,6 +82,9 @@ class OperatorMetrics:
         self.milvus_errors = Counter(
             f"{PREFIX}milvus_errors", "Errors from Milvus by code: the merr code, or unavailable, "
             "unsupported, auth, management, error.", ["code"], registry=registry)
+        self.leader = Gauge(
+            f"{PREFIX}leader", "1 while this replica leads (holds the Lease and runs the reconcile passes), "
+            "else 0.", registry=registry)
         self._groups: dict[str, set[str]] = {}  # pool -> groups with gauges, so they can be removed
         self._lock = threading.Lock()  # passes run on the event loop, scrapes on the server's thread
 
