@@ -1,9 +1,10 @@
 """Operator failover: two replicas with leader election on a Lease (as the chart runs them).
 
 Only the leader writes (the API server's write log, by each replica's user agent); a leader killed mid-drain
-leaves the Lease to expire and the follower finishes the scale-in from the pool's status with the invariant
-checker clean, never acting while the other did; a leader that cannot renew stops before anyone may take over;
-a clean stop releases the Lease and the follower takes over without waiting for it to expire.
+(or mid-scale-out) leaves the Lease to expire and the follower finishes the work from the pool's status and
+what it observes, with the invariant checker clean, never acting while the other did; a leader that cannot
+renew stops before anyone may take over; a clean stop releases the Lease and the follower takes over
+without waiting for it to expire.
 """
 
 from __future__ import annotations
@@ -103,6 +104,27 @@ async def test_leader_killed_mid_drain_the_follower_finishes_the_scale_in(sandbo
         await assert_drains_cleared(harness)
         assert_never_at_once(harness, first, second)
         assert (await read_lease(harness))["spec"]["leaseTransitions"] == 1
+
+
+async def test_leader_killed_mid_scale_out_the_follower_finishes_it(sandbox_factory: Any) -> None:
+    async with operator_on_sandbox(sandbox_factory, seed=24, operator=False) as harness:
+        replicas = await harness.start_replicas(2)
+        first = await harness.leader()
+        await harness.apply(pool_manifest(), group_manifest("rg1", 3), group_manifest("rg2", 1))
+        async def scaled_out() -> bool:
+            return await harness.replicas() > 1
+
+        # Killed as soon as it has raised the StatefulSet's replicas, the new nodes not yet placed.
+        await wait_for(scaled_out, timeout=15, interval=0.01, message="the scale-out written")
+        assert harness.milvus_node_count() == 1
+        killed_at = time.time()
+        await harness.kill_replica(first)
+        second = await harness.leader(timeout=30)
+        await harness.wait_converged({"rg1": 3, "rg2": 1, PENDING: 0}, replicas=4, timeout=60)
+        assert second is other(replicas, first)
+        assert second.first_pass_at is not None and second.first_pass_at > killed_at
+        assert_never_at_once(harness, first, second)
+        assert_no_node_left_out(harness)
 
 
 async def test_a_leader_that_cannot_renew_stops_before_the_follower_takes_over(sandbox_factory: Any) -> None:
