@@ -121,6 +121,13 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
         assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]  # nor while converging
         lease = await api.get(LEASES, namespace, RELEASE)
         assert lease is not None and lease["spec"]["holderIdentity"].startswith(pods[0]["metadata"]["name"] + "_")
+
+        async def renewed() -> bool:  # the leader's renewals (PUT) are allowed too
+            assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]
+            spec = (await api.get(LEASES, namespace, RELEASE) or {}).get("spec") or {}
+            return bool(spec.get("renewTime") != spec.get("acquireTime"))
+
+        await wait_for(renewed, timeout=30, interval=0.2, message="the Lease renewed")
     finally:
         operator.terminate()
         async with asyncio.timeout(30):
