@@ -8,22 +8,57 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from milvus_rg_operator.constants import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_LEASE_NAME,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+)
 from milvus_rg_operator.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 
 DEFAULT_METRICS_PORT = 8080
 
 
 def _run(args: argparse.Namespace) -> int:
-    from milvus_rg_operator.runner import run_operator
-
     configure_logging(args.log_level, args.log_format, verbose=args.verbose)
-    asyncio.run(run_operator(namespace=args.namespace, liveness_endpoint=args.liveness,
-                             metrics_port=args.metrics_port))
+    if not args.leader_election:
+        from milvus_rg_operator.runner import run_operator
+
+        asyncio.run(run_operator(namespace=args.namespace, liveness_endpoint=args.liveness,
+                                 metrics_port=args.metrics_port))
+        return 0
+    from milvus_rg_operator import leader
+
+    try:
+        asyncio.run(leader.run_operator_elected(args.lease, namespace=args.namespace, liveness_endpoint=args.liveness,
+                                                metrics_port=args.metrics_port))
+    except leader.LeadershipLost as exc:
+        logging.getLogger("milvus_rg_operator.leader").error("%s: exiting, to restart as a follower", exc)
+        logging.shutdown()
+        os._exit(1)  # crash-only, at once: a thread still blocked in an API call must not delay the exit
     return 0
+
+
+def _lease_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """args.lease: the LeaseSettings of `run` with leader election (None without)."""
+    args.lease = None
+    if args.command != "run" or not args.leader_election:
+        return
+    from milvus_rg_operator import leader
+
+    try:
+        args.lease = leader.LeaseSettings(
+            namespace=args.leader_election_namespace or leader.default_lease_namespace(),
+            identity=leader.default_identity(), name=args.lease_name, lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline, retry_period=args.retry_period)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -80,6 +115,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper,
                      help="INFO: one line per write; DEBUG adds the plan of every pass (default: INFO)")
     run.add_argument("-v", "--verbose", action="store_true", help="DEBUG, with kopf's own per-event lines")
+    election = run.add_argument_group(
+        "leader election", "of several replicas, only the one holding a coordination.k8s.io Lease acts; on by "
+        "default, so a second operator (another replica, a local run against the cluster) waits instead of acting "
+        "too")
+    election.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=True,
+                          help="wait for the Lease before running (default: on)")
+    election.add_argument("--leader-election-namespace", default=None,
+                          help="the Lease's namespace (default: the pod's own; outside a pod the kubeconfig "
+                               "context's, else default)")
+    election.add_argument("--lease-name", default=DEFAULT_LEASE_NAME,
+                          help=f"one Lease per operator installation (default: {DEFAULT_LEASE_NAME})")
+    election.add_argument("--lease-duration", type=float, default=DEFAULT_LEASE_DURATION,
+                          help="seconds a follower waits, from the Lease's last change it saw, before taking it "
+                               f"over (whole seconds; default {DEFAULT_LEASE_DURATION:g})")
+    election.add_argument("--renew-deadline", type=float, default=DEFAULT_RENEW_DEADLINE,
+                          help="seconds the leader retries a renewal before it stops leading "
+                               f"(default {DEFAULT_RENEW_DEADLINE:g})")
+    election.add_argument("--retry-period", type=float, default=DEFAULT_RETRY_PERIOD,
+                          help=f"seconds between tries to acquire or renew (default {DEFAULT_RETRY_PERIOD:g})")
     run.set_defaults(func=_run)
 
     sandbox = commands.add_parser("sandbox", help="run the embedded Kubernetes API + Milvus simulator "
@@ -119,7 +173,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    _lease_settings(parser, args)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

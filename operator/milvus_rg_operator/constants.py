@@ -1,6 +1,6 @@
 """Names every part of the operator shares: the API's group, kinds and plurals, the labels and annotations
-it writes, Milvus's default group and ports. No imports: the pure core, the models and the adapters all
-take them from here."""
+it writes, Milvus's default group and ports, the leader-election Lease's defaults. No imports: the pure core,
+the models and the adapters all take them from here."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ __all__ = [
     "API_VERSION",
     "CATEGORY",
     "DEFAULT_GROUP_LIMIT",
+    "DEFAULT_LEASE_DURATION",
+    "DEFAULT_LEASE_NAME",
     "DEFAULT_MANAGEMENT_PORT",
     "DEFAULT_PENDING_GROUP",
+    "DEFAULT_RENEW_DEADLINE",
     "DEFAULT_RESOURCE_GROUP",
+    "DEFAULT_RETRY_PERIOD",
     "FINALIZER",
     "LABEL_NODE_ID",
     "LABEL_RESOURCE_GROUP",
@@ -53,3 +57,9 @@ DEFAULT_GROUP_LIMIT = 1_000_000  # the default group's limits in a new Milvus (i
 # missing to the pending group rather than to the default group.
 PENDING_GROUP_LIMIT = 10 * DEFAULT_GROUP_LIMIT
 DEFAULT_MANAGEMENT_PORT = 9091  # the proxy's management HTTP API (next to gRPC on 19530)
+
+DEFAULT_LEASE_NAME = OPERATOR_NAME
+# controller-runtime's defaults (pkg/manager: defaultLeaseDuration, defaultRenewDeadline, defaultRetryPeriod), s.
+DEFAULT_LEASE_DURATION = 15.0
+DEFAULT_RENEW_DEADLINE = 10.0
+DEFAULT_RETRY_PERIOD = 2.0

@@ -95,6 +95,9 @@ class OperatorMetrics:
         self.group_spread = Gauge(
             f"{PREFIX}group_memory_spread_percent", "Largest segment-memory difference between two nodes of one "
             "replica of the group, in percent of the larger.", ["pool", "group"], registry=registry)
+        self.leader = Gauge(
+            f"{PREFIX}leader", "1 while this replica leads (holds the Lease and runs the reconcile passes), "
+            "else 0.", registry=registry)
         self._groups: dict[str, set[str]] = {}  # pool -> groups with gauges, so they can be removed
         self._nodes: dict[str, set[tuple[str, str]]] = {}  # pool -> (group, pod) with node gauges
         self._spreads: dict[str, set[str]] = {}  # pool -> groups with a spread gauge

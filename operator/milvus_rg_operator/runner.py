@@ -43,8 +43,8 @@ async def run_operator(
     metrics_port: int | None = None,
     metrics_host: str = "0.0.0.0",
 ) -> None:
-    """Run until `stop_flag` is set (or the process is signalled). One replica per cluster: kopf's
-    peering is not leader election, so the chart deploys a single pod with the Recreate strategy.
+    """Run until `stop_flag` is set (or the process is signalled). Alone: two at once would both act (kopf's
+    peering is not leader election); `leader.run_leading` runs it only in the replica holding the Lease.
 
     The reconciler is `memo["reconciler"]` when given (tests bring their own), else one reporting to
     `metrics`. With `metrics_port` (0 or None: off), the metrics are served at /metrics on that port
@@ -56,6 +56,8 @@ async def run_operator(
     if "reconciler" not in memo:
         memo["reconciler"] = PoolReconciler(KubernetesClientGateway(), metrics=metrics)
     server = serve(metrics, metrics_port, metrics_host) if metrics_port and metrics is not None else None
+    if metrics is not None:
+        metrics.leader.set(1)  # the operator running kopf is the one acting
     if server is not None:
         logger.info("metrics at http://%s:%d/metrics", metrics_host, server.port)
     try:
@@ -70,5 +72,7 @@ async def run_operator(
             memo=kopf.Memo(memo),
         )
     finally:
+        if metrics is not None:
+            metrics.leader.set(0)
         if server is not None:
             server.stop()

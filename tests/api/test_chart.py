@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from milvus_rg_operator.api.crds import render_crds_yaml
-from milvus_rg_operator.cli import build_parser
+from milvus_rg_operator.cli import _lease_settings, build_parser
+from milvus_rg_operator.leader import LeaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "milvus-rg-operator"
@@ -33,6 +34,7 @@ REQUIRED_RULES: dict[tuple[str, str], set[str]] = {
     ("events.k8s.io", "events"): {"create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("", "namespaces"): {"list", "watch"},
+    ("coordination.k8s.io", "leases"): {"get", "create", "update"},  # leader election (leader.py)
 }
 
 
@@ -132,19 +134,23 @@ def test_cluster_wide_install_renders_the_expected_objects() -> None:
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(["CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount",
                             "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-                            "Deployment", "Service"])
+                            "Role", "RoleBinding", "Deployment", "Service"])
     operator = container(docs)
     assert operator["command"] == ["milvus-rg-operator"]
     assert operator["args"] == ["run", "--liveness", "http://0.0.0.0:8081/healthz", "--metrics-port", "8080",
-                                "--log-format", "text", "--log-level", "INFO"]
+                                "--log-format", "text", "--log-level", "INFO",
+                                "--leader-election-namespace", "ops", "--lease-name", "rel-milvus-rg-operator",
+                                "--lease-duration", "15", "--renew-deadline", "10", "--retry-period", "2"]
 
 
 def test_namespaced_install_uses_a_role_and_watches_one_namespace() -> None:
     docs = render("watchNamespace=milvus")
-    roles = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")]
+    roles = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")
+             and not doc["metadata"]["name"].endswith("-leader-election")]
     assert {doc["kind"] for doc in roles} == {"Role", "RoleBinding"}
     assert all(doc["metadata"]["namespace"] == "milvus" for doc in roles)
-    assert container(docs)["args"][-2:] == ["--namespace", "milvus"]
+    args = container(docs)["args"]
+    assert args[args.index("--namespace") + 1] == "milvus"
 
 
 @pytest.mark.parametrize("sets", [(), ("watchNamespace=milvus",)], ids=["cluster", "namespaced"])
@@ -155,9 +161,8 @@ def test_rbac_covers_every_verb_the_operator_needs(sets: tuple[str, ...]) -> Non
     assert missing == {}
 
 
-def test_deployment_is_a_single_recreated_non_root_read_only_pod_with_health_probes() -> None:
+def test_deployment_is_non_root_read_only_pods_with_health_probes() -> None:
     spec = deployment(render())["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
     operator = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -173,9 +178,56 @@ def test_deployment_is_a_single_recreated_non_root_read_only_pod_with_health_pro
 
 def test_container_args_are_a_valid_run_command_line() -> None:
     for sets in [(), ("logFormat=json", "logLevel=DEBUG", "watchNamespace=milvus", "metrics.enabled=false")]:
-        args = build_parser("run").parse_args(container(render(*sets))["args"])
+        parser = build_parser("run")
+        args = parser.parse_args(container(render(*sets))["args"])
+        _lease_settings(parser, args)
         assert args.command == "run" and args.liveness.endswith(":8081/healthz")
+        assert args.lease == LeaseSettings(namespace="ops", identity=args.lease.identity, name="rel-milvus-rg-operator",
+                                           lease_duration=15, renew_deadline=10, retry_period=2)
     assert (args.log_format, args.log_level, args.namespace, args.metrics_port) == ("json", "DEBUG", "milvus", 0)
+
+
+def test_two_replicas_elect_a_leader_and_roll() -> None:
+    """Two pods, only the Lease's holder acting; rolled (a new pod, a follower, starts before an old one stops)."""
+    docs = render()
+    spec = deployment(docs)["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    pod = spec["template"]["spec"]
+    # The identity is the pod's name, passed down.
+    pod_name = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert pod_name in pod["containers"][0]["env"]
+    # The replicas prefer different nodes, unless affinity is set.
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert deployment(render("affinity.nodeAffinity.x=y"))["spec"]["template"]["spec"]["affinity"] == {
+        "nodeAffinity": {"x": "y"}}
+
+
+def test_the_lease_rbac_is_in_the_release_namespace_bound_to_the_service_account() -> None:
+    for sets in [(), ("watchNamespace=milvus",)]:
+        docs = render(*sets)
+        (role,) = [d for d in of_kind(docs, "Role")
+                   if d["metadata"]["name"] == "rel-milvus-rg-operator-leader-election"]
+        (binding,) = [d for d in of_kind(docs, "RoleBinding") if d["metadata"]["name"] == role["metadata"]["name"]]
+        assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+        assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                  "verbs": ["get", "create", "update"]}]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        (account,) = of_kind(docs, "ServiceAccount")
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                        "namespace": "ops"}]
+
+
+def test_without_leader_election_one_recreated_pod() -> None:
+    docs = render("leaderElection.enabled=false", "replicas=1")
+    spec = deployment(docs)["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert "--no-leader-election" in container(docs)["args"]
+    assert not [d for d in of_kind(docs, "Role") if d["metadata"]["name"].endswith("-leader-election")]
+    refused = helm("template", "rel", str(CHART), "--set", "leaderElection.enabled=false")  # 2 replicas, no election
+    assert refused.returncode != 0 and "needs leaderElection.enabled" in refused.stderr
 
 
 def test_metrics_service_targets_the_metrics_port_of_the_operator_pod() -> None:
@@ -208,9 +260,12 @@ def test_metrics_off_renders_no_service_and_port_zero() -> None:
 
 def test_values_schema_refuses_unsupported_values() -> None:
     for value in ("logLevel=TRACE", "logFormat=xml", "watchNamespace=Not_A_Namespace", "metrics.port=0",
-                  "metrics.serviceMonitor.interval=soon", "liveness.port=8080"):
+                  "metrics.serviceMonitor.interval=soon", "liveness.port=8080", "replicas=0",
+                  "leaderElection.renewDeadline=15", "leaderElection.retryPeriod=9"):
         result = helm("template", "rel", str(CHART), "--set", value)
         assert result.returncode != 0, f"{value} should be refused"
+    result = helm("template", "rel", str(CHART), "--set-json", "leaderElection.leaseDuration=4.5")
+    assert result.returncode != 0, "a lease duration in fractions of a second should be refused"
 
 
 def test_log_level_and_format_reach_the_operator() -> None:

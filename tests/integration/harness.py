@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import copy
 import os
+import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from milvus_rg_operator.adapters.kube import (
     OPERATOR_NAME,
     POOL_PLURAL,
     RESOURCE_GROUP_PLURAL,
+    USER_AGENT,
     KubernetesClientGateway,
     new_api_client,
 )
@@ -39,11 +42,12 @@ from milvus_rg_operator.api.models import (
     VERSION,
 )
 from milvus_rg_operator.core.names import label_value
+from milvus_rg_operator.leader import LeaderElector, LeaseSettings, run_leading
 from milvus_rg_operator.manifests import apply_manifests
 from milvus_rg_operator.metrics import OperatorMetrics
 from milvus_rg_operator.reconcile import PassReport, PoolReconciler
 from milvus_rg_operator.runner import run_operator
-from milvus_rg_operator.scheduler import PoolScheduler
+from milvus_rg_operator.scheduler import PassOutcome, PoolScheduler
 from tests.support import wait_for
 
 NAMESPACE = "default"
@@ -110,6 +114,50 @@ def _tag_operator_tasks(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_task_factory(factory)
 
 
+def _in_operator_context() -> contextvars.Context:
+    """A context whose tasks kopf may cancel (see _IN_OPERATOR)."""
+    _tag_operator_tasks(asyncio.get_running_loop())
+    context = contextvars.copy_context()
+    context.run(_IN_OPERATOR.set, True)
+    return context
+
+
+@dataclass
+class Replica:
+    """One operator replica of `OperatorHarness.start_replicas`, as a process of its own would be: its own API
+    client (user agent `milvus-rg-operator/<version> <name>`, so the API's write log tells the replicas' writes
+    apart), reconciler and scheduler; with leader election, its own candidate for the Lease."""
+
+    name: str
+    api: ApiClient
+    reconciler: PoolReconciler
+    elector: LeaderElector | None  # None: no leader election (the replica runs kopf at once)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    first_pass_at: float | None = None  # time.time() when its first reconcile pass began
+    scheduler: PoolScheduler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = PoolScheduler(self._reconcile)
+
+    async def _reconcile(self, namespace: str, name: str) -> PassOutcome:
+        if self.first_pass_at is None:
+            self.first_pass_at = time.time()
+        return await self.reconciler.reconcile(namespace, name)
+
+    @property
+    def user_agent(self) -> str:
+        return str(self.api.user_agent)
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is not None and self.elector.leading
+
+    @property
+    def alive(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
 def pool_manifest(name: str = "milvus", **spec: Any) -> dict[str, Any]:
     # Resync every 5 s (the least allowed): Milvus moves nodes by itself (a crashed node's group refilled) and the
     # labels that say where follow at the next resync; the tests wait less than the 30 s default for it.
@@ -142,6 +190,9 @@ class OperatorHarness:
         self.core = CoreV1Api(self.api)
         self.apps = AppsV1Api(self.api)
         self.reports: list[tuple[tuple[str, str], PassReport]] = []  # every pass of the operator, in order
+        self.operator_replicas: list[Replica] = []
+        # A Lease of this harness alone: tests leave Leases behind on the shared control plane.
+        self.lease_name = f"{OPERATOR_NAME}-{uuid.uuid4().hex[:8]}"
         self.shape = SHAPES["statefulset"]
 
     # --- setup --------------------------------------------------------------------------------
@@ -170,13 +221,10 @@ class OperatorHarness:
         self.scheduler = PoolScheduler(self.reconciler.reconcile)
         self._stop = asyncio.Event()
         ready = asyncio.Event()
-        _tag_operator_tasks(asyncio.get_running_loop())
-        context = contextvars.copy_context()
-        context.run(_IN_OPERATOR.set, True)
         self._task = asyncio.create_task(run_operator(
             namespace=NAMESPACE, stop_flag=self._stop, ready_flag=ready,
             memo={"reconciler": self.reconciler, "scheduler": self.scheduler, "embedded": True}),
-            context=context)
+            context=_in_operator_context())
         async with asyncio.timeout(15):
             await ready.wait()
 
@@ -193,6 +241,67 @@ class OperatorHarness:
             self._task.cancel()
             await asyncio.wait({self._task}, timeout=30)  # never raises the operator's own cancellation
         self._task = None
+
+    # --- replicas with leader election -------------------------------------------------------
+
+    async def start_replicas(self, count: int = 2, *, leader_election: bool = True, lease_duration: float = 4,
+                             renew_deadline: float = 3, retry_period: float = 0.5) -> list[Replica]:
+        """`count` operators at once, as the chart's replicas: each waits for the Lease and runs kopf only while
+        it leads. Without
+        `leader_election` each runs kopf at once, as two operators did before leader election."""
+        started = []
+        for index in range(count):
+            name = f"replica-{len(self.operator_replicas) + index}"
+            api = new_api_client(user_agent=f"{USER_AGENT} {name}")
+            lease = LeaseSettings(namespace=NAMESPACE, identity=f"{name}_{uuid.uuid4().hex[:6]}", name=self.lease_name,
+                                  lease_duration=lease_duration, renew_deadline=renew_deadline,
+                                  retry_period=retry_period)
+            replica = Replica(name, api, PoolReconciler(
+                KubernetesClientGateway(api), first_retry_delay=TEST_RETRY_DELAY,
+                on_pass=lambda key, report: self.reports.append((key, report))),
+                LeaderElector(api, lease) if leader_election else None)
+            memo = {"reconciler": replica.reconciler, "scheduler": replica.scheduler, "embedded": True}
+
+            def operate(stop: asyncio.Event, memo: dict[str, Any] = memo) -> Any:
+                return run_operator(namespace=NAMESPACE, stop_flag=stop, memo=memo)
+
+            elector = replica.elector
+            run = operate(replica.stop) if elector is None else run_leading(elector, operate, replica.stop)
+            replica.task = asyncio.create_task(run, name=name, context=_in_operator_context())
+            started.append(replica)
+        self.operator_replicas.extend(started)
+        return started
+
+    async def leader(self, timeout: float = 30) -> Replica:
+        """The one live replica that leads, once there is one (never two: asserted)."""
+        def leading() -> list[Replica]:
+            return [r for r in self.operator_replicas if r.alive and r.leading]
+
+        await wait_for(leading, timeout=timeout, interval=0.05, message="a replica leading")
+        (found,) = leading()
+        return found
+
+    async def kill_replica(self, replica: Replica) -> None:
+        """Like kill -9 of its process: no cleanup, the Lease is not released."""
+        if replica.task is not None:
+            replica.task.cancel()
+            await asyncio.wait({replica.task}, timeout=30)
+
+    async def stop_replica(self, replica: Replica) -> None:
+        """A clean stop (SIGTERM): kopf stops, then the Lease is released."""
+        replica.stop.set()
+        if replica.task is not None:
+            await asyncio.wait({replica.task}, timeout=30)
+
+    def writes_by_replica(self) -> dict[str, list[Any]]:
+        """Replica name -> the writes the API server accepted from it (its log, by user agent), in order. A
+        write it refused (a candidate's Lease create that lost the race: 409) changed nothing."""
+        names = {r.user_agent: r.name for r in self.operator_replicas}
+        writes: dict[str, list[Any]] = {}
+        for write in self.sandbox.kube.mutations:
+            if write.user_agent in names and write.status < 400:
+                writes.setdefault(names[write.user_agent], []).append(write)
+        return writes
 
     # --- objects ------------------------------------------------------------------------------
 
@@ -389,6 +498,12 @@ class OperatorHarness:
 
     async def close(self) -> None:
         await self.stop_operator()
+        for replica in self.operator_replicas:
+            await self.kill_replica(replica)
+            await replica.reconciler.close()
+            if replica.elector is not None:
+                replica.elector.close()
+            replica.api.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.operator_api is not None:
@@ -398,10 +513,10 @@ class OperatorHarness:
 
 @contextlib.asynccontextmanager
 async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: OperatorMetrics | None = None,
-                              shape: str = "statefulset", env: Mapping[str, str] | None = None, **overrides: Any
-                              ) -> AsyncIterator[OperatorHarness]:
+                              shape: str = "statefulset", env: Mapping[str, str] | None = None,
+                              operator: bool = True, **overrides: Any) -> AsyncIterator[OperatorHarness]:
     """A fresh sandbox with `replicas` query nodes (in `shape`; `env`: their containers' environment), the CRDs
-    installed and the operator running.
+    installed and the operator running (unless not `operator`: the test starts its own, e.g. `start_replicas`).
 
     A context manager inside the test rather than a fixture, so that the operator starts and stops in
     the test's own task (pytest-asyncio cancels tasks left behind by an async fixture's setup)."""
@@ -409,7 +524,8 @@ async def operator_on_sandbox(sandbox_factory: Any, replicas: int = 1, metrics: 
     harness = OperatorHarness(sandbox)
     try:
         await harness.install(replicas=replicas, env=env, shape=shape)
-        await harness.start_operator(metrics)
+        if operator:
+            await harness.start_operator(metrics)
         yield harness
     finally:
         await harness.close()

@@ -30,12 +30,24 @@ RELEASE = "milvus-rg-operator"  # also the chart's fullname and ServiceAccount n
 POOLS = "milvusrg.io/v1alpha1/querynodepools"
 SECRETS = "v1/secrets"
 GROUPS = "milvusrg.io/v1alpha1/resourcegroups"
+LEASES = "coordination.k8s.io/v1/leases"
 
 pytestmark = [
     pytest.mark.parametrize("kube_backend", ["real"], indirect=True),
     pytest.mark.skipif(not (TOOLS / "helm").exists() or not (TOOLS / "kubectl").exists(),
                        reason="helm and kubectl come from scripts/setup.sh"),
 ]
+
+
+def chart_args(args: list[str], *dropped: str) -> list[str]:
+    """`args` without the options named in `dropped` and their values."""
+    kept: list[str] = []
+    for arg in args:
+        if kept and kept[-1] in dropped:
+            kept.pop()
+        else:
+            kept.append(arg)
+    return kept
 
 
 async def run(*command: str, kubeconfig: Path, timeout: float = 120) -> str:
@@ -59,7 +71,7 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
     out = await run(str(TOOLS / "helm"), "install", RELEASE, str(CHART), "-n", namespace, "--create-namespace",
                     "--set", f"watchNamespace={watch_namespace}", "--wait", "--timeout", "90s", kubeconfig=admin)
     assert "STATUS: deployed" in out
-    await wait_ready_pods(api, namespace, f"app.kubernetes.io/instance={RELEASE}", 1)  # Running under kwok
+    pods = await wait_ready_pods(api, namespace, f"app.kubernetes.io/instance={RELEASE}", 2)  # Running under kwok
 
     token = (await run(str(TOOLS / "kubectl"), "create", "token", RELEASE, "-n", namespace, "--duration=1h",
                        kubeconfig=admin)).strip()
@@ -69,12 +81,16 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
     await sandbox.create_query_node_statefulset(replicas=1)
     await wait_for(lambda: len(sandbox.milvus.rm.nodes) == 1, timeout=30, message="1 query node in Milvus")
     log = tmp_path / "operator.log"
-    command = [sys.executable, "-m", "milvus_rg_operator.cli", "run", "--metrics-port", "0"]
-    if watch_namespace:
-        command += ["--namespace", watch_namespace]
+    # The chart's own command line (leader election on the Lease in the release's namespace included), but
+    # with the metrics off and no health endpoint: ports of this machine.
+    deployment = await api.get("apps/v1/deployments", namespace, RELEASE)
+    assert deployment is not None
+    args = chart_args(deployment["spec"]["template"]["spec"]["containers"][0]["args"], "--liveness", "--metrics-port")
+    command = [sys.executable, "-m", "milvus_rg_operator.cli", *args, "--metrics-port", "0"]
     with log.open("wb") as sink:
         operator = await asyncio.create_subprocess_exec(
-            *command, stdout=sink, stderr=sink, env={**os.environ, "KUBECONFIG": str(as_operator)})
+            *command, stdout=sink, stderr=sink,
+            env={**os.environ, "KUBECONFIG": str(as_operator), "POD_NAME": pods[0]["metadata"]["name"]})
     try:
         tls = sandbox.tls_dir
         for name, data, kind in (("milvus-ca", {"ca.crt": "ca.pem"}, "Opaque"),
@@ -103,6 +119,15 @@ async def test_chart_installs_and_its_rbac_is_enough_for_the_operator(
         except AssertionError as error:
             raise AssertionError(f"{error}\noperator log:\n{log.read_text()[-4000:]}") from None
         assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]  # nor while converging
+        lease = await api.get(LEASES, namespace, RELEASE)
+        assert lease is not None and lease["spec"]["holderIdentity"].startswith(pods[0]["metadata"]["name"] + "_")
+
+        async def renewed() -> bool:  # the leader's renewals (PUT) are allowed too
+            assert "Forbidden" not in log.read_text(), log.read_text()[-4000:]
+            spec = (await api.get(LEASES, namespace, RELEASE) or {}).get("spec") or {}
+            return bool(spec.get("renewTime") != spec.get("acquireTime"))
+
+        await wait_for(renewed, timeout=30, interval=0.2, message="the Lease renewed")
     finally:
         operator.terminate()
         async with asyncio.timeout(30):
